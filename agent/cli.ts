@@ -1,0 +1,68 @@
+// The agent's command line: local `dump` (and, as they land, `record`,
+// `top`, `connect`). Errors print `periscope: CODE: message` and exit 1.
+import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
+import { dump, formatDumpText } from './dump.ts';
+import { isPeriscopeError } from '../shared/errors.ts';
+import { AGENT_VERSION } from './version.ts';
+
+const dumpSpecs: OptionSpec[] = [
+  { name: 'pid', short: 'p', type: 'number', description: 'process id of the Python program to dump' },
+  { name: 'json', short: 'j', type: 'boolean', description: 'print a JSON list of threads instead of text' },
+  { name: 'blocking', type: 'boolean', description: 'pause the target with ptrace while reading (consistent stacks)' },
+  { name: 'nonblocking', type: 'boolean', description: 'never pause the target (the default)' },
+  { name: 'subprocesses', short: 's', type: 'boolean', description: 'also dump Python child processes' },
+  { name: 'help', short: 'h', type: 'boolean', description: 'show this help' },
+];
+
+const topUsage = `periscope ${AGENT_VERSION} - sample the Python stacks of a running process from outside it
+
+usage:
+  periscope dump --pid PID [--json] [--blocking] [--subprocesses]
+  periscope --version
+
+Run \`periscope COMMAND --help\` for a command's options.`;
+
+function runDump(argv: string[]): number {
+  const { options } = parseArgs(argv, dumpSpecs);
+  if (options.help) {
+    console.log(usage('dump --pid PID [options]', 'Prints the Python stack of every thread, innermost frame first.', dumpSpecs));
+    return 0;
+  }
+  const pid = requirePid(options.pid);
+  const processes = dump(pid, { blocking: options.blocking === true && options.nonblocking !== true, subprocesses: options.subprocesses === true });
+  if (options.json) process.stdout.write(JSON.stringify(processes.flatMap((p) => p.threads), null, 2) + '\n');
+  else process.stdout.write(formatDumpText(processes));
+  return 0;
+}
+
+function main(argv: string[]): number {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'dump':
+      return runDump(rest);
+    case '--version':
+    case 'version':
+      console.log(`periscope ${AGENT_VERSION}`);
+      return 0;
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      console.log(topUsage);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`periscope: BAD_ARGUMENT: unknown command ${JSON.stringify(command)}\n\n${topUsage}`);
+      return 2;
+  }
+}
+
+try {
+  process.exitCode = main(process.argv.slice(2));
+} catch (err) {
+  if (isPeriscopeError(err)) {
+    console.error(`periscope: ${err.code}: ${err.message}`);
+    process.exitCode = err.code === 'BAD_ARGUMENT' ? 2 : 1;
+  } else {
+    throw err;
+  }
+}

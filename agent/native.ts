@@ -1,0 +1,76 @@
+// Typed access to the native CPython reader (native/). The addon is loaded
+// lazily so `periscope --help` works even where it has not been built.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { PeriscopeError } from '../shared/errors.ts';
+
+export interface NativeFrame {
+  name: string;
+  filename: string;
+  line: number;
+}
+
+export interface NativeThread {
+  threadId: number;
+  osThreadId: number;
+  name: string | null;
+  active: boolean;
+  ownsGil: boolean;
+  truncated: boolean;
+  frames: NativeFrame[]; // innermost first
+}
+
+export interface NativeTargetInfo {
+  pid: number;
+  version: string;
+  major: number;
+  minor: number;
+  executable: string;
+  binary: string;
+  cmdline: string;
+  locatedBy: 'symbols' | 'scan';
+}
+
+export interface NativeTarget {
+  info(): NativeTargetInfo;
+  dump(options?: { blocking?: boolean }): NativeThread[];
+}
+
+interface NativeModule {
+  Target: new (pid: number, options?: { ignoreSymbols?: boolean }) => NativeTarget;
+}
+
+let loaded: NativeModule | undefined;
+
+/** Path of the built addon; PERISCOPE_NATIVE overrides it (the single binary extracts it). */
+export function nativeAddonPath(): string {
+  return process.env.PERISCOPE_NATIVE ?? join(import.meta.dirname, '..', 'native', 'build', 'Release', 'periscope_native.node');
+}
+
+export function loadNative(): NativeModule {
+  if (loaded) return loaded;
+  const path = nativeAddonPath();
+  if (!existsSync(path)) {
+    throw new PeriscopeError('NATIVE_MISSING', `the native reader is not built (${path} is missing); run \`npm install\``);
+  }
+  loaded = createRequire(import.meta.url)(path) as NativeModule;
+  return loaded;
+}
+
+/** Attaches to a Python process; reader errors become PeriscopeErrors with the same code. */
+export function attach(pid: number, options: { ignoreSymbols?: boolean } = {}): NativeTarget {
+  const { Target } = loadNative();
+  try {
+    return new Target(pid, options);
+  } catch (err) {
+    throw asPeriscopeError(err);
+  }
+}
+
+export function asPeriscopeError(err: unknown): unknown {
+  if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string' && !(err instanceof PeriscopeError)) {
+    return new PeriscopeError((err as Error & { code: string }).code, err.message);
+  }
+  return err;
+}

@@ -1,0 +1,44 @@
+// Code-object metadata (names, file, line table) cached by address. A code
+// object's fields never change while it lives, so a cheap check of the
+// pointers we cached from is enough to notice that the address was freed
+// and reused for another code object.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "line_table.h"
+#include "offsets.h"
+#include "remote_memory.h"
+
+namespace periscope {
+
+struct CodeInfo {
+  std::string name;      // qualified name where the version has one
+  std::string filename;
+  int first_line = 0;
+  std::string line_table;
+  LineTableFormat format = kLocations311;
+  uint64_t name_ptr = 0, filename_ptr = 0, table_ptr = 0;
+};
+
+class CodeCache {
+ public:
+  CodeCache(const PyOffsets& o, uint64_t code_type) : o_(o), code_type_(code_type) {}
+  // nullptr when the address does not hold a readable code object.
+  std::shared_ptr<const CodeInfo> get(SnapshotCache& mem, uint64_t code);
+  size_t size() const { return entries_.size(); }
+  uint64_t misses() const { return misses_; }
+
+ private:
+  std::shared_ptr<const CodeInfo> load(SnapshotCache& mem, uint64_t code, uint64_t name_ptr, uint64_t filename_ptr,
+                                       uint64_t table_ptr);
+  const PyOffsets& o_;
+  uint64_t code_type_;
+  std::unordered_map<uint64_t, std::shared_ptr<const CodeInfo>> entries_;
+  uint64_t misses_ = 0;
+  static constexpr size_t kMaxEntries = 100000;
+};
+
+}  // namespace periscope

@@ -1,0 +1,64 @@
+// Attaching to a CPython process: find the interpreter's globals in its
+// executable or libpython, detect the version, and choose struct offsets.
+#pragma once
+#include <sys/types.h>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "offsets.h"
+#include "remote_memory.h"
+
+namespace periscope {
+
+struct AttachOptions {
+  // Ignore ELF symbols and find the interpreter by scanning data sections,
+  // as we must for stripped binaries; tests use it to prove that path.
+  bool ignore_symbols = false;
+};
+
+struct PythonVersion {
+  int major = 0, minor = 0, micro = 0;
+  std::string text;  // "3.11.7"
+};
+
+class PythonProcess {
+ public:
+  PythonProcess(pid_t pid, const AttachOptions& opts);
+
+  pid_t pid() const { return pid_; }
+  const RemoteMemory& memory() const { return mem_; }
+  const PyOffsets& offsets() const { return offsets_; }
+  const PythonVersion& version() const { return version_; }
+  const std::string& binary_path() const { return binary_; }   // file holding the interpreter
+  const std::string& executable() const { return exe_; }
+  const std::string& cmdline() const { return cmdline_; }
+  const std::string& locate_method() const { return locate_method_; }  // "symbols" or "scan"
+
+  // Head of the interpreter list (the main interpreter), 0 if unreadable.
+  uint64_t main_interpreter() const;
+  // PyThreadState* holding the GIL, 0 if none or unknown.
+  uint64_t gil_holder(uint64_t interp) const;
+  uint64_t code_type() const { return code_type_; }  // &PyCode_Type, 0 if unknown
+
+  // Raises the right ReaderError when a read failed because of the process
+  // itself (gone, permission) rather than torn memory.
+  void check_alive() const;
+
+ private:
+  void locate(const AttachOptions& opts);
+  bool validate_interp_head(uint64_t head_addr) const;
+  bool scan_for_interp_head(uint64_t start, uint64_t size);
+
+  pid_t pid_;
+  RemoteMemory mem_;
+  PyOffsets offsets_;
+  PythonVersion version_;
+  std::string binary_, exe_, cmdline_, locate_method_;
+  uint64_t runtime_ = 0;           // &_PyRuntime (3.7+)
+  uint64_t interp_head_addr_ = 0;  // address of the interpreter list head pointer
+  uint64_t tstate_current_addr_ = 0;  // 2.7/3.6: &_PyThreadState_Current
+  uint64_t code_type_ = 0;
+};
+
+}  // namespace periscope

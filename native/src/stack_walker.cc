@@ -1,0 +1,181 @@
+#include "stack_walker.h"
+
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_set>
+
+#include "errors.h"
+#include "proc.h"
+#include "thread_names.h"
+
+namespace periscope {
+
+namespace {
+constexpr uint8_t kFrameOwnedByCStack = 3;  // 3.12+: entry shim frames, invisible to Python
+
+// Where our own glibc keeps the kernel tid inside struct pthread; the target
+// most likely uses the same libc, so this is the first offset we try.
+int64_t own_pthread_tid_offset() {
+  static int64_t cached = [] {
+    auto self = reinterpret_cast<const int32_t*>(pthread_self());
+    int32_t tid = static_cast<int32_t>(syscall(SYS_gettid));
+    for (int i = 0; i < 1024 / 4; ++i)
+      if (self[i] == tid) return static_cast<int64_t>(i * 4);
+    return static_cast<int64_t>(-1);
+  }();
+  return cached;
+}
+}  // namespace
+
+StackWalker::StackWalker(const PythonProcess& proc)
+    : proc_(proc), o_(proc.offsets()), snap_(proc.memory()), cache_(proc.offsets(), proc.code_type()) {}
+
+void StackWalker::calibrate_pthread_tid_offset(const std::vector<uint64_t>& thread_ids) {
+  std::vector<pid_t> tids = list_threads(proc_.pid());
+  std::set<int32_t> known(tids.begin(), tids.end());
+  std::map<int64_t, int> hits;
+  std::vector<std::vector<int32_t>> blocks;
+  for (uint64_t ident : thread_ids) {
+    std::vector<int32_t> block(1024 / 4);
+    if (!proc_.memory().read(ident, block.data(), 1024)) continue;
+    for (size_t i = 0; i < block.size(); ++i)
+      if (known.count(block[i])) hits[static_cast<int64_t>(i * 4)]++;
+    blocks.push_back(std::move(block));
+  }
+  if (blocks.empty()) return;
+  int need = static_cast<int>(blocks.size());
+  int64_t own = own_pthread_tid_offset();
+  if (own >= 0 && hits[own] == need) { pthread_tid_offset_ = own; return; }
+  for (auto& [off, n] : hits)
+    if (n == need) { pthread_tid_offset_ = off; return; }
+}
+
+int64_t StackWalker::os_tid_for(uint64_t tstate, uint64_t thread_id) {
+  if (o_.tstate_native_thread_id >= 0) {
+    uint64_t v = 0;
+    if (snap_.read_value(tstate + o_.tstate_native_thread_id, &v) && v > 0 && v < (1u << 31))
+      return static_cast<int64_t>(v);
+  }
+  if (pthread_tid_offset_ >= 0 && thread_id) {
+    int32_t tid = 0;
+    if (proc_.memory().read_value(thread_id + pthread_tid_offset_, &tid) && tid > 0) return tid;
+  }
+  return -1;
+}
+
+void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* bootstrap_self) {
+  bool ok = false;
+  const bool modern = o_.iframe_previous >= 0 && (o_.tstate_current_frame >= 0 || o_.tstate_cframe >= 0);
+  uint64_t frame;
+  if (!modern) {
+    frame = snap_.read_ptr(tstate + o_.tstate_frame, &ok);
+  } else if (o_.tstate_current_frame >= 0) {
+    frame = snap_.read_ptr(tstate + o_.tstate_current_frame, &ok);
+  } else {
+    uint64_t cframe = snap_.read_ptr(tstate + o_.tstate_cframe, &ok);
+    frame = ok && cframe ? snap_.read_ptr(cframe + o_.cframe_current_frame, &ok) : 0;
+  }
+  if (!ok) { out.truncated = true; return; }
+
+  std::unordered_set<uint64_t> seen;
+  for (int depth = 0; frame && depth < kMaxFrames * 2; ++depth) {
+    if (!seen.insert(frame).second) { out.truncated = true; return; }  // a cycle means torn memory
+    uint64_t code, next;
+    int64_t byte_offset;
+    uint64_t localsplus;
+    if (!modern) {
+      code = snap_.read_ptr(frame + o_.frame_code, &ok);
+      if (!ok) { out.truncated = true; return; }
+      int32_t lasti = 0;
+      if (!snap_.read_value(frame + o_.frame_lasti, &lasti)) { out.truncated = true; return; }
+      // 3.10 counts f_lasti in 2-byte code units, earlier versions in bytes.
+      byte_offset = (o_.major == 3 && o_.minor == 10) ? static_cast<int64_t>(lasti) * 2 : lasti;
+      next = snap_.read_ptr(frame + o_.frame_back, &ok);
+      localsplus = frame + o_.frame_localsplus;
+    } else {
+      uint8_t owner = 0;
+      snap_.read_value(frame + o_.iframe_owner, &owner);
+      next = snap_.read_ptr(frame + o_.iframe_previous, &ok);
+      if (!ok) { out.truncated = true; return; }
+      if (o_.minor >= 12 && owner == kFrameOwnedByCStack) { frame = next; continue; }
+      code = snap_.read_ptr(frame + o_.iframe_code, &ok);
+      uint64_t instr = snap_.read_ptr(frame + o_.iframe_instr, &ok);
+      if (!ok) { out.truncated = true; return; }
+      byte_offset = static_cast<int64_t>(instr) - static_cast<int64_t>(code + o_.code_code_adaptive);
+      // A frame still being set up has not executed anything; Python itself
+      // hides it from tracebacks and sys._getframe().
+      if (byte_offset < 0) { frame = next; continue; }
+      localsplus = frame + o_.iframe_localsplus;
+    }
+    auto info = cache_.get(snap_, code);
+    if (!info) {
+      if (proc_.memory().process_gone()) proc_.check_alive();
+      out.truncated = true;
+      return;
+    }
+    if (static_cast<int>(out.frames.size()) >= kMaxFrames) { out.truncated = true; return; }
+    out.frames.push_back({info, line_for_offset(info->format, info->line_table, info->first_line, byte_offset)});
+    if (bootstrap_self && (info->name == "_bootstrap_inner" || info->name == "__bootstrap_inner" ||
+                           info->name == "Thread._bootstrap_inner"))
+      *bootstrap_self = snap_.read_ptr(localsplus, &ok);
+    frame = next;
+  }
+}
+
+std::vector<ThreadSample> StackWalker::sample(bool with_names) {
+  snap_.clear();
+  std::vector<ThreadSample> out;
+  uint64_t interp = proc_.main_interpreter();
+  if (!interp) { proc_.check_alive(); throw ReaderError(kReadFailed, "could not read the interpreter state"); }
+  uint64_t gil = proc_.gil_holder(interp);
+  bool ok = false;
+  uint64_t tstate = snap_.read_ptr(interp + o_.interp_tstate_head, &ok);
+  if (!ok) { proc_.check_alive(); throw ReaderError(kReadFailed, "could not read the thread list"); }
+
+  std::vector<uint64_t> tstates;
+  std::unordered_set<uint64_t> seen;
+  while (tstate && static_cast<int>(tstates.size()) < kMaxThreads && seen.insert(tstate).second) {
+    tstates.push_back(tstate);
+    tstate = snap_.read_ptr(tstate + o_.tstate_next, &ok);
+    if (!ok) break;
+  }
+
+  std::vector<uint64_t> idents;
+  for (uint64_t ts : tstates) {
+    ThreadSample t;
+    snap_.read_value(ts + o_.tstate_thread_id, &t.thread_id);
+    idents.push_back(t.thread_id);
+    out.push_back(std::move(t));
+  }
+  if (o_.tstate_native_thread_id < 0 && pthread_tid_offset_ < 0) calibrate_pthread_tid_offset(idents);
+
+  for (size_t i = 0; i < tstates.size(); ++i) {
+    ThreadSample& t = out[i];
+    t.os_tid = os_tid_for(tstates[i], t.thread_id);
+    t.owns_gil = gil != 0 && gil == tstates[i];
+    uint64_t bootstrap_self = 0;
+    walk_frames(tstates[i], t, with_names ? &bootstrap_self : nullptr);
+    if (t.os_tid > 0) {
+      char state = thread_state(proc_.pid(), static_cast<pid_t>(t.os_tid));
+      t.active = state == 'R';
+    }
+    if (with_names) {
+      auto cached = names_.find(t.thread_id);
+      if (bootstrap_self) {
+        std::string name;
+        if (read_thread_object_name(snap_, o_, bootstrap_self, &name)) names_[t.thread_id] = name;
+      }
+      cached = names_.find(t.thread_id);
+      if (cached != names_.end()) t.name = cached->second;
+      else if (t.os_tid == proc_.pid()) t.name = "MainThread";
+    }
+  }
+  if (proc_.memory().process_gone()) proc_.check_alive();
+  return out;
+}
+
+}  // namespace periscope
