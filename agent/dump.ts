@@ -82,7 +82,7 @@ export function formatDumpText(processes: DumpedProcess[]): string {
     for (const t of p.threads) {
       const state = [t.active ? 'active' : 'idle', ...(t.owns_gil ? ['gil'] : [])].join(', ');
       const name = t.thread_name === null ? '' : `: ${JSON.stringify(t.thread_name)}`;
-      lines.push(`Thread ${t.os_thread_id} [0x${t.thread_id.toString(16)}] (${state})${name}`);
+      lines.push(`Thread ${t.os_thread_id} (${state})${name}`);
       for (const f of t.frames) lines.push(`    ${f.name} (${f.filename}:${f.line})`);
       lines.push('');
     }

@@ -15,6 +15,7 @@
         "src/stack_walker.cc",
         "src/thread_names.cc",
         "src/ptrace_pause.cc",
+        "src/sampler.cc",
         "src/generated/offsets_table.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -3,12 +3,14 @@
 // Errors whose `code` is the ReaderError code.
 #include <napi.h>
 
+#include <cstring>
 #include <memory>
 
 #include "errors.h"
 #include "interpreter.h"
 #include "proc.h"
 #include "ptrace_pause.h"
+#include "sampler.h"
 #include "stack_walker.h"
 
 using namespace periscope;
@@ -70,7 +72,7 @@ class Target : public Napi::ObjectWrap<Target> {
     try {
       std::unique_ptr<PtracePause> pause;
       if (blocking) pause = std::make_unique<PtracePause>(proc_->pid());
-      threads = walker_->sample(true);
+      threads = walker_->sample(true, 0, pause ? &pause->running_before() : nullptr);
     } catch (const ReaderError& e) {
       to_js_error(env, e).ThrowAsJavaScriptException();
       return env.Undefined();
@@ -104,8 +106,134 @@ class Target : public Napi::ObjectWrap<Target> {
   std::unique_ptr<StackWalker> walker_;
 };
 
+template <class T, class Arr>
+Arr typed(Napi::Env env, const std::vector<T>& v) {
+  Arr a = Arr::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(T));
+  return a;
+}
+
+class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Sampler",
+                       {InstanceMethod("start", &SamplerWrap::Start), InstanceMethod("stop", &SamplerWrap::Stop),
+                        InstanceMethod("drain", &SamplerWrap::Drain), InstanceMethod("info", &SamplerWrap::Info)});
+  }
+
+  explicit SamplerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SamplerWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      Napi::TypeError::New(env, "Sampler(pid, options?): pid must be a number").ThrowAsJavaScriptException();
+      return;
+    }
+    SamplerOptions opts;
+    if (info.Length() > 1 && info[1].IsObject()) {
+      Napi::Object o = info[1].As<Napi::Object>();
+      if (o.Has("rate")) opts.rate_hz = o.Get("rate").ToNumber().DoubleValue();
+      if (o.Has("duration")) opts.duration_s = o.Get("duration").ToNumber().DoubleValue();
+      if (o.Has("subprocesses")) opts.subprocesses = o.Get("subprocesses").ToBoolean();
+      if (o.Has("blocking")) opts.blocking = o.Get("blocking").ToBoolean();
+      if (o.Has("ignoreSymbols")) opts.attach.ignore_symbols = o.Get("ignoreSymbols").ToBoolean();
+    }
+    if (!(opts.rate_hz > 0 && opts.rate_hz <= 100000) || !(opts.duration_s >= 0)) {
+      Napi::RangeError::New(env, "Sampler: rate must be in (0, 100000] Hz and duration >= 0").ThrowAsJavaScriptException();
+      return;
+    }
+    try {
+      sampler_ = std::make_unique<Sampler>(info[0].As<Napi::Number>().Int32Value(), opts);
+    } catch (const ReaderError& e) {
+      to_js_error(env, e).ThrowAsJavaScriptException();
+    }
+  }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    sampler_->start();
+    return info.Env().Undefined();
+  }
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    sampler_->stop();
+    return info.Env().Undefined();
+  }
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const PythonProcess& p = sampler_->root();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("pid", p.pid());
+    out.Set("version", p.version().text);
+    out.Set("executable", p.executable());
+    out.Set("cmdline", p.cmdline());
+    return out;
+  }
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SampleBatch b = sampler_->drain();
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array codes = Napi::Array::New(env, b.codes.size());
+    for (size_t i = 0; i < b.codes.size(); ++i) {
+      Napi::Object c = Napi::Object::New(env);
+      c.Set("id", b.codes[i].id);
+      c.Set("name", b.codes[i].name);
+      c.Set("filename", b.codes[i].filename);
+      c.Set("firstLine", b.codes[i].first_line);
+      codes.Set(i, c);
+    }
+    Napi::Array threads = Napi::Array::New(env, b.threads.size());
+    for (size_t i = 0; i < b.threads.size(); ++i) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("pid", b.threads[i].pid);
+      t.Set("tid", b.threads[i].tid);
+      t.Set("ident", Napi::Number::New(env, static_cast<double>(b.threads[i].ident)));
+      t.Set("name", b.threads[i].name);
+      threads.Set(i, t);
+    }
+    Napi::Array processes = Napi::Array::New(env, b.processes.size());
+    for (size_t i = 0; i < b.processes.size(); ++i) {
+      Napi::Object p = Napi::Object::New(env);
+      p.Set("pid", b.processes[i].pid);
+      p.Set("event", b.processes[i].event);
+      p.Set("cmdline", b.processes[i].cmdline);
+      p.Set("version", b.processes[i].version);
+      processes.Set(i, p);
+    }
+    out.Set("codes", codes);
+    out.Set("threads", threads);
+    out.Set("processes", processes);
+    out.Set("timeUs", typed<double, Napi::Float64Array>(env, b.time_us));
+    out.Set("pid", typed<int32_t, Napi::Int32Array>(env, b.pid));
+    out.Set("tid", typed<int32_t, Napi::Int32Array>(env, b.tid));
+    out.Set("flags", typed<uint8_t, Napi::Uint8Array>(env, b.flags));
+    out.Set("nframes", typed<uint32_t, Napi::Uint32Array>(env, b.nframes));
+    out.Set("frames", typed<int32_t, Napi::Int32Array>(env, b.frames));
+    Napi::Object stats = Napi::Object::New(env);
+    stats.Set("samples", static_cast<double>(b.samples));
+    stats.Set("ticks", static_cast<double>(b.ticks));
+    stats.Set("late", static_cast<double>(b.late));
+    stats.Set("errors", static_cast<double>(b.errors));
+    stats.Set("dropped", static_cast<double>(b.dropped));
+    stats.Set("samplerCpuUs", b.sampler_cpu_us);
+    stats.Set("walkUs", b.walk_us);
+    out.Set("stats", stats);
+    if (!b.last_error_code.empty()) {
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("code", b.last_error_code);
+      e.Set("message", b.last_error_message);
+      out.Set("lastError", e);
+    } else {
+      out.Set("lastError", env.Null());
+    }
+    out.Set("ended", b.ended);
+    out.Set("endReason", b.ended ? Napi::Value(Napi::String::New(env, b.end_reason)) : env.Null());
+    return out;
+  }
+
+  std::unique_ptr<Sampler> sampler_;
+};
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Target", Target::Init(env));
+  exports.Set("Sampler", SamplerWrap::Init(env));
   return exports;
 }
 

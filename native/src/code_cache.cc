@@ -1,5 +1,9 @@
 #include "code_cache.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
 #include "python_strings.h"
 
 namespace periscope {
@@ -35,6 +39,65 @@ std::shared_ptr<const CodeInfo> CodeCache::get(SnapshotCache& mem, uint64_t code
   if (entries_.size() >= kMaxEntries) entries_.clear();
   entries_[code] = info;
   return info;
+}
+
+CodeCache::Span CodeCache::span() const {
+  int64_t name = o_.code_qualname >= 0 ? o_.code_qualname : o_.code_name;
+  int64_t table = o_.code_linetable >= 0 ? o_.code_linetable : o_.code_lnotab;
+  int64_t lo = std::min({name, o_.code_filename, table});
+  int64_t hi = std::max({name, o_.code_filename, table}) + 8;
+  return {lo, name - lo, o_.code_filename - lo, table - lo, hi - lo};
+}
+
+void CodeCache::get_many(SnapshotCache& mem, const std::vector<uint64_t>& codes, double now_us,
+                         std::vector<std::shared_ptr<const CodeInfo>>& out) {
+  out.assign(codes.size(), nullptr);
+  Span sp = span();
+  // One range per distinct stale entry (a recursive stack repeats codes).
+  std::unordered_map<uint64_t, size_t> slot;
+  std::vector<uint64_t> stale;
+  for (uint64_t code : codes) {
+    if (!code || slot.count(code)) continue;
+    auto it = entries_.find(code);
+    if (it == entries_.end()) continue;
+    if (now_us - it->second->validated_at_us < kRevalidateUs) { slot[code] = SIZE_MAX; continue; }
+    slot[code] = stale.size();
+    stale.push_back(code);
+  }
+  std::vector<uint8_t> buf(stale.size() * sp.len);
+  std::vector<RemoteMemory::Range> ranges;
+  for (size_t i = 0; i < stale.size(); ++i)
+    ranges.push_back({stale[i] + sp.start, buf.data() + i * sp.len, static_cast<size_t>(sp.len), false});
+  if (!ranges.empty()) mem.memory().read_many(ranges);
+  for (size_t i = 0; i < stale.size(); ++i) {
+    auto& e = entries_[stale[i]];
+    bool valid = false;
+    if (ranges[i].ok) {
+      const uint8_t* b = buf.data() + i * sp.len;
+      uint64_t name, filename, table;
+      std::memcpy(&name, b + sp.name, 8);
+      std::memcpy(&filename, b + sp.filename, 8);
+      std::memcpy(&table, b + sp.table, 8);
+      valid = e->name_ptr == name && e->filename_ptr == filename && e->table_ptr == table;
+    }
+    if (valid) e->validated_at_us = now_us;
+    else entries_.erase(stale[i]);
+  }
+  for (size_t i = 0; i < codes.size(); ++i) {
+    if (!codes[i]) continue;
+    auto it = entries_.find(codes[i]);
+    if (it != entries_.end()) { out[i] = it->second; continue; }
+    out[i] = get(mem, codes[i]);
+    if (out[i]) out[i]->validated_at_us = now_us;
+  }
+}
+
+int CodeInfo::line_at(int64_t byte_offset) const {
+  auto it = lines_.find(byte_offset);
+  if (it != lines_.end()) return it->second;
+  int line = line_for_offset(format, line_table, first_line, byte_offset);
+  if (lines_.size() < 4096) lines_.emplace(byte_offset, line);
+  return line;
 }
 
 std::shared_ptr<const CodeInfo> CodeCache::load(SnapshotCache& mem, uint64_t code, uint64_t name_ptr,

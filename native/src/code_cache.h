@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "line_table.h"
 #include "offsets.h"
@@ -21,6 +22,16 @@ struct CodeInfo {
   std::string line_table;
   LineTableFormat format = kLocations311;
   uint64_t name_ptr = 0, filename_ptr = 0, table_ptr = 0;
+  // Id given by the sampler that interns this code object (-1 until then).
+  mutable int32_t intern_id = -1;
+  // When the cached pointers were last confirmed against the target.
+  mutable double validated_at_us = -1e18;
+  // Decoding a line table is linear in its size; a frame usually sits on
+  // the same few instructions sample after sample.
+  int line_at(int64_t byte_offset) const;
+
+ private:
+  mutable std::unordered_map<int64_t, int> lines_;
 };
 
 class CodeCache {
@@ -28,10 +39,21 @@ class CodeCache {
   CodeCache(const PyOffsets& o, uint64_t code_type) : o_(o), code_type_(code_type) {}
   // nullptr when the address does not hold a readable code object.
   std::shared_ptr<const CodeInfo> get(SnapshotCache& mem, uint64_t code);
+  // Resolves many code objects at once: the validity check of every cached
+  // entry costs one scatter read for the whole batch.
+  // Entries confirmed within kRevalidateUs of now_us are trusted as they are:
+  // a code object is rarely freed, and its address reused by another code
+  // object, within that window, and checking every frame of every sample
+  // would cost a page walk per frame.
+  void get_many(SnapshotCache& mem, const std::vector<uint64_t>& codes, double now_us,
+                std::vector<std::shared_ptr<const CodeInfo>>& out);
+  static constexpr double kRevalidateUs = 250000;
   size_t size() const { return entries_.size(); }
   uint64_t misses() const { return misses_; }
 
  private:
+  struct Span { int64_t start, name, filename, table, len; };
+  Span span() const;
   std::shared_ptr<const CodeInfo> load(SnapshotCache& mem, uint64_t code, uint64_t name_ptr, uint64_t filename_ptr,
                                        uint64_t table_ptr);
   const PyOffsets& o_;

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <regex>
+#include <set>
 #include <vector>
 
 #include "debug_offsets.h"
@@ -82,6 +83,25 @@ PythonProcess::PythonProcess(pid_t pid, const AttachOptions& opts) : pid_(pid), 
   locate(opts);
 }
 
+PythonProcess::PythonProcess(const PythonProcess& parent, pid_t child)
+    : pid_(child),
+      mem_(child),
+      offsets_(parent.offsets_),
+      version_(parent.version_),
+      binary_(parent.binary_),
+      locate_method_(parent.locate_method_),
+      runtime_(parent.runtime_),
+      interp_head_addr_(parent.interp_head_addr_),
+      tstate_current_addr_(parent.tstate_current_addr_),
+      code_type_(parent.code_type_) {
+  cmdline_ = read_cmdline(child);
+  exe_ = read_exe_path(child);
+  if (exe_ != parent.exe_ || !validate_interp_head(interp_head_addr_)) {
+    check_alive();
+    throw ReaderError(kNotPython, "pid " + std::to_string(child) + " does not share its parent's interpreter");
+  }
+}
+
 void PythonProcess::check_alive() const {
   if (mem_.permission_denied())
     throw ReaderError(kPermissionDenied, "permission denied reading the memory of pid " + std::to_string(pid_) + ". " +
@@ -126,6 +146,28 @@ bool PythonProcess::validate_interp_head(uint64_t head_addr) const {
   return ok && back == interp;
 }
 
+// A real thread state names a live OS thread: its native id (3.11+) is one
+// of the process's tasks, or its pthread_t points at libc's thread struct,
+// which holds one of those task ids. This tells an interpreter apart from
+// look-alikes in the scan (on 2.7, a PyThreadState* satisfies the
+// "first thread points back" test too, as both links sit at offset 8).
+bool PythonProcess::names_live_thread(uint64_t tstate) const {
+  std::vector<pid_t> tasks = list_threads(pid_);
+  std::set<int32_t> tids(tasks.begin(), tasks.end());
+  if (offsets_.tstate_native_thread_id >= 0) {
+    uint64_t native = 0;
+    if (mem_.read_value(tstate + offsets_.tstate_native_thread_id, &native) && tids.count(static_cast<int32_t>(native)))
+      return true;
+  }
+  bool ok = false;
+  uint64_t ident = mem_.read_ptr(tstate + offsets_.tstate_thread_id, &ok);
+  std::vector<int32_t> block(256);
+  if (!ok || !ident || !mem_.read(ident, block.data(), block.size() * 4)) return false;
+  for (int32_t v : block)
+    if (tids.count(v)) return true;
+  return false;
+}
+
 bool PythonProcess::scan_for_interp_head(uint64_t start, uint64_t size) {
   // Look for a word that points at an interpreter whose first thread points
   // back at it: that word is the interpreter list head.
@@ -143,7 +185,7 @@ bool PythonProcess::scan_for_interp_head(uint64_t start, uint64_t size) {
     if (v < 0x10000 || (v & 7) || !rw_mapping_contains(maps, v)) continue;
     ++checked;
     uint64_t head_addr = start + i * 8;
-    if (validate_interp_head(head_addr)) {
+    if (validate_interp_head(head_addr) && names_live_thread(mem_.read_ptr(v + offsets_.interp_tstate_head, nullptr))) {
       interp_head_addr_ = head_addr;
       if (offsets_.runtime_interpreters_head >= 0) runtime_ = head_addr - offsets_.runtime_interpreters_head;
       return true;

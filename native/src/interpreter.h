@@ -25,6 +25,9 @@ struct PythonVersion {
 class PythonProcess {
  public:
   PythonProcess(pid_t pid, const AttachOptions& opts);
+  // A forked child shares its parent's memory layout, so it can reuse
+  // everything the parent's attach found. Throws if that does not hold.
+  PythonProcess(const PythonProcess& parent, pid_t child);
 
   pid_t pid() const { return pid_; }
   const RemoteMemory& memory() const { return mem_; }
@@ -49,6 +52,7 @@ class PythonProcess {
   void locate(const AttachOptions& opts);
   bool validate_interp_head(uint64_t head_addr) const;
   bool scan_for_interp_head(uint64_t start, uint64_t size);
+  bool names_live_thread(uint64_t tstate) const;
 
   pid_t pid_;
   RemoteMemory mem_;

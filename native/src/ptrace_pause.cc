@@ -19,6 +19,7 @@ PtracePause::PtracePause(pid_t pid) {
     for (pid_t tid : list_threads(pid)) {
       if (done.count(tid)) continue;
       done.insert(tid);
+      running_[tid] = thread_state(pid, tid) == 'R';
       if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
         int err = errno;
         if (err == ESRCH) continue;  // that thread just exited

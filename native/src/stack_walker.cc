@@ -2,7 +2,9 @@
 
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <cstring>
 #include <algorithm>
 #include <map>
 #include <set>
@@ -33,6 +35,35 @@ int64_t own_pthread_tid_offset() {
 
 StackWalker::StackWalker(const PythonProcess& proc)
     : proc_(proc), o_(proc.offsets()), snap_(proc.memory()), cache_(proc.offsets(), proc.code_type()) {}
+
+StackWalker::~StackWalker() {
+  for (auto& [tid, fd] : stat_fds_) close(fd);
+}
+
+bool StackWalker::thread_running(pid_t tid) {
+  auto it = stat_fds_.find(tid);
+  if (it == stat_fds_.end()) {
+    if (stat_fds_.size() > 1024) {
+      for (auto& [t, fd] : stat_fds_) close(fd);
+      stat_fds_.clear();
+    }
+    std::string path = "/proc/" + std::to_string(proc_.pid()) + "/task/" + std::to_string(tid) + "/stat";
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    it = stat_fds_.emplace(tid, fd).first;
+  }
+  char buf[512];
+  ssize_t n = pread(it->second, buf, sizeof buf - 1, 0);
+  if (n <= 0) {
+    close(it->second);
+    stat_fds_.erase(it);
+    return false;
+  }
+  buf[n] = 0;
+  // The command name may contain spaces and ')'; the state follows the last ')'.
+  const char* close_paren = strrchr(buf, ')');
+  return close_paren && close_paren[1] == ' ' && close_paren[2] == 'R';
+}
 
 void StackWalker::calibrate_pthread_tid_offset(const std::vector<uint64_t>& thread_ids) {
   std::vector<pid_t> tids = list_threads(proc_.pid());
@@ -67,7 +98,7 @@ int64_t StackWalker::os_tid_for(uint64_t tstate, uint64_t thread_id) {
   return -1;
 }
 
-void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* bootstrap_self) {
+void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* bootstrap_self, double now_us) {
   bool ok = false;
   const bool modern = o_.iframe_previous >= 0 && (o_.tstate_current_frame >= 0 || o_.tstate_cframe >= 0);
   uint64_t frame;
@@ -81,52 +112,62 @@ void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* boot
   }
   if (!ok) { out.truncated = true; return; }
 
-  std::unordered_set<uint64_t> seen;
+  // First the frame chain (addresses only), then every code object in one
+  // batch: the chain is a dependent walk, the code checks are not.
+  raw_.clear();
+  seen_.clear();
   for (int depth = 0; frame && depth < kMaxFrames * 2; ++depth) {
-    if (!seen.insert(frame).second) { out.truncated = true; return; }  // a cycle means torn memory
-    uint64_t code, next;
-    int64_t byte_offset;
-    uint64_t localsplus;
+    if (!seen_.insert(frame).second) { out.truncated = true; break; }  // a cycle means torn memory
+    RawFrame rf{};
+    uint64_t next;
     if (!modern) {
-      code = snap_.read_ptr(frame + o_.frame_code, &ok);
-      if (!ok) { out.truncated = true; return; }
+      rf.code = snap_.read_ptr(frame + o_.frame_code, &ok);
       int32_t lasti = 0;
-      if (!snap_.read_value(frame + o_.frame_lasti, &lasti)) { out.truncated = true; return; }
+      if (!ok || !snap_.read_value(frame + o_.frame_lasti, &lasti)) { out.truncated = true; break; }
       // 3.10 counts f_lasti in 2-byte code units, earlier versions in bytes.
-      byte_offset = (o_.major == 3 && o_.minor == 10) ? static_cast<int64_t>(lasti) * 2 : lasti;
+      rf.byte_offset = (o_.major == 3 && o_.minor == 10) ? static_cast<int64_t>(lasti) * 2 : lasti;
       next = snap_.read_ptr(frame + o_.frame_back, &ok);
-      localsplus = frame + o_.frame_localsplus;
+      rf.localsplus = frame + o_.frame_localsplus;
     } else {
       uint8_t owner = 0;
       snap_.read_value(frame + o_.iframe_owner, &owner);
       next = snap_.read_ptr(frame + o_.iframe_previous, &ok);
-      if (!ok) { out.truncated = true; return; }
+      if (!ok) { out.truncated = true; break; }
       if (o_.minor >= 12 && owner == kFrameOwnedByCStack) { frame = next; continue; }
-      code = snap_.read_ptr(frame + o_.iframe_code, &ok);
+      rf.code = snap_.read_ptr(frame + o_.iframe_code, &ok);
       uint64_t instr = snap_.read_ptr(frame + o_.iframe_instr, &ok);
-      if (!ok) { out.truncated = true; return; }
-      byte_offset = static_cast<int64_t>(instr) - static_cast<int64_t>(code + o_.code_code_adaptive);
+      if (!ok) { out.truncated = true; break; }
+      rf.byte_offset = static_cast<int64_t>(instr) - static_cast<int64_t>(rf.code + o_.code_code_adaptive);
+      rf.localsplus = frame + o_.iframe_localsplus;
       // A frame still being set up has not executed anything; Python itself
       // hides it from tracebacks and sys._getframe().
-      if (byte_offset < 0) { frame = next; continue; }
-      localsplus = frame + o_.iframe_localsplus;
+      if (rf.byte_offset < 0) { frame = next; continue; }
     }
-    auto info = cache_.get(snap_, code);
+    if (static_cast<int>(raw_.size()) >= kMaxFrames) { out.truncated = true; break; }
+    raw_.push_back(rf);
+    frame = next;
+  }
+
+  codes_.clear();
+  for (auto& rf : raw_) codes_.push_back(rf.code);
+  cache_.get_many(snap_, codes_, now_us, infos_);
+  out.frames.reserve(raw_.size());
+  for (size_t i = 0; i < raw_.size(); ++i) {
+    const auto& info = infos_[i];
     if (!info) {
       if (proc_.memory().process_gone()) proc_.check_alive();
       out.truncated = true;
       return;
     }
-    if (static_cast<int>(out.frames.size()) >= kMaxFrames) { out.truncated = true; return; }
-    out.frames.push_back({info, line_for_offset(info->format, info->line_table, info->first_line, byte_offset)});
+    out.frames.push_back({info, info->line_at(raw_[i].byte_offset)});
     if (bootstrap_self && (info->name == "_bootstrap_inner" || info->name == "__bootstrap_inner" ||
                            info->name == "Thread._bootstrap_inner"))
-      *bootstrap_self = snap_.read_ptr(localsplus, &ok);
-    frame = next;
+      *bootstrap_self = snap_.read_ptr(raw_[i].localsplus, &ok);
   }
 }
 
-std::vector<ThreadSample> StackWalker::sample(bool with_names) {
+std::vector<ThreadSample> StackWalker::sample(bool with_names, double now_us,
+                                               const std::unordered_map<pid_t, bool>* running_before) {
   snap_.clear();
   std::vector<ThreadSample> out;
   uint64_t interp = proc_.main_interpreter();
@@ -145,12 +186,18 @@ std::vector<ThreadSample> StackWalker::sample(bool with_names) {
   }
 
   std::vector<uint64_t> idents;
+  std::vector<uint64_t> started;
   for (uint64_t ts : tstates) {
     ThreadSample t;
     snap_.read_value(ts + o_.tstate_thread_id, &t.thread_id);
+    // 3.13 creates a new thread's state before the thread runs; it has no
+    // OS thread and no stack yet, and Python does not list it either.
+    if (t.thread_id == 0) continue;
+    started.push_back(ts);
     idents.push_back(t.thread_id);
     out.push_back(std::move(t));
   }
+  tstates.swap(started);
   if (o_.tstate_native_thread_id < 0 && pthread_tid_offset_ < 0) calibrate_pthread_tid_offset(idents);
 
   for (size_t i = 0; i < tstates.size(); ++i) {
@@ -158,21 +205,22 @@ std::vector<ThreadSample> StackWalker::sample(bool with_names) {
     t.os_tid = os_tid_for(tstates[i], t.thread_id);
     t.owns_gil = gil != 0 && gil == tstates[i];
     uint64_t bootstrap_self = 0;
-    walk_frames(tstates[i], t, with_names ? &bootstrap_self : nullptr);
+    walk_frames(tstates[i], t, with_names || !names_.count(t.thread_id) ? &bootstrap_self : nullptr, now_us);
     if (t.os_tid > 0) {
-      char state = thread_state(proc_.pid(), static_cast<pid_t>(t.os_tid));
-      t.active = state == 'R';
-    }
-    if (with_names) {
-      auto cached = names_.find(t.thread_id);
-      if (bootstrap_self) {
-        std::string name;
-        if (read_thread_object_name(snap_, o_, bootstrap_self, &name)) names_[t.thread_id] = name;
+      if (running_before) {
+        auto r = running_before->find(static_cast<pid_t>(t.os_tid));
+        t.active = r != running_before->end() && r->second;
+      } else {
+        t.active = thread_running(static_cast<pid_t>(t.os_tid));
       }
-      cached = names_.find(t.thread_id);
-      if (cached != names_.end()) t.name = cached->second;
-      else if (t.os_tid == proc_.pid()) t.name = "MainThread";
     }
+    if (bootstrap_self) {
+      std::string name;
+      if (read_thread_object_name(snap_, o_, bootstrap_self, &name)) names_[t.thread_id] = name;
+    }
+    auto cached = names_.find(t.thread_id);
+    if (cached != names_.end()) t.name = cached->second;
+    else if (t.os_tid == proc_.pid()) t.name = "MainThread";
   }
   if (proc_.memory().process_gone()) proc_.check_alive();
   return out;

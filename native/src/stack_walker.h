@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "code_cache.h"
@@ -31,13 +32,19 @@ struct ThreadSample {
 class StackWalker {
  public:
   explicit StackWalker(const PythonProcess& proc);
+  ~StackWalker();
   // One snapshot of every thread. Throws ReaderError only when the process
   // itself is gone or unreadable; torn memory yields truncated stacks.
-  std::vector<ThreadSample> sample(bool with_names);
+  // now_us (monotonic) decides which cached code objects need re-checking;
+  // 0 re-checks all of them.
+  // running_before: thread states taken before a --blocking pause (nullptr
+  // reads them live).
+  std::vector<ThreadSample> sample(bool with_names, double now_us = 0,
+                                   const std::unordered_map<pid_t, bool>* running_before = nullptr);
   const CodeCache& code_cache() const { return cache_; }
 
  private:
-  void walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* bootstrap_self);
+  void walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* bootstrap_self, double now_us);
   int64_t os_tid_for(uint64_t tstate, uint64_t thread_id);
   void calibrate_pthread_tid_offset(const std::vector<uint64_t>& thread_ids);
 
@@ -45,8 +52,17 @@ class StackWalker {
   const PyOffsets& o_;
   SnapshotCache snap_;
   CodeCache cache_;
-  int64_t pthread_tid_offset_ = -1;  // offset of the kernel tid inside libc's struct pthread
+  bool thread_running(pid_t tid);
+  int64_t pthread_tid_offset_ = -1;
+  std::unordered_map<pid_t, int> stat_fds_;  // /proc/PID/task/TID/stat kept open: one pread per check  // offset of the kernel tid inside libc's struct pthread
   std::unordered_map<uint64_t, std::string> names_;  // thread ident -> name
+
+  // Scratch space reused across samples so the hot path does not allocate.
+  struct RawFrame { uint64_t code; int64_t byte_offset; uint64_t localsplus; };
+  std::vector<RawFrame> raw_;
+  std::vector<uint64_t> codes_;
+  std::vector<std::shared_ptr<const CodeInfo>> infos_;
+  std::unordered_set<uint64_t> seen_;
 };
 
 inline constexpr int kMaxFrames = 4096;
