@@ -1,0 +1,145 @@
+// The Python interpreters the native tests run against: every CPython under
+// $PYENV_ROOT/versions (default /root/.pyenv) plus Debian's /usr/bin/python3.11.
+// An expected interpreter that is missing is reported with a printed reason,
+// never dropped silently.
+//
+// PERISCOPE_PYTHONS=3.12,2.7,debian-3.11 narrows the list for a local run
+// (matching labels or major.minor prefixes); what it leaves out is printed too.
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface Python {
+  /** pyenv version directory name (e.g. "3.12.1"), or "debian-3.11". */
+  label: string;
+  /** Absolute path of the interpreter binary. */
+  exe: string;
+  /** major.minor.micro as reported by the interpreter itself. */
+  version: string;
+}
+
+export const PYENV_ROOT = process.env.PYENV_ROOT || '/root/.pyenv';
+export const PYENV_VERSIONS = join(PYENV_ROOT, 'versions');
+export const DEBIAN_PYTHON = '/usr/bin/python3.11';
+
+/** The interpreters the suite is meant to cover; each missing one is reported. */
+export const EXPECTED = ['2.7', '3.6', '3.7', '3.8', '3.9', '3.10', '3.11', '3.12', '3.13', 'debian-3.11'] as const;
+
+const VERSION_SCRIPT = "import sys; sys.stdout.write('%d.%d.%d' % tuple(sys.version_info[:3]))";
+
+let cached: Python[] | undefined;
+const skipped: { label: string; reason: string }[] = [];
+
+function skip(label: string, reason: string): void {
+  skipped.push({ label, reason });
+  console.log(`skip python ${label}: ${reason}`);
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Asks the interpreter for its version; null (with a printed reason) if it does not run. */
+function probe(label: string, exe: string): Python | null {
+  try {
+    const version = execFileSync(exe, ['-E', '-s', '-c', VERSION_SCRIPT], {
+      encoding: 'utf8',
+      timeout: 15_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
+    if (!/^\d+\.\d+\.\d+$/.test(version)) {
+      skip(label, `${exe} printed an unexpected version ${JSON.stringify(version)}`);
+      return null;
+    }
+    return { label, exe, version };
+  } catch (err) {
+    const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    skip(label, `${exe} does not run (${why})`);
+    return null;
+  }
+}
+
+function minorOf(version: string): string {
+  return version.split('.').slice(0, 2).join('.');
+}
+
+function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
+  return 0;
+}
+
+function discover(): Python[] {
+  const found: Python[] = [];
+
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(PYENV_VERSIONS).sort();
+  } catch {
+    console.log(`note: no pyenv versions directory at ${PYENV_VERSIONS}`);
+  }
+  for (const name of entries) {
+    const exe = join(PYENV_VERSIONS, name, 'bin', 'python');
+    if (!/^\d+\.\d+\.\d+$/.test(name)) {
+      skip(name, `not a CPython release directory (${join(PYENV_VERSIONS, name)})`);
+      continue;
+    }
+    if (!isExecutable(exe)) {
+      skip(name, `not installed at ${exe}`);
+      continue;
+    }
+    const py = probe(name, exe);
+    if (py) found.push(py);
+  }
+  found.sort((a, b) => compareVersions(a.version, b.version));
+
+  for (const minor of EXPECTED) {
+    if (minor === 'debian-3.11') continue;
+    if (!found.some((p) => minorOf(p.version) === minor)) {
+      skip(minor, `not installed at ${join(PYENV_VERSIONS, `${minor}.*`, 'bin', 'python')}`);
+    }
+  }
+
+  if (isExecutable(DEBIAN_PYTHON)) {
+    const py = probe('debian-3.11', DEBIAN_PYTHON);
+    if (py) found.push(py);
+  } else {
+    skip('debian-3.11', `not installed at ${DEBIAN_PYTHON}`);
+  }
+
+  const filter = (process.env.PERISCOPE_PYTHONS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (filter.length === 0) return found;
+  return found.filter((p) => {
+    const keep = filter.some((f) => p.label === f || (!p.label.startsWith('debian') && (p.version === f || p.version.startsWith(`${f}.`))));
+    if (!keep) skip(p.label, `excluded by PERISCOPE_PYTHONS=${process.env.PERISCOPE_PYTHONS}`);
+    return keep;
+  });
+}
+
+/** Every usable interpreter, oldest first, Debian's last. Computed (and its skips printed) once. */
+export function pythons(): Python[] {
+  cached ??= discover();
+  return cached;
+}
+
+/** The expected or found interpreters that were left out, each with its (already printed) reason. */
+export function skippedPythons(): { label: string; reason: string }[] {
+  pythons();
+  return [...skipped];
+}
+
+/** The newest pyenv interpreter (else any), for tests that need just one Python. */
+export function newestPython(): Python | undefined {
+  const all = pythons();
+  const pyenv = all.filter((p) => !p.label.startsWith('debian'));
+  return pyenv.at(-1) ?? all.at(-1);
+}
