@@ -1,0 +1,5 @@
+export * from './options.ts';
+export * from './raw.ts';
+export * from './speedscope.ts';
+export * from './chrometrace.ts';
+export * from './flamegraph.ts';

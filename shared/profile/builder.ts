@@ -1,0 +1,225 @@
+// Builds a Profile sample by sample, interning strings, frames, stacks and threads
+// so that repeated stacks (the common case in sampling) cost one map lookup per frame
+// and no new rows. takeChunk() hands out what was appended since the last call.
+
+import { ErrorCode, PeriscopeError } from '../errors.ts';
+import {
+  type CaptureInfo,
+  NONE,
+  type Profile,
+  SampleFlag,
+  type TableSizes,
+  emptyProfile,
+  tableSizes,
+} from './model.ts';
+import type { ProfileChunk } from './chunk.ts';
+
+export interface FrameInput {
+  name: string;
+  file: string;
+  /** Line being executed; 0 when unknown. */
+  line: number;
+  module?: string;
+}
+
+export interface SampleInput {
+  /** Row from ProfileBuilder.thread(). */
+  thread: number;
+  /**
+   * Innermost frame first, the way a sampler walks `f_back` from the running frame
+   * (and the order py-spy's stack traces use). Empty when the thread had no Python frames.
+   */
+  framesLeafFirst: readonly FrameInput[];
+  /** Microseconds since capture start. */
+  timeUs: number;
+  idle?: boolean;
+  gil?: boolean;
+}
+
+export interface ProcessInput {
+  commandLine: string;
+  pythonVersion?: string;
+}
+
+function badArgument(message: string): never {
+  throw new PeriscopeError(ErrorCode.InvalidArgument, message);
+}
+
+function isInt32(n: number): boolean {
+  return Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31;
+}
+
+function sliceInt32(column: number[], from: number): Int32Array {
+  return Int32Array.from(column.slice(from));
+}
+
+function sliceFloat64(column: number[], from: number): Float64Array {
+  return Float64Array.from(column.slice(from));
+}
+
+export class ProfileBuilder {
+  /** The profile as built so far. Read it freely; change it only through the builder. */
+  readonly profile: Profile;
+  #strings = new Map<string, number>();
+  #frames = new Map<string, number>();
+  #stacks = new Map<string, number>();
+  #threads = new Map<string, number>();
+  #processes = new Map<number, number>();
+  #chunkedUpTo: TableSizes;
+
+  constructor(capture: Partial<CaptureInfo> = {}) {
+    this.profile = emptyProfile(capture);
+    this.#chunkedUpTo = tableSizes(this.profile);
+  }
+
+  intern(s: string): number {
+    let id = this.#strings.get(s);
+    if (id === undefined) {
+      id = this.profile.strings.push(s) - 1;
+      this.#strings.set(s, id);
+    }
+    return id;
+  }
+
+  internFrame(frame: FrameInput): number {
+    if (!Number.isInteger(frame.line) || frame.line < 0 || frame.line > 2 ** 31 - 1) {
+      badArgument(`frame line must be a non-negative integer, got ${frame.line}`);
+    }
+    const name = this.intern(frame.name);
+    const file = this.intern(frame.file);
+    const module = frame.module === undefined ? NONE : this.intern(frame.module);
+    const key = `${name},${file},${frame.line},${module}`;
+    let id = this.#frames.get(key);
+    if (id === undefined) {
+      const frames = this.profile.frames;
+      id = frames.name.push(name) - 1;
+      frames.file.push(file);
+      frames.line.push(frame.line);
+      frames.module.push(module);
+      this.#frames.set(key, id);
+    }
+    return id;
+  }
+
+  /** Returns the leaf stack row for frames given innermost first, or NONE for no frames. */
+  internStack(framesLeafFirst: readonly FrameInput[]): number {
+    let stack = NONE;
+    for (let i = framesLeafFirst.length - 1; i >= 0; i--) {
+      const frame = this.internFrame(framesLeafFirst[i]);
+      const key = `${stack},${frame}`;
+      let id = this.#stacks.get(key);
+      if (id === undefined) {
+        id = this.profile.stacks.prefix.push(stack) - 1;
+        this.profile.stacks.frame.push(frame);
+        this.#stacks.set(key, id);
+      }
+      stack = id;
+    }
+    return stack;
+  }
+
+  /** Row for (pid, tid), added on first sight; the name given then is kept, as tables are append-only. */
+  thread(pid: number, tid: number, name?: string): number {
+    if (!isInt32(pid) || !Number.isFinite(tid) || tid < 0) badArgument(`bad thread id ${pid}/${tid}`);
+    const key = `${pid}:${tid}`;
+    let id = this.#threads.get(key);
+    if (id === undefined) {
+      const threads = this.profile.threads;
+      id = threads.pid.push(pid) - 1;
+      threads.tid.push(tid);
+      threads.name.push(name === undefined ? NONE : this.intern(name));
+      this.#threads.set(key, id);
+    }
+    return id;
+  }
+
+  /** Records a process's metadata once; later calls for the same pid return the existing row. */
+  process(pid: number, info: ProcessInput): number {
+    if (!isInt32(pid)) badArgument(`bad pid ${pid}`);
+    let id = this.#processes.get(pid);
+    if (id === undefined) {
+      const processes = this.profile.processes;
+      id = processes.pid.push(pid) - 1;
+      processes.commandLine.push(this.intern(info.commandLine));
+      processes.pythonVersion.push(info.pythonVersion === undefined ? NONE : this.intern(info.pythonVersion));
+      this.#processes.set(pid, id);
+    }
+    return id;
+  }
+
+  /** Appends one sample; returns its row. */
+  addSample(sample: SampleInput): number {
+    return this.addSampleOfStack(sample.thread, this.internStack(sample.framesLeafFirst), sample.timeUs, sample);
+  }
+
+  /** Like addSample for a stack already interned with internStack (saves re-interning an unchanged stack). */
+  addSampleOfStack(thread: number, stack: number, timeUs: number, flags: { idle?: boolean; gil?: boolean } = {}): number {
+    const samples = this.profile.samples;
+    if (!(thread >= 0 && thread < this.profile.threads.pid.length && Number.isInteger(thread))) {
+      badArgument(`unknown thread row ${thread}`);
+    }
+    if (!(stack === NONE || (Number.isInteger(stack) && stack >= 0 && stack < this.profile.stacks.prefix.length))) {
+      badArgument(`unknown stack row ${stack}`);
+    }
+    if (!Number.isFinite(timeUs)) badArgument(`sample time must be finite, got ${timeUs}`);
+    const id = samples.stack.push(stack) - 1;
+    samples.thread.push(thread);
+    samples.timeUs.push(timeUs);
+    samples.flags.push((flags.idle ? SampleFlag.Idle : 0) | (flags.gil ? SampleFlag.Gil : 0));
+    return id;
+  }
+
+  addError(message: string, timeUs: number): void {
+    if (!Number.isFinite(timeUs)) badArgument(`error time must be finite, got ${timeUs}`);
+    this.profile.errors.timeUs.push(timeUs);
+    this.profile.errors.message.push(this.intern(message));
+  }
+
+  updateCapture(changes: Partial<CaptureInfo>): void {
+    const next = { ...this.profile.capture, ...changes };
+    for (const key of ['rateHz', 'startTimeUs', 'durationUs', 'lateSamples'] as const) {
+      if (!Number.isFinite(next[key])) badArgument(`capture ${key} must be finite`);
+    }
+    if (next.rateHz < 0 || next.durationUs < 0 || !Number.isSafeInteger(next.lateSamples) || next.lateSamples < 0) {
+      badArgument('capture rate, duration and late samples must not be negative');
+    }
+    this.profile.capture = next;
+  }
+
+  /** Rows appended since the previous call (or since construction), ready to serialize. */
+  takeChunk(): ProfileChunk {
+    const p = this.profile;
+    const from = this.#chunkedUpTo;
+    const chunk: ProfileChunk = {
+      base: { ...from },
+      capture: { ...p.capture },
+      strings: p.strings.slice(from.strings),
+      frames: {
+        name: sliceInt32(p.frames.name, from.frames),
+        file: sliceInt32(p.frames.file, from.frames),
+        line: sliceInt32(p.frames.line, from.frames),
+        module: sliceInt32(p.frames.module, from.frames),
+      },
+      stacks: { prefix: sliceInt32(p.stacks.prefix, from.stacks), frame: sliceInt32(p.stacks.frame, from.stacks) },
+      threads: {
+        pid: sliceInt32(p.threads.pid, from.threads),
+        tid: sliceFloat64(p.threads.tid, from.threads),
+        name: sliceInt32(p.threads.name, from.threads),
+      },
+      processes: {
+        pid: sliceInt32(p.processes.pid, from.processes),
+        commandLine: sliceInt32(p.processes.commandLine, from.processes),
+        pythonVersion: sliceInt32(p.processes.pythonVersion, from.processes),
+      },
+      samples: {
+        stack: sliceInt32(p.samples.stack, from.samples),
+        thread: sliceInt32(p.samples.thread, from.samples),
+        timeUs: sliceFloat64(p.samples.timeUs, from.samples),
+        flags: Uint8Array.from(p.samples.flags.slice(from.samples)),
+      },
+      errors: { timeUs: sliceFloat64(p.errors.timeUs, from.errors), message: sliceInt32(p.errors.message, from.errors) },
+    };
+    this.#chunkedUpTo = tableSizes(p);
+    return chunk;
+  }
+}

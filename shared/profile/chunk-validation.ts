@@ -1,0 +1,154 @@
+// Chunks arrive from the network, so nothing in them is trusted: a bad index here
+// would otherwise surface much later as a crash deep inside an exporter or view.
+
+import { ErrorCode, PeriscopeError } from '../errors.ts';
+import { type CaptureInfo, KNOWN_SAMPLE_FLAGS, NONE, type Profile, type TableSizes, tableSizes } from './model.ts';
+import { type ColumnRule, type RowTable, type TableName, chunkSchema } from './chunk-schema.ts';
+
+export const CHUNK_SCHEMA = chunkSchema(KNOWN_SAMPLE_FLAGS);
+
+export interface ValidChunk {
+  capture: CaptureInfo;
+  strings: readonly string[];
+  tables: Record<TableName, Record<string, ArrayLike<number>>>;
+}
+
+const TYPED_ARRAYS = { Int32Array, Float64Array, Uint8Array };
+const INT_RANGE = { Int32Array: [-(2 ** 31), 2 ** 31 - 1], Uint8Array: [0, 255] } as const;
+
+function invalid(message: string): never {
+  throw new PeriscopeError(ErrorCode.InvalidChunk, `invalid profile chunk: ${message}`);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
+}
+
+function field(record: Record<string, unknown>, key: string, where: string): unknown {
+  if (!(key in record)) invalid(`${where}.${key} is missing`);
+  return record[key];
+}
+
+function validateBase(value: unknown): TableSizes {
+  if (!isRecord(value)) invalid('base must be an object');
+  const sizes = {} as Record<keyof TableSizes, number>;
+  for (const key of ['strings', 'frames', 'stacks', 'threads', 'processes', 'samples', 'errors'] as const) {
+    const n = field(value, key, 'base');
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) invalid(`base.${key} must be a row count`);
+    sizes[key] = n;
+  }
+  return sizes;
+}
+
+function validateCapture(value: unknown): CaptureInfo {
+  if (!isRecord(value)) invalid('capture must be an object');
+  const commandLine = field(value, 'commandLine', 'capture');
+  if (typeof commandLine !== 'string') invalid('capture.commandLine must be a string');
+  const numbers: Record<string, number> = {};
+  for (const key of ['rateHz', 'startTimeUs', 'durationUs', 'lateSamples']) {
+    const n = field(value, key, 'capture');
+    if (typeof n !== 'number' || !Number.isFinite(n)) invalid(`capture.${key} must be a finite number`);
+    numbers[key] = n;
+  }
+  if (numbers.rateHz < 0 || numbers.durationUs < 0) invalid('capture rate and duration must not be negative');
+  if (!Number.isSafeInteger(numbers.lateSamples) || numbers.lateSamples < 0) {
+    invalid('capture.lateSamples must be a count');
+  }
+  return {
+    commandLine,
+    rateHz: numbers.rateHz,
+    startTimeUs: numbers.startTimeUs,
+    durationUs: numbers.durationUs,
+    lateSamples: numbers.lateSamples,
+  };
+}
+
+function validateStrings(value: unknown): string[] {
+  if (!Array.isArray(value)) invalid('strings must be an array');
+  for (const s of value) if (typeof s !== 'string') invalid('strings must only hold strings');
+  return value as string[];
+}
+
+function columnValues(value: unknown, rule: ColumnRule, where: string): ArrayLike<number> {
+  if (value instanceof TYPED_ARRAYS[rule.array]) return value;
+  if (!Array.isArray(value)) invalid(`${where} must be an ${rule.array} or an array of numbers`);
+  const range = rule.array === 'Float64Array' ? undefined : INT_RANGE[rule.array];
+  for (const v of value) {
+    if (typeof v !== 'number') invalid(`${where} must only hold numbers`);
+    if (range && !(Number.isInteger(v) && v >= range[0] && v <= range[1])) invalid(`${where} holds ${v}, not an ${rule.array} value`);
+  }
+  return value as number[];
+}
+
+function checkValue(v: number, row: number, rule: ColumnRule, limits: TableSizes, base: TableSizes, where: string): void {
+  if (rule.array === 'Float64Array' && !Number.isFinite(v)) invalid(`${where}[${row}] is not finite`);
+  if (rule.min !== undefined && !(v >= rule.min)) invalid(`${where}[${row}] is below ${rule.min}`);
+  if (rule.bitMask !== undefined && (v & ~rule.bitMask) !== 0) invalid(`${where}[${row}] has unknown flag bits`);
+  if (rule.ref === undefined || (rule.optional && v === NONE)) return;
+  const limit = rule.earlierRow ? base[rule.ref] + row : limits[rule.ref as RowTable];
+  if (!(v >= 0 && v < limit)) invalid(`${where}[${row}] = ${v} references a ${rule.ref} row that does not exist`);
+}
+
+function validateTable(
+  value: unknown,
+  name: TableName,
+  limits: TableSizes,
+  base: TableSizes,
+): Record<string, ArrayLike<number>> {
+  if (!isRecord(value)) invalid(`${name} must be an object`);
+  const columns: Record<string, ArrayLike<number>> = {};
+  let rowCount = -1;
+  for (const [column, rule] of Object.entries(CHUNK_SCHEMA[name])) {
+    const where = `${name}.${column}`;
+    const values = columnValues(field(value, column, name), rule, where);
+    if (rowCount === -1) rowCount = values.length;
+    else if (values.length !== rowCount) invalid(`${name} columns differ in length`);
+    for (let row = 0; row < values.length; row++) checkValue(values[row], row, rule, limits, base, where);
+    columns[column] = values;
+  }
+  return columns;
+}
+
+export function validateChunk(profile: Profile, chunk: unknown): ValidChunk {
+  if (!isRecord(chunk)) invalid('not an object');
+  const base = validateBase(field(chunk, 'base', 'chunk'));
+  const current = tableSizes(profile);
+  for (const key of Object.keys(current) as (keyof TableSizes)[]) {
+    if (base[key] !== current[key]) {
+      throw new PeriscopeError(
+        ErrorCode.ChunkOutOfSequence,
+        `profile chunk continues ${key} from row ${base[key]} but the profile has ${current[key]} rows`,
+      );
+    }
+  }
+  const capture = validateCapture(field(chunk, 'capture', 'chunk'));
+  const strings = validateStrings(field(chunk, 'strings', 'chunk'));
+
+  // References may point at rows added by this same chunk, so limits are the sizes after it.
+  const raw = {} as Record<TableName, unknown>;
+  for (const name of Object.keys(CHUNK_SCHEMA) as TableName[]) {
+    const table = field(chunk, name, 'chunk');
+    if (!isRecord(table)) invalid(`${name} must be an object`);
+    raw[name] = table;
+  }
+  const lengthOf = (name: TableName): number => {
+    const firstColumn = Object.keys(CHUNK_SCHEMA[name])[0];
+    const values = (raw[name] as Record<string, unknown>)[firstColumn];
+    // Anything without a usable length is rejected by validateTable below.
+    const n = Array.isArray(values) || ArrayBuffer.isView(values) ? (values as { length?: unknown }).length : 0;
+    return typeof n === 'number' ? n : 0;
+  };
+  const limits: TableSizes = {
+    ...base,
+    strings: base.strings + strings.length,
+    frames: base.frames + lengthOf('frames'),
+    stacks: base.stacks + lengthOf('stacks'),
+    threads: base.threads + lengthOf('threads'),
+  };
+
+  const tables = {} as ValidChunk['tables'];
+  for (const name of Object.keys(CHUNK_SCHEMA) as TableName[]) {
+    tables[name] = validateTable(raw[name], name, limits, base);
+  }
+  return { capture, strings, tables };
+}

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type CallTreeNode, callTree } from '../../shared/profile/call-tree.ts';
+import { selectSamples } from '../../shared/profile/sample-filter.ts';
+import { type TopRow, topTable } from '../../shared/profile/top-table.ts';
+import { KNOWN_THREADS, buildKnownProfile, f } from './fixtures.ts';
+
+const profile = buildKnownProfile().profile;
+
+function row(rows: TopRow[], name: string, line: number | null): Pick<TopRow, 'ownSamples' | 'totalSamples'> {
+  const found = rows.find((r) => r.function === name && r.line === line);
+  assert.ok(found, `no row for ${name}:${line}`);
+  return { ownSamples: found.ownSamples, totalSamples: found.totalSamples };
+}
+
+/** Compact "name:line self/total" outline of a call tree, for exact comparisons. */
+function outline(node: CallTreeNode, depth = 0): string[] {
+  const label = node.line === null ? node.name : `${node.name}:${node.line}`;
+  return [`${'  '.repeat(depth)}${label} ${node.self}/${node.total}`, ...node.children.flatMap((c) => outline(c, depth + 1))];
+}
+
+describe('selectSamples', () => {
+  it('drops idle samples unless asked, and keeps only GIL holders when asked', () => {
+    assert.equal(selectSamples(profile).length, 8);
+    assert.equal(selectSamples(profile, { idle: true }).length, 9);
+    assert.equal(selectSamples(profile, { gil: true }).length, 7);
+    assert.equal(selectSamples(profile, { threadRows: [KNOWN_THREADS.worker] }).length, 2);
+  });
+});
+
+describe('topTable', () => {
+  it('counts own and total samples per line', () => {
+    const { sampleCount, rows } = topTable(profile);
+    assert.equal(sampleCount, 8);
+    assert.deepEqual(row(rows, 'work', 10), { ownSamples: 3, totalSamples: 4 });
+    assert.deepEqual(row(rows, 'work', 11), { ownSamples: 1, totalSamples: 1 });
+    assert.deepEqual(row(rows, 'main', 20), { ownSamples: 0, totalSamples: 5 });
+    assert.deepEqual(row(rows, '<module>', 30), { ownSamples: 0, totalSamples: 6 });
+    assert.deepEqual(row(rows, 'loop', 3), { ownSamples: 2, totalSamples: 2 });
+    assert.equal(rows.find((r) => r.function === 'sleep'), undefined);
+    assert.equal(rows[0].function, 'work');
+    for (let i = 1; i < rows.length; i++) assert.ok(rows[i - 1].ownSamples >= rows[i].ownSamples);
+  });
+
+  it('aggregates by function, counting a recursive function once per sample', () => {
+    const { rows } = topTable(profile, { function: true });
+    assert.deepEqual(row(rows, 'work', 10), { ownSamples: 4, totalSamples: 5 });
+    assert.deepEqual(row(rows, 'main', 20), { ownSamples: 0, totalSamples: 6 });
+    assert.deepEqual(row(rows, 'recurse', 1), { ownSamples: 1, totalSamples: 1 });
+    assert.deepEqual(row(topTable(profile, { nolineno: true }).rows, 'work', null), { ownSamples: 4, totalSamples: 5 });
+  });
+
+  it('applies idle, GIL and thread filters', () => {
+    assert.deepEqual(row(topTable(profile, { idle: true }).rows, 'sleep', 1), { ownSamples: 1, totalSamples: 1 });
+    assert.equal(topTable(profile, { gil: true }).rows.find((r) => r.function === 'helper'), undefined);
+    const worker = topTable(profile, { threadRows: [KNOWN_THREADS.worker] });
+    assert.deepEqual(
+      worker.rows.map((r) => r.function),
+      ['loop', 'run'],
+    );
+  });
+});
+
+describe('callTree', () => {
+  it('merges stacks into a tree with self and total counts', () => {
+    assert.deepEqual(outline(callTree(profile)), [
+      'all 0/8',
+      '  <module>:30 0/6',
+      '    main:20 0/5',
+      '      work:10 3/4',
+      '        helper:5 1/1',
+      '      work:11 1/1',
+      '    main:21 0/1',
+      '      recurse:2 0/1',
+      '        recurse:1 1/1',
+      '  run:1 0/2',
+      '    loop:3 2/2',
+    ]);
+  });
+
+  it('merges lines of a function when aggregating by function', () => {
+    const tree = outline(callTree(profile, { function: true }));
+    assert.ok(tree.includes('      work:10 4/5'), tree.join('\n'));
+    assert.ok(tree.includes('    main:20 0/6'), tree.join('\n'));
+  });
+
+  it('adds thread roots when asked and process roots when several processes were sampled', () => {
+    const withThreads = callTree(profile, { threads: true });
+    assert.deepEqual(
+      withThreads.children.map((c) => [c.kind, c.name, c.total]),
+      [
+        ['thread', 'thread (MainThread) 1', 6],
+        ['thread', 'thread (worker) 2', 2],
+      ],
+    );
+    assert.equal(callTree(profile).children.some((c) => c.kind === 'process'), false);
+
+    const builder = buildKnownProfile();
+    builder.process(200, { commandLine: 'python child.py' });
+    builder.addSample({ thread: builder.thread(200, 5), timeUs: 0, framesLeafFirst: [f('child', 'child.py', 1)] });
+    const tree = callTree(builder.profile, { threads: true });
+    assert.deepEqual(
+      tree.children.map((c) => [c.kind, c.name, c.total]),
+      [
+        ['process', 'process 100: "python app.py"', 8],
+        ['process', 'process 200: "python child.py"', 1],
+      ],
+    );
+    assert.deepEqual(
+      tree.children[1].children.map((c) => c.name),
+      ['thread 5'],
+    );
+  });
+});
