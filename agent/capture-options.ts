@@ -1,0 +1,53 @@
+// Flags shared by `record` and `top`, named as py-spy names them, and the
+// translation from parsed flags to a capture and a view.
+import { PeriscopeError } from '../shared/errors.ts';
+import type { ViewOptions } from '../shared/profile/index.ts';
+import type { OptionSpec, ParsedArgs } from './args.ts';
+import type { CaptureOptions } from './capture.ts';
+
+export const MAX_RATE = 100_000;
+
+export const samplingSpecs: OptionSpec[] = [
+  { name: 'pid', short: 'p', type: 'number', description: 'process id of the Python program to profile' },
+  { name: 'rate', short: 'r', type: 'number', description: 'samples per second', default: 100 },
+  { name: 'subprocesses', short: 's', type: 'boolean', description: 'also profile Python child processes, following forks as they come and go' },
+  { name: 'idle', short: 'i', type: 'boolean', description: 'include idle (waiting) threads' },
+  { name: 'gil', short: 'g', type: 'boolean', description: 'only count samples of threads holding the GIL' },
+  { name: 'blocking', type: 'boolean', description: 'pause the target with ptrace at each sample (consistent stacks, slower target)' },
+  { name: 'nonblocking', type: 'boolean', description: 'never pause the target (the default)' },
+  { name: 'function', short: 'F', type: 'boolean', description: 'aggregate by function, not by line' },
+  { name: 'nolineno', type: 'boolean', description: 'do not show line numbers' },
+  { name: 'threads', short: 't', type: 'boolean', description: 'show thread ids and names as root frames' },
+  { name: 'help', short: 'h', type: 'boolean', description: 'show this help' },
+];
+
+export function captureOptionsFrom(options: ParsedArgs['options'], pid: number): CaptureOptions {
+  const rate = options.rate as number;
+  if (!(Number.isInteger(rate) && rate >= 1 && rate <= MAX_RATE)) {
+    throw new PeriscopeError('BAD_ARGUMENT', `--rate must be a whole number from 1 to ${MAX_RATE}, got ${rate}`);
+  }
+  const duration = options.duration as number | undefined;
+  if (duration !== undefined && !(duration > 0)) {
+    throw new PeriscopeError('BAD_ARGUMENT', `--duration must be a positive number of seconds, got ${duration}`);
+  }
+  if (options.blocking && options.nonblocking) {
+    throw new PeriscopeError('BAD_ARGUMENT', '--blocking and --nonblocking contradict each other; pass one');
+  }
+  return {
+    pid,
+    rate,
+    duration,
+    subprocesses: options.subprocesses === true,
+    blocking: options.blocking === true,
+  };
+}
+
+export function viewOptionsFrom(options: ParsedArgs['options']): ViewOptions {
+  return {
+    idle: options.idle === true,
+    gil: options.gil === true,
+    function: options.function === true,
+    nolineno: options.nolineno === true,
+    threads: options.threads === true,
+  };
+}

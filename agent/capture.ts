@@ -1,0 +1,210 @@
+// The capture engine shared by `record`, `top` and (later) remote captures:
+// a native Sampler thread takes the samples; this side drains its batches
+// into the shared profile model, from which every view and exporter reads.
+import { ProfileBuilder, type FrameInput } from '../shared/profile/index.ts';
+import { PeriscopeError } from '../shared/errors.ts';
+import { asPeriscopeError, loadNative } from './native.ts';
+
+export interface CaptureOptions {
+  pid: number;
+  /** Samples per second. */
+  rate: number;
+  /** Seconds; 0 or undefined runs until stop(). */
+  duration?: number;
+  subprocesses?: boolean;
+  blocking?: boolean;
+  ignoreSymbols?: boolean;
+}
+
+export interface CaptureStats {
+  samples: number;
+  ticks: number;
+  late: number;
+  errors: number;
+  dropped: number;
+  samplerCpuUs: number;
+  walkUs: number;
+}
+
+export type EndReason = 'duration' | 'stopped' | 'target_exited' | 'error';
+
+export interface CaptureProgress {
+  stats: CaptureStats;
+  lastError: { code: string; message: string } | null;
+  processes: number;
+}
+
+interface SamplerBatch {
+  codes: { id: number; name: string; filename: string; firstLine: number }[];
+  threads: { pid: number; tid: number; ident: number; name: string }[];
+  processes: { pid: number; event: 'attached' | 'exited'; cmdline: string; version: string }[];
+  timeUs: Float64Array;
+  pid: Int32Array;
+  tid: Int32Array;
+  flags: Uint8Array;
+  nframes: Uint32Array;
+  frames: Int32Array;
+  stats: CaptureStats;
+  lastError: { code: string; message: string } | null;
+  ended: boolean;
+  endReason: EndReason | null;
+}
+
+interface NativeSampler {
+  start(): void;
+  stop(): void;
+  drain(): SamplerBatch;
+  info(): { pid: number; version: string; executable: string; cmdline: string };
+}
+
+const FLAG_IDLE = 1;
+const FLAG_GIL = 2;
+const DRAIN_INTERVAL_MS = 100;
+
+export class Capture {
+  readonly options: CaptureOptions;
+  readonly builder: ProfileBuilder;
+  readonly target: { pid: number; version: string; executable: string; cmdline: string };
+  #sampler: NativeSampler;
+  #codes = new Map<number, { name: string; filename: string }>();
+  #frameInputs = new Map<number, FrameInput>();
+  #threadNames = new Map<string, string>();
+  #liveProcesses = new Set<number>();
+  #timer: NodeJS.Timeout | undefined;
+  #ended: EndReason | undefined;
+  #done: Promise<EndReason>;
+  #resolveDone!: (reason: EndReason) => void;
+  #listeners: ((p: CaptureProgress) => void)[] = [];
+  #last: CaptureProgress = {
+    stats: { samples: 0, ticks: 0, late: 0, errors: 0, dropped: 0, samplerCpuUs: 0, walkUs: 0 },
+    lastError: null,
+    processes: 0,
+  };
+
+  /** Attaches synchronously: reader errors (not Python, no permission, …) throw here. */
+  constructor(options: CaptureOptions) {
+    if (!(options.rate > 0 && options.rate <= 100_000)) {
+      throw new PeriscopeError('BAD_ARGUMENT', `--rate must be between 1 and 100000 samples per second, got ${options.rate}`);
+    }
+    if (options.duration !== undefined && !(options.duration >= 0)) {
+      throw new PeriscopeError('BAD_ARGUMENT', `--duration must be a positive number of seconds, got ${options.duration}`);
+    }
+    this.options = options;
+    const { Sampler } = loadNative() as unknown as { Sampler: new (pid: number, o: object) => NativeSampler };
+    try {
+      this.#sampler = new Sampler(options.pid, {
+        rate: options.rate,
+        duration: options.duration ?? 0,
+        subprocesses: options.subprocesses ?? false,
+        blocking: options.blocking ?? false,
+        ignoreSymbols: options.ignoreSymbols ?? false,
+      });
+    } catch (err) {
+      throw asPeriscopeError(err);
+    }
+    this.target = this.#sampler.info();
+    this.builder = new ProfileBuilder({
+      commandLine: this.target.cmdline,
+      rateHz: options.rate,
+      startTimeUs: Date.now() * 1000,
+    });
+    this.#done = new Promise((resolve) => (this.#resolveDone = resolve));
+  }
+
+  start(): void {
+    this.#sampler.start();
+    this.#timer = setInterval(() => this.pump(), DRAIN_INTERVAL_MS);
+  }
+
+  /** Stops sampling; resolves once everything sampled is in the profile. */
+  async stop(): Promise<EndReason> {
+    if (!this.#ended) {
+      this.#sampler.stop();
+      this.pump();
+    }
+    return this.#done;
+  }
+
+  get done(): Promise<EndReason> {
+    return this.#done;
+  }
+
+  get progress(): CaptureProgress {
+    return this.#last;
+  }
+
+  onProgress(listener: (p: CaptureProgress) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Moves everything the sampler has produced into the profile. */
+  pump(): void {
+    if (this.#ended) return;
+    const batch = this.#sampler.drain();
+    this.#ingest(batch);
+    this.#last = { stats: batch.stats, lastError: batch.lastError, processes: this.#liveProcesses.size };
+    this.builder.updateCapture({
+      durationUs: Math.max(0, Date.now() * 1000 - this.builder.profile.capture.startTimeUs),
+      lateSamples: batch.stats.late,
+    });
+    for (const l of this.#listeners) l(this.#last);
+    if (batch.ended) {
+      this.#ended = batch.endReason ?? 'stopped';
+      clearInterval(this.#timer);
+      this.#sampler.stop();
+      if (batch.endReason === 'error' && batch.lastError) {
+        this.builder.addError(`${batch.lastError.code}: ${batch.lastError.message}`, this.#nowUs());
+      }
+      this.#resolveDone(this.#ended);
+    }
+  }
+
+  #nowUs(): number {
+    return Date.now() * 1000 - this.builder.profile.capture.startTimeUs;
+  }
+
+  #ingest(b: SamplerBatch): void {
+    for (const c of b.codes) this.#codes.set(c.id, { name: c.name, filename: c.filename });
+    for (const p of b.processes) {
+      if (p.event === 'attached') {
+        this.#liveProcesses.add(p.pid);
+        this.builder.process(p.pid, { commandLine: p.cmdline, pythonVersion: p.version });
+      } else {
+        this.#liveProcesses.delete(p.pid);
+      }
+    }
+    for (const t of b.threads) if (t.name) this.#threadNames.set(`${t.pid}:${t.tid}`, t.name);
+    const start = this.builder.profile.capture.startTimeUs;
+    let f = 0;
+    const frames: FrameInput[] = [];
+    for (let i = 0; i < b.timeUs.length; i++) {
+      const pid = b.pid[i];
+      const tid = b.tid[i];
+      const n = b.nframes[i];
+      frames.length = 0;
+      for (let k = 0; k < n; k++, f += 2) frames.push(this.#frameInput(b.frames[f], b.frames[f + 1]));
+      const thread = this.builder.thread(pid, Math.max(0, tid), this.#threadNames.get(`${pid}:${tid}`));
+      const flags = b.flags[i];
+      this.builder.addSample({
+        thread,
+        framesLeafFirst: frames,
+        timeUs: b.timeUs[i] - start,
+        idle: (flags & FLAG_IDLE) !== 0,
+        gil: (flags & FLAG_GIL) !== 0,
+      });
+    }
+  }
+
+  #frameInput(codeId: number, line: number): FrameInput {
+    const key = codeId * 4_194_304 + Math.max(0, line);
+    let input = this.#frameInputs.get(key);
+    if (!input) {
+      const code = this.#codes.get(codeId);
+      input = code
+        ? { name: code.name, file: code.filename, line: Math.max(0, line) }
+        : { name: '<unknown>', file: '<unknown>', line: 0 };
+      this.#frameInputs.set(key, input);
+    }
+    return input;
+  }
+}

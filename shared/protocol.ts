@@ -1,0 +1,492 @@
+// The wire protocol between agent, relay and browser: every message, the
+// protocol version that added each field, and a validator for each one.
+//
+// Frames are binary msgpack (msgpackr with `moreTypes: true`, so typed arrays
+// in profile chunks survive the trip). Every message is a map with a `type`.
+// Nothing received is used before `parse*` has checked it: unknown types,
+// missing or mistyped fields become a ProtocolError, never a crash.
+//
+// Connections:
+//   agent   ⇄ relay  at /ws/agent  (Authorization: Bearer <join token or agent credential>)
+//   browser ⇄ relay  at /ws/ui     (session cookie; same-origin check)
+//
+// Version history:
+//   1  first version: hello/welcome, process lists, captures as chunk streams
+//      with sequence numbers and acknowledgements, dump results, stop.
+
+import { Packr } from 'msgpackr';
+import { PeriscopeError } from './errors.ts';
+
+export const PROTOCOL_VERSION = 1;
+/** Oldest protocol version a relay of this build still speaks. */
+export const MIN_PROTOCOL_VERSION = 1;
+
+/** Largest WebSocket message either side accepts (ws `maxPayload`). */
+export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/** WebSocket close codes for protocol states (4000–4999 are application codes). */
+export const CloseCode = {
+  /** The token was missing, forged, expired, revoked or for another audience. */
+  BadAuth: 4001,
+  /** A message failed validation. */
+  BadMessage: 4002,
+  /** The peer's protocol version is not supported. */
+  Version: 4003,
+  /** The support session was closed; the agent must not reconnect. */
+  SessionClosed: 4004,
+  /** Another connection took over this agent's identity. */
+  Replaced: 4005,
+  /** The peer sent nothing (not even a heartbeat reply) for too long. */
+  Timeout: 4006,
+  /** The relay is shutting down; reconnect later. */
+  Restarting: 4007,
+} as const;
+
+/** Close codes after which an agent must stop reconnecting. */
+export const FINAL_CLOSE_CODES: readonly number[] = [CloseCode.BadAuth, CloseCode.Version, CloseCode.SessionClosed, CloseCode.Replaced];
+
+export type CaptureKind = 'dump' | 'top' | 'record';
+export const CAPTURE_KINDS: readonly CaptureKind[] = ['dump', 'top', 'record'];
+
+/** What a capture request may ask for; the agent enforces its own bounds on top. */
+export interface CaptureSpec {
+  kind: CaptureKind; // v1
+  pid: number; // v1
+  rate: number; // v1 samples per second
+  /** Seconds; 0 means until stopped (top). v1 */
+  duration: number;
+  subprocesses: boolean; // v1
+  idle: boolean; // v1
+  gil: boolean; // v1
+  blocking: boolean; // v1
+}
+
+export interface ProcessInfo {
+  pid: number; // v1
+  cmdline: string; // v1
+  /** Python version, e.g. "3.11.7". v1 */
+  version: string;
+  user: string; // v1
+  threads: number; // v1
+}
+
+export interface CaptureStatsWire {
+  samples: number; // v1
+  late: number; // v1
+  ticks: number; // v1
+  errors: number; // v1
+}
+
+// ---- agent → relay --------------------------------------------------------
+
+export interface HelloMessage {
+  type: 'hello';
+  protocol: number; // v1
+  agentVersion: string; // v1
+  host: string; // v1
+  /** Container id from /proc/self/cgroup or mountinfo; '' when not in a container. v1 */
+  containerId: string;
+  arch: string; // v1
+  /** Captures this agent is still running, to resume after a reconnect. v1 */
+  captures: { captureId: string; nextSeq: number }[];
+}
+
+export interface ProcessesMessage {
+  type: 'processes';
+  processes: ProcessInfo[]; // v1
+}
+
+/** One slice of a capture's profile; seq counts from 0 per capture. */
+export interface ChunkMessage {
+  type: 'chunk';
+  captureId: string; // v1
+  seq: number; // v1
+  /** A shared/profile ProfileChunk; validated by applyChunk on the relay. v1 */
+  chunk: unknown;
+  stats: CaptureStatsWire; // v1
+}
+
+export interface CaptureEndedMessage {
+  type: 'capture_ended';
+  captureId: string; // v1
+  /** 'duration' | 'stopped' | 'target_exited' | 'error' | 'refused'. v1 */
+  reason: string;
+  /** Number of chunks sent in total (the last seq + 1). v1 */
+  chunks: number;
+  error?: { code: string; message: string }; // v1
+}
+
+export interface DumpResultMessage {
+  type: 'dump_result';
+  captureId: string; // v1
+  /** The same JSON as `periscope dump --json`. v1 */
+  threads: unknown[];
+}
+
+// ---- relay → agent --------------------------------------------------------
+
+export interface WelcomeMessage {
+  type: 'welcome';
+  protocol: number; // v1
+  agentId: string; // v1
+  sessionId: string; // v1
+  /** Credential for reconnects (only after a join token was presented). v1 */
+  credential?: string;
+  /** For each capture in hello.captures the relay knows: the next seq it needs. v1 */
+  resume: { captureId: string; nextSeq: number }[];
+}
+
+export interface StartCaptureMessage {
+  type: 'start_capture';
+  captureId: string; // v1
+  spec: CaptureSpec; // v1
+  /** Who asked, shown on the customer's terminal. v1 */
+  requestedBy: string;
+}
+
+export interface StopCaptureMessage {
+  type: 'stop_capture';
+  captureId: string; // v1
+  requestedBy: string; // v1
+}
+
+export interface AckMessage {
+  type: 'ack';
+  captureId: string; // v1
+  /** Every chunk with seq < nextSeq is stored. v1 */
+  nextSeq: number;
+}
+
+export interface ListProcessesMessage {
+  type: 'list_processes';
+}
+
+/** Either side: a request could not be honoured. */
+export interface ErrorMessage {
+  type: 'error';
+  captureId?: string; // v1
+  code: string; // v1
+  message: string; // v1
+}
+
+export type AgentToRelay = HelloMessage | ProcessesMessage | ChunkMessage | CaptureEndedMessage | DumpResultMessage | ErrorMessage;
+export type RelayToAgent = WelcomeMessage | StartCaptureMessage | StopCaptureMessage | AckMessage | ListProcessesMessage | ErrorMessage;
+
+// ---- browser ⇄ relay (/ws/ui) -------------------------------------------
+
+export interface UiSubscribeSession {
+  type: 'subscribe_session';
+  sessionId: string; // v1
+}
+export interface UiWatchCapture {
+  type: 'watch_capture';
+  captureId: string; // v1
+}
+export interface UiUnwatchCapture {
+  type: 'unwatch_capture';
+  captureId: string; // v1
+}
+export type UiToRelay = UiSubscribeSession | UiWatchCapture | UiUnwatchCapture;
+
+export interface UiAgentState {
+  id: string;
+  host: string;
+  containerId: string;
+  arch: string;
+  agentVersion: string;
+  online: boolean;
+  processes: ProcessInfo[];
+}
+export interface UiSessionState {
+  type: 'session_state';
+  sessionId: string; // v1
+  agents: UiAgentState[]; // v1
+}
+export interface UiCaptureState {
+  type: 'capture_state';
+  captureId: string; // v1
+  status: string; // v1 'starting' | 'running' | 'complete' | 'incomplete' | 'target_exited' | 'failed'
+  stats: CaptureStatsWire; // v1
+  error?: { code: string; message: string }; // v1
+}
+/** Chunks of a watched capture: first the stored ones (snapshot), then live. */
+export interface UiCaptureChunk {
+  type: 'capture_chunk';
+  captureId: string; // v1
+  seq: number; // v1
+  chunk: unknown; // v1
+}
+/** The viewer fell behind and must rebuild the capture from seq 0. */
+export interface UiCaptureReset {
+  type: 'capture_reset';
+  captureId: string; // v1
+}
+export interface UiDumpResult {
+  type: 'dump_result';
+  captureId: string; // v1
+  threads: unknown[]; // v1
+}
+export type RelayToUi = UiSessionState | UiCaptureState | UiCaptureChunk | UiCaptureReset | UiDumpResult | ErrorMessage;
+
+// ---- encoding -------------------------------------------------------------
+
+const packr = new Packr({ moreTypes: true, useRecords: false });
+
+export function encode(message: AgentToRelay | RelayToAgent | UiToRelay | RelayToUi): Uint8Array {
+  return packr.pack(message);
+}
+
+export class ProtocolError extends PeriscopeError {
+  constructor(message: string) {
+    super('BAD_MESSAGE', message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Decodes one frame into an object with a string `type`, or throws ProtocolError. */
+export function decodeFrame(data: Uint8Array): Record<string, unknown> & { type: string } {
+  if (data.byteLength > MAX_MESSAGE_BYTES) throw new ProtocolError(`message of ${data.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+  let value: unknown;
+  try {
+    value = packr.unpack(data);
+  } catch (err) {
+    throw new ProtocolError(`not a msgpack message: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
+    throw new ProtocolError('a message must be a map');
+  }
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== 'string') throw new ProtocolError('a message needs a string `type`');
+  return value as Record<string, unknown> & { type: string };
+}
+
+// ---- field checks -----------------------------------------------------------
+
+const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+function field(m: Record<string, unknown>, name: string): unknown {
+  return m[name];
+}
+
+function str(m: Record<string, unknown>, name: string, max = 4096): string {
+  const v = field(m, name);
+  if (typeof v !== 'string') throw new ProtocolError(`${String(m.type)}.${name} must be a string`);
+  if (v.length > max) throw new ProtocolError(`${String(m.type)}.${name} is longer than ${max} characters`);
+  return v;
+}
+
+function id(m: Record<string, unknown>, name: string): string {
+  const v = str(m, name, 64);
+  if (!ID_RE.test(v)) throw new ProtocolError(`${String(m.type)}.${name} is not a valid id`);
+  return v;
+}
+
+function int(m: Record<string, unknown>, name: string, min: number, max: number): number {
+  const v = field(m, name);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ProtocolError(`${String(m.type)}.${name} must be an integer from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function num(m: Record<string, unknown>, name: string, min: number, max: number): number {
+  const v = field(m, name);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    throw new ProtocolError(`${String(m.type)}.${name} must be a number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function bool(m: Record<string, unknown>, name: string): boolean {
+  const v = field(m, name);
+  if (typeof v !== 'boolean') throw new ProtocolError(`${String(m.type)}.${name} must be true or false`);
+  return v;
+}
+
+function obj(v: unknown, what: string): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v)) throw new ProtocolError(`${what} must be a map`);
+  return v as Record<string, unknown>;
+}
+
+function list(m: Record<string, unknown>, name: string, max: number): unknown[] {
+  const v = field(m, name);
+  if (!Array.isArray(v)) throw new ProtocolError(`${String(m.type)}.${name} must be a list`);
+  if (v.length > max) throw new ProtocolError(`${String(m.type)}.${name} has more than ${max} entries`);
+  return v;
+}
+
+function errorField(m: Record<string, unknown>): { code: string; message: string } | undefined {
+  if (m.error === undefined) return undefined;
+  const e = obj(m.error, `${String(m.type)}.error`);
+  return { code: str(e, 'code', 64), message: str(e, 'message', 4096) };
+}
+
+export function parseCaptureSpec(v: unknown): CaptureSpec {
+  const s = obj(v, 'capture spec');
+  const kind = str(s, 'kind', 16);
+  if (!(CAPTURE_KINDS as readonly string[]).includes(kind)) throw new ProtocolError(`capture kind must be one of ${CAPTURE_KINDS.join(', ')}`);
+  return {
+    kind: kind as CaptureKind,
+    pid: int(s, 'pid', 1, 2 ** 31 - 1),
+    rate: int(s, 'rate', 1, 100_000),
+    duration: num(s, 'duration', 0, 7 * 24 * 3600),
+    subprocesses: bool(s, 'subprocesses'),
+    idle: bool(s, 'idle'),
+    gil: bool(s, 'gil'),
+    blocking: bool(s, 'blocking'),
+  };
+}
+
+function parseStats(v: unknown): CaptureStatsWire {
+  const s = obj(v, 'stats');
+  const count = (n: string) => int(s, n, 0, Number.MAX_SAFE_INTEGER);
+  return { samples: count('samples'), late: count('late'), ticks: count('ticks'), errors: count('errors') };
+}
+
+function parseProcess(v: unknown): ProcessInfo {
+  const p = obj(v, 'process');
+  return {
+    pid: int(p, 'pid', 1, 2 ** 31 - 1),
+    cmdline: str(p, 'cmdline', 8192),
+    version: str(p, 'version', 64),
+    user: str(p, 'user', 256),
+    threads: int(p, 'threads', 0, 1_000_000),
+  };
+}
+
+function parseResumeList(m: Record<string, unknown>, name: string): { captureId: string; nextSeq: number }[] {
+  return list(m, name, 1000).map((e) => {
+    const r = obj(e, `${String(m.type)}.${name}[]`);
+    return { captureId: id(r, 'captureId'), nextSeq: int(r, 'nextSeq', 0, 2 ** 31 - 1) };
+  });
+}
+
+/** Validates a frame from an agent. */
+export function parseAgentMessage(data: Uint8Array): AgentToRelay {
+  const m = decodeFrame(data);
+  switch (m.type) {
+    case 'hello':
+      return {
+        type: 'hello',
+        protocol: int(m, 'protocol', 0, 1_000_000),
+        agentVersion: str(m, 'agentVersion', 64),
+        host: str(m, 'host', 255),
+        containerId: str(m, 'containerId', 128),
+        arch: str(m, 'arch', 32),
+        captures: parseResumeList(m, 'captures'),
+      };
+    case 'processes':
+      return { type: 'processes', processes: list(m, 'processes', 10_000).map(parseProcess) };
+    case 'chunk':
+      return {
+        type: 'chunk',
+        captureId: id(m, 'captureId'),
+        seq: int(m, 'seq', 0, 2 ** 31 - 1),
+        chunk: obj(m.chunk, 'chunk.chunk'),
+        stats: parseStats(m.stats),
+      };
+    case 'capture_ended':
+      return {
+        type: 'capture_ended',
+        captureId: id(m, 'captureId'),
+        reason: str(m, 'reason', 32),
+        chunks: int(m, 'chunks', 0, 2 ** 31 - 1),
+        error: errorField(m),
+      };
+    case 'dump_result':
+      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: list(m, 'threads', 100_000) };
+    case 'error':
+      return {
+        type: 'error',
+        captureId: m.captureId === undefined ? undefined : id(m, 'captureId'),
+        code: str(m, 'code', 64),
+        message: str(m, 'message', 4096),
+      };
+    default:
+      throw new ProtocolError(`unknown message type ${JSON.stringify(m.type.slice(0, 40))} from an agent`);
+  }
+}
+
+/** Validates a frame from the relay (on the agent). */
+export function parseRelayMessage(data: Uint8Array): RelayToAgent {
+  const m = decodeFrame(data);
+  switch (m.type) {
+    case 'welcome':
+      return {
+        type: 'welcome',
+        protocol: int(m, 'protocol', 0, 1_000_000),
+        agentId: id(m, 'agentId'),
+        sessionId: id(m, 'sessionId'),
+        credential: m.credential === undefined ? undefined : str(m, 'credential', 4096),
+        resume: parseResumeList(m, 'resume'),
+      };
+    case 'start_capture':
+      return { type: 'start_capture', captureId: id(m, 'captureId'), spec: parseCaptureSpec(m.spec), requestedBy: str(m, 'requestedBy', 256) };
+    case 'stop_capture':
+      return { type: 'stop_capture', captureId: id(m, 'captureId'), requestedBy: str(m, 'requestedBy', 256) };
+    case 'ack':
+      return { type: 'ack', captureId: id(m, 'captureId'), nextSeq: int(m, 'nextSeq', 0, 2 ** 31 - 1) };
+    case 'list_processes':
+      return { type: 'list_processes' };
+    case 'error':
+      return {
+        type: 'error',
+        captureId: m.captureId === undefined ? undefined : id(m, 'captureId'),
+        code: str(m, 'code', 64),
+        message: str(m, 'message', 4096),
+      };
+    default:
+      throw new ProtocolError(`unknown message type ${JSON.stringify(m.type.slice(0, 40))} from the relay`);
+  }
+}
+
+/** Validates a frame from a browser. */
+export function parseUiMessage(data: Uint8Array): UiToRelay {
+  const m = decodeFrame(data);
+  switch (m.type) {
+    case 'subscribe_session':
+      return { type: 'subscribe_session', sessionId: id(m, 'sessionId') };
+    case 'watch_capture':
+      return { type: 'watch_capture', captureId: id(m, 'captureId') };
+    case 'unwatch_capture':
+      return { type: 'unwatch_capture', captureId: id(m, 'captureId') };
+    default:
+      throw new ProtocolError(`unknown message type ${JSON.stringify(m.type.slice(0, 40))} from a browser`);
+  }
+}
+
+/** Validates a frame from the relay (in the browser). */
+export function parseRelayToUi(data: Uint8Array): RelayToUi {
+  const m = decodeFrame(data);
+  switch (m.type) {
+    case 'session_state':
+      return {
+        type: 'session_state',
+        sessionId: id(m, 'sessionId'),
+        agents: list(m, 'agents', 10_000).map((v) => {
+          const a = obj(v, 'agent');
+          return {
+            id: id(a, 'id'),
+            host: str(a, 'host', 255),
+            containerId: str(a, 'containerId', 128),
+            arch: str(a, 'arch', 32),
+            agentVersion: str(a, 'agentVersion', 64),
+            online: bool(a, 'online'),
+            processes: list(a, 'processes', 10_000).map(parseProcess),
+          };
+        }),
+      };
+    case 'capture_state':
+      return { type: 'capture_state', captureId: id(m, 'captureId'), status: str(m, 'status', 32), stats: parseStats(m.stats), error: errorField(m) };
+    case 'capture_chunk':
+      return { type: 'capture_chunk', captureId: id(m, 'captureId'), seq: int(m, 'seq', 0, 2 ** 31 - 1), chunk: obj(m.chunk, 'chunk') };
+    case 'capture_reset':
+      return { type: 'capture_reset', captureId: id(m, 'captureId') };
+    case 'dump_result':
+      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: list(m, 'threads', 100_000) };
+    case 'error':
+      return { type: 'error', code: str(m, 'code', 64), message: str(m, 'message', 4096) };
+    default:
+      throw new ProtocolError(`unknown message type ${JSON.stringify(m.type.slice(0, 40))} from the relay`);
+  }
+}
