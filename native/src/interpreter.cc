@@ -110,28 +110,28 @@ void PythonProcess::check_alive() const {
     throw ReaderError(kProcessExited, "process " + std::to_string(pid_) + " exited while it was being read");
 }
 
-uint64_t PythonProcess::main_interpreter() const {
+uint64_t PythonProcess::main_interpreter(SnapshotCache& snap) const {
   bool ok = false;
-  uint64_t v = mem_.read_ptr(interp_head_addr_, &ok);
+  uint64_t v = snap.read_ptr(interp_head_addr_, &ok);
   return ok ? v : 0;
 }
 
-uint64_t PythonProcess::gil_holder(uint64_t interp) const {
+uint64_t PythonProcess::gil_holder(SnapshotCache& snap, uint64_t interp) const {
   bool ok = false;
-  if (tstate_current_addr_) return mem_.read_ptr(tstate_current_addr_, &ok);
+  if (tstate_current_addr_) return snap.read_ptr(tstate_current_addr_, &ok);
   if (offsets_.runtime_gilstate_tstate_current >= 0 && runtime_)
-    return mem_.read_ptr(runtime_ + offsets_.runtime_gilstate_tstate_current, &ok);
+    return snap.read_ptr(runtime_ + offsets_.runtime_gilstate_tstate_current, &ok);
   if (offsets_.gil_locked >= 0 && offsets_.gil_last_holder >= 0 && interp) {
     // 3.12 points at the GIL through ceval.gil; 3.13 publishes offsets
     // relative to the interpreter's own embedded GIL.
     uint64_t gil = interp;
     if (offsets_.interp_gil >= 0) {
-      gil = mem_.read_ptr(interp + offsets_.interp_gil, &ok);
+      gil = snap.read_ptr(interp + offsets_.interp_gil, &ok);
       if (!ok || !gil) return 0;
     }
     int32_t locked = 0;
-    if (!mem_.read_value(gil + offsets_.gil_locked, &locked) || locked != 1) return 0;
-    return mem_.read_ptr(gil + offsets_.gil_last_holder, &ok);
+    if (!snap.read_value(gil + offsets_.gil_locked, &locked) || locked != 1) return 0;
+    return snap.read_ptr(gil + offsets_.gil_last_holder, &ok);
   }
   return 0;
 }

@@ -39,9 +39,10 @@ class PythonProcess {
   const std::string& locate_method() const { return locate_method_; }  // "symbols" or "scan"
 
   // Head of the interpreter list (the main interpreter), 0 if unreadable.
-  uint64_t main_interpreter() const;
+  // Both read through the snapshot so they share its one scatter read.
+  uint64_t main_interpreter(SnapshotCache& snap) const;
   // PyThreadState* holding the GIL, 0 if none or unknown.
-  uint64_t gil_holder(uint64_t interp) const;
+  uint64_t gil_holder(SnapshotCache& snap, uint64_t interp) const;
   uint64_t code_type() const { return code_type_; }  // &PyCode_Type, 0 if unknown
 
   // Raises the right ReaderError when a read failed because of the process

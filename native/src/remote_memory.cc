@@ -2,6 +2,7 @@
 
 #include <sys/uio.h>
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 namespace periscope {
@@ -74,6 +75,23 @@ void RemoteMemory::read_many(std::vector<Range>& ranges) const {
   }
 }
 
+void SnapshotCache::begin_snapshot() {
+  std::vector<uint64_t> previous;
+  previous.swap(touched_);
+  blocks_.clear();
+  std::vector<RemoteMemory::Range> ranges;
+  ranges.reserve(previous.size());
+  for (uint64_t base : previous) {
+    Block& block = blocks_[base];
+    block.data.resize(kBlock);
+    ranges.push_back({base, block.data.data(), kBlock, false});
+  }
+  if (!ranges.empty()) mem_.read_many(ranges);
+  for (auto& r : ranges) {
+    if (!r.ok) blocks_.erase(r.addr);
+  }
+}
+
 bool SnapshotCache::read(uint64_t addr, void* out, size_t len) {
   if (len == 0) return true;
   if (len > kBlock) return mem_.read(addr, out, len);
@@ -84,15 +102,21 @@ bool SnapshotCache::read(uint64_t addr, void* out, size_t len) {
     uint64_t base = cur & ~(kBlock - 1);
     auto it = blocks_.find(base);
     if (it == blocks_.end()) {
-      if (blocks_.size() >= kMaxBlocks) blocks_.clear();
-      std::vector<uint8_t> block(kBlock);
-      if (!mem_.read(base, block.data(), kBlock)) block.clear();
+      if (blocks_.size() >= kMaxBlocks) { blocks_.clear(); touched_.clear(); }
+      Block block;
+      block.data.resize(kBlock);
+      if (!mem_.read(base, block.data.data(), kBlock)) block.data.clear();
       it = blocks_.emplace(base, std::move(block)).first;
     }
-    if (it->second.empty()) return mem_.read(cur, dst, left);  // block straddles an unmapped page
+    Block& b = it->second;
+    if (b.data.empty()) return mem_.read(cur, dst, left);  // block straddles an unmapped page
+    if (!b.touched) {
+      b.touched = true;
+      touched_.push_back(base);
+    }
     size_t off = cur - base;
     size_t n = std::min<size_t>(left, kBlock - off);
-    std::memcpy(dst, it->second.data() + off, n);
+    std::memcpy(dst, b.data.data() + off, n);
     dst += n; cur += n; left -= n;
   }
   return true;

@@ -168,11 +168,11 @@ void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* boot
 
 std::vector<ThreadSample> StackWalker::sample(bool with_names, double now_us,
                                                const std::unordered_map<pid_t, bool>* running_before) {
-  snap_.clear();
+  snap_.begin_snapshot();
   std::vector<ThreadSample> out;
-  uint64_t interp = proc_.main_interpreter();
+  uint64_t interp = proc_.main_interpreter(snap_);
   if (!interp) { proc_.check_alive(); throw ReaderError(kReadFailed, "could not read the interpreter state"); }
-  uint64_t gil = proc_.gil_holder(interp);
+  uint64_t gil = proc_.gil_holder(snap_, interp);
   bool ok = false;
   uint64_t tstate = snap_.read_ptr(interp + o_.interp_tstate_head, &ok);
   if (!ok) { proc_.check_alive(); throw ReaderError(kReadFailed, "could not read the thread list"); }
