@@ -4,6 +4,8 @@ import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
 import { dump, formatDumpText } from './dump.ts';
 import { isPeriscopeError } from '../shared/errors.ts';
 import { AGENT_VERSION } from './version.ts';
+import { runRecord } from './record.ts';
+import { runTop } from './top.ts';
 
 const dumpSpecs: OptionSpec[] = [
   { name: 'pid', short: 'p', type: 'number', description: 'process id of the Python program to dump' },
@@ -18,6 +20,9 @@ const topUsage = `periscope ${AGENT_VERSION} - sample the Python stacks of a run
 
 usage:
   periscope dump --pid PID [--json] [--blocking] [--subprocesses]
+  periscope record --pid PID [-r RATE] [-d SECONDS] [-f flamegraph|speedscope|raw|chrometrace] [-o FILE] [options]
+  periscope record [options] -- python3 app.py ...
+  periscope top --pid PID [-r RATE] [options]
   periscope --version
 
 Run \`periscope COMMAND --help\` for a command's options.`;
@@ -35,11 +40,15 @@ function runDump(argv: string[]): number {
   return 0;
 }
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'dump':
       return runDump(rest);
+    case 'record':
+      return runRecord(rest);
+    case 'top':
+      return runTop(rest);
     case '--version':
     case 'version':
       console.log(`periscope ${AGENT_VERSION}`);
@@ -57,7 +66,7 @@ function main(argv: string[]): number {
 }
 
 try {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
   if (isPeriscopeError(err)) {
     console.error(`periscope: ${err.code}: ${err.message}`);

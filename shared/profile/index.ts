@@ -8,3 +8,4 @@ export * from './grouped-stacks.ts';
 export * from './root-frames.ts';
 export * from './top-table.ts';
 export * from './call-tree.ts';
+export * from './top-accumulator.ts';

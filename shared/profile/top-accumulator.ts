@@ -1,0 +1,272 @@
+// The live version of py-spy top's table, for `periscope top` and the web
+// client's live view: the profile only ever grows, so each refresh folds in the
+// samples appended since the previous one (cost: new samples × stack depth)
+// instead of re-aggregating everything as topTable() does.
+//
+// Two sets of counts are kept per row: the current window (what %Own/%Total
+// show: the samples since the last endWindow()) and the cumulative ones (what
+// OwnTime/TotalTime show: everything since construction or reset()). Rows are
+// tallied per line and per function at the same time, so switching between
+// the two at run time is instant and loses no history.
+
+import { NONE, type Profile, SampleFlag, stringAt } from './model.ts';
+
+export interface TopAccumulatorOptions {
+  /** Count idle samples too (default false, like py-spy). */
+  idle?: boolean;
+  /** Only count samples whose thread held the GIL. */
+  gil?: boolean;
+  /** Only samples from these rows of the thread table (default: all threads). */
+  threadRows?: readonly number[];
+}
+
+export type TopSortKey = 'ownPercent' | 'totalPercent' | 'ownTime' | 'totalTime';
+
+export interface LiveTopRow {
+  function: string;
+  file: string;
+  /**
+   * Line in line mode; in function mode the lowest line seen for the function
+   * (the closest stand-in for its first line, which frames do not carry), as in
+   * groupFrames(). null when unknown.
+   */
+  line: number | null;
+  /** Samples of the last closed window with this row as the innermost frame. */
+  windowOwn: number;
+  /** Samples of the last closed window with this row anywhere on the stack (once per sample). */
+  windowTotal: number;
+  /** Like windowOwn, since construction or the last reset(). */
+  cumulativeOwn: number;
+  /** Like windowTotal, since construction or the last reset(). */
+  cumulativeTotal: number;
+}
+
+/** What a closed window saw, for the header; percentages' denominators. */
+export interface TopWindow {
+  /** Samples that passed the filters: the denominator of %Own and %Total. */
+  counted: number;
+  /** Every sample taken, idle or not, with or without Python frames. */
+  all: number;
+  /** Of `all`, those whose thread held the GIL. */
+  gil: number;
+  /** Of `all`, those whose thread was not idle. */
+  active: number;
+  /** Distinct threads and processes sampled. */
+  threads: number;
+  processes: number;
+}
+
+function emptyWindow(): TopWindow {
+  return { counted: 0, all: 0, gil: 0, active: 0, threads: 0, processes: 0 };
+}
+
+/** Own/total counts per row key, for one way of keying frames (per line or per function). */
+class RowTally {
+  readonly #byFunction: boolean;
+  readonly #keyOfFrame: number[] = [];
+  readonly #ids = new Map<string, number>();
+  readonly name: number[] = [];
+  readonly file: number[] = [];
+  readonly line: number[] = [];
+  windowOwn: number[] = [];
+  windowTotal: number[] = [];
+  closedOwn: number[] = [];
+  closedTotal: number[] = [];
+  readonly cumulativeOwn: number[] = [];
+  readonly cumulativeTotal: number[] = [];
+  // stamp[k] === visit: key k was already counted for the stack being walked,
+  // so recursion counts once per sample towards total.
+  readonly #stamp: number[] = [];
+  #visit = 0;
+
+  constructor(byFunction: boolean) {
+    this.#byFunction = byFunction;
+  }
+
+  /** Keys frames appended to the frame table since the last call. */
+  catchUp(profile: Profile): void {
+    const frames = profile.frames;
+    for (let f = this.#keyOfFrame.length; f < frames.name.length; f++) {
+      const line = frames.line[f];
+      const id = this.#byFunction ? `${frames.name[f]},${frames.file[f]}` : `${frames.name[f]},${frames.file[f]},${line}`;
+      let k = this.#ids.get(id);
+      if (k === undefined) {
+        k = this.name.push(frames.name[f]) - 1;
+        this.file.push(frames.file[f]);
+        this.line.push(line);
+        for (const column of [this.windowOwn, this.windowTotal, this.closedOwn, this.closedTotal, this.cumulativeOwn, this.cumulativeTotal]) column.push(0);
+        this.#stamp.push(-1);
+        this.#ids.set(id, k);
+      } else if (line !== 0 && (this.line[k] === 0 || line < this.line[k])) {
+        this.line[k] = line;
+      }
+      this.#keyOfFrame.push(k);
+    }
+  }
+
+  addStack(profile: Profile, stack: number, count: number): void {
+    const { prefix, frame } = profile.stacks;
+    const visit = this.#visit++;
+    const leaf = this.#keyOfFrame[frame[stack]];
+    this.windowOwn[leaf] += count;
+    this.cumulativeOwn[leaf] += count;
+    for (let s = stack; s !== NONE; s = prefix[s]) {
+      const k = this.#keyOfFrame[frame[s]];
+      if (this.#stamp[k] === visit) continue;
+      this.#stamp[k] = visit;
+      this.windowTotal[k] += count;
+      this.cumulativeTotal[k] += count;
+    }
+  }
+
+  endWindow(): void {
+    this.closedOwn = this.windowOwn;
+    this.closedTotal = this.windowTotal;
+    this.windowOwn = new Array<number>(this.name.length).fill(0);
+    this.windowTotal = new Array<number>(this.name.length).fill(0);
+  }
+
+  reset(): void {
+    this.cumulativeOwn.fill(0);
+    this.cumulativeTotal.fill(0);
+  }
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+const SORT_COLUMNS: Record<TopSortKey, (r: LiveTopRow) => number> = {
+  ownPercent: (r) => r.windowOwn,
+  totalPercent: (r) => r.windowTotal,
+  ownTime: (r) => r.cumulativeOwn,
+  totalTime: (r) => r.cumulativeTotal,
+};
+
+// After the chosen column, the others break ties in py-spy's column order, so
+// the order is stable from one refresh to the next.
+const TIE_BREAK: TopSortKey[] = ['ownPercent', 'totalPercent', 'ownTime', 'totalTime'];
+
+export class TopAccumulator {
+  readonly profile: Profile;
+  readonly options: TopAccumulatorOptions;
+  readonly #byLine = new RowTally(false);
+  readonly #byFunction = new RowTally(true);
+  readonly #threadRows: Set<number> | undefined;
+  #next = 0;
+  #window = emptyWindow();
+  #windowThreads = new Set<number>();
+  #windowPids = new Set<number>();
+  #closed = emptyWindow();
+  #cumulativeSamples = 0;
+
+  /** Starts at sample row `fromSample` (default: the first); earlier samples are never counted. */
+  constructor(profile: Profile, options: TopAccumulatorOptions = {}, fromSample = 0) {
+    this.profile = profile;
+    this.options = options;
+    this.#threadRows = options.threadRows ? new Set(options.threadRows) : undefined;
+    this.#next = fromSample;
+  }
+
+  /** Row of the next sample ingest() will read. */
+  get nextSample(): number {
+    return this.#next;
+  }
+
+  /** Every sample taken since construction or reset(), before filters. */
+  get cumulativeSamples(): number {
+    return this.#cumulativeSamples;
+  }
+
+  /** Counts the samples appended since the previous call into the current window; returns how many. */
+  ingest(): number {
+    const profile = this.profile;
+    const { stack, thread, flags } = profile.samples;
+    const end = stack.length;
+    if (this.#next >= end) return 0;
+    this.#byLine.catchUp(profile);
+    this.#byFunction.catchUp(profile);
+    const w = this.#window;
+    // Sampling repeats the same stacks over and over: walk each distinct one once.
+    const stackCounts = new Map<number, number>();
+    for (let i = this.#next; i < end; i++) {
+      const f = flags[i];
+      w.all++;
+      if (f & SampleFlag.Gil) w.gil++;
+      if (!(f & SampleFlag.Idle)) w.active++;
+      this.#windowThreads.add(thread[i]);
+      this.#windowPids.add(profile.threads.pid[thread[i]]);
+      if (stack[i] === NONE) continue;
+      if (!this.options.idle && f & SampleFlag.Idle) continue;
+      if (this.options.gil && !(f & SampleFlag.Gil)) continue;
+      if (this.#threadRows && !this.#threadRows.has(thread[i])) continue;
+      w.counted++;
+      stackCounts.set(stack[i], (stackCounts.get(stack[i]) ?? 0) + 1);
+    }
+    for (const [s, count] of stackCounts) {
+      this.#byLine.addStack(profile, s, count);
+      this.#byFunction.addStack(profile, s, count);
+    }
+    const added = end - this.#next;
+    this.#cumulativeSamples += added;
+    this.#next = end;
+    return added;
+  }
+
+  /** Closes the current window: its counts become what rows() and lastWindow report. */
+  endWindow(): TopWindow {
+    this.#window.threads = this.#windowThreads.size;
+    this.#window.processes = this.#windowPids.size;
+    this.#closed = this.#window;
+    this.#window = emptyWindow();
+    this.#windowThreads = new Set();
+    this.#windowPids = new Set();
+    this.#byLine.endWindow();
+    this.#byFunction.endWindow();
+    return this.#closed;
+  }
+
+  /** The last window closed by endWindow() (all zero before the first). */
+  get lastWindow(): TopWindow {
+    return this.#closed;
+  }
+
+  /** Samples counted (after filters) in the window still open. */
+  get openWindowCounted(): number {
+    return this.#window.counted;
+  }
+
+  /** Forgets the cumulative counts (OwnTime/TotalTime); windows are unaffected. */
+  reset(): void {
+    this.#byLine.reset();
+    this.#byFunction.reset();
+    this.#cumulativeSamples = 0;
+  }
+
+  /** Rows with anything in the last closed window or since the last reset, best first by `sortBy`. */
+  rows(sortBy: TopSortKey = 'ownTime', byFunction = false): LiveTopRow[] {
+    const tally = byFunction ? this.#byFunction : this.#byLine;
+    const rows: LiveTopRow[] = [];
+    for (let k = 0; k < tally.name.length; k++) {
+      if (tally.closedTotal[k] === 0 && tally.cumulativeTotal[k] === 0) continue;
+      rows.push({
+        function: stringAt(this.profile, tally.name[k]),
+        file: stringAt(this.profile, tally.file[k]),
+        line: tally.line[k] === 0 ? null : tally.line[k],
+        windowOwn: tally.closedOwn[k],
+        windowTotal: tally.closedTotal[k],
+        cumulativeOwn: tally.cumulativeOwn[k],
+        cumulativeTotal: tally.cumulativeTotal[k],
+      });
+    }
+    const order = [sortBy, ...TIE_BREAK.filter((c) => c !== sortBy)].map((c) => SORT_COLUMNS[c]);
+    rows.sort((a, b) => {
+      for (const column of order) {
+        const d = column(b) - column(a);
+        if (d !== 0) return d;
+      }
+      return compareStrings(a.function, b.function) || compareStrings(a.file, b.file) || (a.line ?? 0) - (b.line ?? 0);
+    });
+    return rows;
+  }
+}
