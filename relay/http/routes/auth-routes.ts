@@ -1,0 +1,96 @@
+// Sign-in, sign-out, "who am I", and account creation.
+import { Hono } from 'hono';
+import { deleteCookie, setCookie } from 'hono/cookie';
+import type { AppEnv, RelayServices } from '../context.ts';
+import { ApiError } from '../api-error.ts';
+import { clientIp, currentAuth, jsonBody, requireUser } from '../guards.ts';
+import { SESSION_COOKIE } from '../../auth/web-sessions.ts';
+import { decoyHash, verifyPassword } from '../../auth/passwords.ts';
+import { createUser, publicUser } from '../../auth/accounts.ts';
+
+export function authRoutes(s: RelayServices): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const authed = requireUser(s);
+
+  app.post('/api/login', async (c) => {
+    const body = await jsonBody(c);
+    const { username, password } = body;
+    if (typeof username !== 'string' || typeof password !== 'string' || username.length > 64 || password.length > 1024) {
+      throw new ApiError(400, 'INVALID_ARGUMENT', 'send {"username": "...", "password": "..."}');
+    }
+    const ip = clientIp(c);
+    const wait = s.limiter.retryAfterMs(ip, username);
+    if (wait > 0) {
+      s.metrics.authFailures++;
+      const seconds = Math.ceil(wait / 1000);
+      throw new ApiError(429, 'TOO_MANY_ATTEMPTS', `too many failed sign-ins for ${username} from this address; try again in ${seconds} s`, { 'Retry-After': String(seconds) });
+    }
+    const user = s.store.users.byUsername(username);
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
+    if (!user || !ok) {
+      s.limiter.failed(ip, username);
+      s.metrics.authFailures++;
+      s.store.audit.record(username, 'login.failed', null, { ip });
+      throw new ApiError(401, 'BAD_CREDENTIALS', 'wrong username or password');
+    }
+    s.limiter.succeeded(ip, username);
+    const { token, login } = await s.webSessions.start(user);
+    setCookie(c, SESSION_COOKIE, token, {
+      httpOnly: true,
+      sameSite: 'Strict',
+      secure: s.secure,
+      path: '/',
+      expires: new Date(login.expiresAt),
+    });
+    s.store.audit.record(user.username, 'login', null, { ip });
+    return c.json({ user: publicUser(user), csrfToken: login.csrfToken });
+  });
+
+  app.post('/api/logout', authed, (c) => {
+    const { user, login } = currentAuth(c);
+    s.webSessions.end(login);
+    s.uiHub.closeLogin(login.id);
+    deleteCookie(c, SESSION_COOKIE, { path: '/', secure: s.secure, httpOnly: true, sameSite: 'Strict' });
+    s.store.audit.record(user.username, 'logout', null, {});
+    return c.json({ ok: true });
+  });
+
+  app.get('/api/me', authed, (c) => {
+    const { user, login } = currentAuth(c);
+    return c.json({ user: publicUser(user), csrfToken: login.csrfToken });
+  });
+
+  app.post('/api/users', authed, async (c) => {
+    const { user } = currentAuth(c);
+    if (!user.admin) throw new ApiError(403, 'FORBIDDEN', 'only an admin can create accounts');
+    const body = await jsonBody(c);
+    const { username, password, admin } = body;
+    if (typeof username !== 'string' || typeof password !== 'string' || (admin !== undefined && typeof admin !== 'boolean')) {
+      throw new ApiError(400, 'INVALID_ARGUMENT', 'send {"username": "...", "password": "...", "admin": false}');
+    }
+    const created = await createUser(s.store, { username, password, admin: admin === true }, user.id);
+    s.store.audit.record(user.username, 'user.created', null, { username: created.username, admin: created.admin });
+    return c.json({ user: publicUser(created) }, 201);
+  });
+
+  app.get('/api/audit', authed, (c) => {
+    const { user } = currentAuth(c);
+    if (!user.admin) throw new ApiError(403, 'FORBIDDEN', 'only an admin can read the relay-wide audit log; use /api/sessions/:id/audit');
+    const { limit, before } = pageParams(c.req.query('limit'), c.req.query('before'));
+    return c.json({ entries: s.store.audit.all(limit, before).map(auditView) });
+  });
+
+  return app;
+}
+
+export function pageParams(limitRaw: string | undefined, beforeRaw: string | undefined): { limit: number; before: number | undefined } {
+  const limit = limitRaw === undefined ? 100 : Number(limitRaw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ApiError(400, 'INVALID_ARGUMENT', 'limit must be an integer from 1 to 1000');
+  const before = beforeRaw === undefined ? undefined : Number(beforeRaw);
+  if (before !== undefined && (!Number.isInteger(before) || before < 1)) throw new ApiError(400, 'INVALID_ARGUMENT', 'before must be an entry id (a positive integer)');
+  return { limit, before };
+}
+
+export function auditView(e: { id: number; ts: number; actor: string; sessionId: string | null; action: string; detail: Record<string, unknown> }) {
+  return { id: e.id, at: new Date(e.ts).toISOString(), actor: e.actor, sessionId: e.sessionId, action: e.action, detail: e.detail };
+}

@@ -1,0 +1,146 @@
+// Assembles the relay: storage, auth, capture service, hubs, HTTP app and the
+// WebSocket upgrade path, all on one HTTP(S) server.
+import { createAdaptorServer } from '@hono/node-server';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { WebSocketServer } from 'ws';
+import { MAX_MESSAGE_BYTES } from '../shared/protocol.ts';
+import { type RelayConfig, effectivePublicUrl } from './config.ts';
+import { openStore, type Store } from './store/index.ts';
+import { loadSigningKey } from './auth/signing-key.ts';
+import { TokenService } from './auth/tokens.ts';
+import { WebSessions } from './auth/web-sessions.ts';
+import { LoginLimiter } from './auth/login-limiter.ts';
+import { bootstrapAdmin } from './auth/accounts.ts';
+import { Metrics } from './metrics.ts';
+import { CaptureService } from './captures/capture-service.ts';
+import { CaptureRenderer } from './captures/capture-render.ts';
+import { SupportSessions } from './sessions/support-sessions.ts';
+import { AgentHub } from './ws/agent-hub.ts';
+import { UiHub } from './ws/ui-hub.ts';
+import { createUpgradeHandler } from './ws/upgrade.ts';
+import { createApp } from './http/app.ts';
+import type { RelayServices } from './http/context.ts';
+
+export interface RunningRelay {
+  url: string;
+  publicUrl: string;
+  port: number;
+  /** Set when this start created the admin account with a generated password. */
+  generatedAdminPassword: string | undefined;
+  adminCreated: boolean;
+  close(): Promise<void>;
+}
+
+export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
+  const store: Store = openStore(config.dataDir);
+  const tokens = new TokenService(loadSigningKey(config.dataDir));
+  const metrics = new Metrics();
+  const admin = await bootstrapAdmin(store, config.adminPassword);
+  const webSessions = new WebSessions(store, tokens);
+  const captures = new CaptureService(store, metrics, config.captureGraceMs);
+  // Behind a TLS-terminating proxy the relay speaks http but browsers see https: cookies must still be Secure.
+  const secure = config.tls !== undefined || (config.publicUrl?.startsWith('https:') ?? false);
+
+  let boundPort = config.port;
+  const publicUrl = () => effectivePublicUrl(config, boundPort);
+  const sessions = new SupportSessions(store, tokens, captures, publicUrl);
+  const agentHub = new AgentHub({
+    store,
+    captures,
+    tokens,
+    metrics,
+    heartbeatMs: config.heartbeatMs,
+    onSessionChanged: (id) => uiHub.sessionChanged(id),
+  });
+  const uiHub: UiHub = new UiHub({
+    store,
+    captures,
+    metrics,
+    heartbeatMs: config.heartbeatMs,
+    sessionState: (sessionId) => ({
+      type: 'session_state',
+      sessionId,
+      agents: store.agents.forSession(sessionId).map((a) => {
+        const v = agentHub.view(a);
+        return { id: v.id, host: v.host, containerId: v.containerId, arch: v.arch, agentVersion: v.agentVersion, online: v.online, processes: v.processes };
+      }),
+    }),
+    stillSignedIn: (login) => {
+      const row = store.logins.byId(login.id);
+      return row !== undefined && row.revokedAt === null && row.expiresAt > Date.now();
+    },
+  });
+  captures.setAgentLink(agentHub);
+  sessions.setHooks({ disconnectAgents: (id) => agentHub.closeSession(id), sessionChanged: (id) => uiHub.sessionChanged(id) });
+  metrics.setGauges({ agentsConnected: () => agentHub.connectedCount, capturesActive: () => captures.activeCount(), viewers: () => uiHub.viewerCount });
+
+  const services: RelayServices = {
+    store,
+    tokens,
+    webSessions,
+    limiter: new LoginLimiter(),
+    sessions,
+    captures,
+    renderer: new CaptureRenderer(store.chunks.dir),
+    agentHub,
+    uiHub,
+    metrics,
+    publicUrl,
+    secure,
+    startedAt: Date.now(),
+  };
+  const app = createApp(services);
+  const server = (
+    config.tls
+      ? createAdaptorServer({
+          fetch: app.fetch,
+          createServer: createHttpsServer,
+          serverOptions: { cert: readFileSync(config.tls.certPath), key: readFileSync(config.tls.keyPath) },
+        })
+      : createAdaptorServer({ fetch: app.fetch })
+  ) as Server;
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, clientTracking: false, perMessageDeflate: false });
+  server.on(
+    'upgrade',
+    createUpgradeHandler({ wss, store, tokens, webSessions, agentHub, uiHub, metrics, publicOrigin: () => new URL(publicUrl()).origin, secure }),
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  boundPort = (server.address() as AddressInfo).port;
+  captures.recover();
+  sessions.startExpirySweeper();
+
+  const localHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `${config.tls ? 'https' : 'http'}://${localHost}:${boundPort}`,
+    publicUrl: publicUrl(),
+    port: boundPort,
+    generatedAdminPassword: admin.generatedPassword,
+    adminCreated: admin.created,
+    close() {
+      closing ??= (async () => {
+        sessions.stop();
+        // Hubs first: their close handlers still write presence and audit rows.
+        await Promise.all([agentHub.shutdown(), uiHub.shutdown()]);
+        captures.shutdown();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        store.db.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,186 @@
+// Support sessions: the unit of access. Creating one mints its join token;
+// closing one (or letting it expire) revokes the token, disconnects its agents
+// for good and ends its captures.
+import type { Store } from '../store/index.ts';
+import { isOpen, type SupportSession } from '../store/sessions.ts';
+import type { User } from '../store/users.ts';
+import type { JoinToken } from '../store/join-tokens.ts';
+import { newId } from '../store/ids.ts';
+import { transaction } from '../store/database.ts';
+import type { TokenService } from '../auth/tokens.ts';
+import { generateJoinCode } from '../auth/join-codes.ts';
+import { ApiError } from '../http/api-error.ts';
+import type { CaptureService } from '../captures/capture-service.ts';
+import { joinCommands, type JoinCommands } from './join-commands.ts';
+
+export const DEFAULT_TTL_HOURS = 24;
+export const MAX_TTL_HOURS = 7 * 24;
+const MAX_NAME_LENGTH = 200;
+const EXPIRY_SWEEP_MS = 30_000;
+
+export interface SessionView {
+  id: string;
+  name: string;
+  status: 'open' | 'closed' | 'expired';
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string;
+  closedAt: string | null;
+  closedBy: string | null;
+  members: { username: string; addedAt: string }[];
+  /** Only while the session is open. */
+  code?: string;
+  joinToken?: string;
+  commands?: JoinCommands;
+}
+
+export interface SessionHooks {
+  /** Disconnect the session's agents (CloseCode.SessionClosed). */
+  disconnectAgents(sessionId: string): void;
+  sessionChanged(sessionId: string): void;
+}
+
+export class SupportSessions {
+  #store: Store;
+  #tokens: TokenService;
+  #captures: CaptureService;
+  #publicUrl: () => string;
+  #hooks: SessionHooks | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
+
+  constructor(store: Store, tokens: TokenService, captures: CaptureService, publicUrl: () => string) {
+    this.#store = store;
+    this.#tokens = tokens;
+    this.#captures = captures;
+    this.#publicUrl = publicUrl;
+  }
+
+  setHooks(hooks: SessionHooks): void {
+    this.#hooks = hooks;
+  }
+
+  async create(user: User, input: { name?: unknown; ttlHours?: unknown }): Promise<SessionView> {
+    const name = input.name ?? '';
+    if (typeof name !== 'string' || name.length > MAX_NAME_LENGTH) throw new ApiError(400, 'INVALID_ARGUMENT', `name must be a string of at most ${MAX_NAME_LENGTH} characters`);
+    const ttl = input.ttlHours ?? DEFAULT_TTL_HOURS;
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_HOURS) {
+      throw new ApiError(400, 'INVALID_ARGUMENT', `ttlHours must be a number above 0 and at most ${MAX_TTL_HOURS} (7 days); the default is ${DEFAULT_TTL_HOURS}`);
+    }
+    const now = Date.now();
+    const session: SupportSession = {
+      id: newId(),
+      name: name.trim() || `Support session ${new Date(now).toISOString().slice(0, 16).replace('T', ' ')}`,
+      createdBy: user.id,
+      createdAt: now,
+      expiresAt: now + Math.round(ttl * 3600 * 1000),
+      closedAt: null,
+      closedBy: null,
+      closeReason: null,
+    };
+    const joinToken = await this.#mintJoinToken(session, now);
+    transaction(this.#store.db, () => {
+      this.#store.sessions.insert(session);
+      this.#store.sessions.addMember(session.id, user.id, user.id, now);
+      this.#store.joinTokens.insert(joinToken);
+      this.#store.audit.record(user.username, 'session.created', session.id, { name: session.name, expiresAt: new Date(session.expiresAt).toISOString() });
+    });
+    return this.view(session);
+  }
+
+  async #mintJoinToken(session: SupportSession, now: number): Promise<JoinToken> {
+    const jti = newId();
+    const token = await this.#tokens.signJoin({ sessionId: session.id, jti }, session.expiresAt);
+    let code = generateJoinCode();
+    while (this.#store.joinTokens.codeExists(code)) code = generateJoinCode();
+    return { jti, sessionId: session.id, code, token, createdAt: now, expiresAt: session.expiresAt, revokedAt: null };
+  }
+
+  /**
+   * Revokes the session's join token and mints a new one (for a one-liner that
+   * leaked or was pasted in the wrong place). Agents that already joined keep
+   * their own credentials and stay connected.
+   */
+  async rotateJoinToken(session: SupportSession, by: string): Promise<SessionView> {
+    this.requireOpen(session);
+    const now = Date.now();
+    const joinToken = await this.#mintJoinToken(session, now);
+    transaction(this.#store.db, () => {
+      this.#store.joinTokens.revokeForSession(session.id, now);
+      this.#store.joinTokens.insert(joinToken);
+      this.#store.audit.record(by, 'session.join_token_rotated', session.id, {});
+    });
+    return this.view(session);
+  }
+
+  /** The session if `user` is a member; 404 otherwise, exactly as for a session that does not exist. */
+  forMember(sessionId: string, user: User): SupportSession {
+    const session = this.#store.sessions.forMember(sessionId, user.id);
+    if (!session) throw new ApiError(404, 'NOT_FOUND', 'no support session with that id is visible to you; check the id, or ask a member to add you');
+    return session;
+  }
+
+  requireOpen(session: SupportSession): void {
+    if (!isOpen(session, Date.now())) throw new ApiError(409, 'SESSION_CLOSED', 'the support session has ended; create a new one');
+  }
+
+  close(session: SupportSession, by: string, reason: 'closed' | 'expired'): void {
+    const now = Date.now();
+    const changed = transaction(this.#store.db, () => {
+      if (!this.#store.sessions.close(session.id, now, reason === 'closed' ? by : null, reason)) return false;
+      this.#store.joinTokens.revokeForSession(session.id, now);
+      this.#store.audit.record(by, reason === 'closed' ? 'session.closed' : 'session.expired', session.id, {});
+      return true;
+    });
+    if (!changed) return;
+    this.#captures.sessionClosed(session.id, by);
+    this.#hooks?.disconnectAgents(session.id);
+    this.#hooks?.sessionChanged(session.id);
+  }
+
+  addMember(session: SupportSession, by: User, username: unknown): boolean {
+    if (typeof username !== 'string' || username === '') throw new ApiError(400, 'INVALID_ARGUMENT', 'send {"username": "..."} naming an existing account');
+    const user = this.#store.users.byUsername(username);
+    if (!user) throw new ApiError(404, 'USER_NOT_FOUND', `there is no account named ${username}; an admin can create it with POST /api/users`);
+    const added = this.#store.sessions.addMember(session.id, user.id, by.id, Date.now());
+    if (added) this.#store.audit.record(by.username, 'session.member_added', session.id, { username: user.username });
+    return added;
+  }
+
+  view(session: SupportSession): SessionView {
+    const now = Date.now();
+    const creator = this.#store.users.byId(session.createdBy);
+    const open = isOpen(session, now);
+    const view: SessionView = {
+      id: session.id,
+      name: session.name,
+      status: open ? 'open' : session.closeReason === 'closed' ? 'closed' : 'expired',
+      createdBy: creator?.username ?? session.createdBy,
+      createdAt: new Date(session.createdAt).toISOString(),
+      expiresAt: new Date(session.expiresAt).toISOString(),
+      closedAt: session.closedAt === null ? null : new Date(session.closedAt).toISOString(),
+      closedBy: session.closedBy,
+      members: this.#store.sessions.members(session.id).map((m) => ({ username: m.username, addedAt: new Date(m.addedAt).toISOString() })),
+    };
+    const join = open ? this.#store.joinTokens.activeForSession(session.id) : undefined;
+    if (join) {
+      view.code = join.code;
+      view.joinToken = join.token;
+      view.commands = joinCommands(this.#publicUrl(), join.code, join.token);
+    }
+    return view;
+  }
+
+  /** Closes sessions whose time is up, now and every 30 s. */
+  startExpirySweeper(): void {
+    const sweep = () => {
+      for (const s of this.#store.sessions.expired(Date.now())) this.close(s, 'relay', 'expired');
+    };
+    sweep();
+    this.#sweeper = setInterval(sweep, EXPIRY_SWEEP_MS);
+    this.#sweeper.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#sweeper);
+  }
+}

@@ -1,0 +1,50 @@
+import type { DatabaseSync } from 'node:sqlite';
+
+export interface AuditEntry {
+  id: number;
+  ts: number;
+  /** A username, `agent:ID`, or `relay` for what the relay did on its own. */
+  actor: string;
+  sessionId: string | null;
+  action: string;
+  detail: Record<string, unknown>;
+}
+
+export class AuditLog {
+  #db: DatabaseSync;
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  record(actor: string, action: string, sessionId: string | null, detail: Record<string, unknown> = {}, now = Date.now()): void {
+    this.#db.prepare('INSERT INTO audit (ts, actor, session_id, action, detail) VALUES (?, ?, ?, ?, ?)').run(now, actor, sessionId, action, JSON.stringify(detail));
+  }
+
+  /** Newest first; `before` pages back by entry id. */
+  forSession(sessionId: string, limit: number, before?: number): AuditEntry[] {
+    const rows = this.#db
+      .prepare('SELECT * FROM audit WHERE session_id = ? AND id < ? ORDER BY id DESC LIMIT ?')
+      .all(sessionId, before ?? Number.MAX_SAFE_INTEGER, limit) as unknown as AuditRow[];
+    return rows.map(toEntry);
+  }
+
+  all(limit: number, before?: number): AuditEntry[] {
+    const rows = this.#db
+      .prepare('SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?')
+      .all(before ?? Number.MAX_SAFE_INTEGER, limit) as unknown as AuditRow[];
+    return rows.map(toEntry);
+  }
+}
+
+interface AuditRow {
+  id: number;
+  ts: number;
+  actor: string;
+  session_id: string | null;
+  action: string;
+  detail: string;
+}
+
+function toEntry(row: AuditRow): AuditEntry {
+  return { id: row.id, ts: row.ts, actor: row.actor, sessionId: row.session_id, action: row.action, detail: JSON.parse(row.detail) as Record<string, unknown> };
+}

@@ -1,0 +1,140 @@
+import type { DatabaseSync } from 'node:sqlite';
+import type { CaptureKind, CaptureSpec, CaptureStatsWire } from '../../shared/protocol.ts';
+
+export type CaptureStatus = 'starting' | 'running' | 'complete' | 'incomplete' | 'target_exited' | 'failed';
+
+export function isActive(status: CaptureStatus): boolean {
+  return status === 'starting' || status === 'running';
+}
+
+export interface CaptureRecord {
+  id: string;
+  sessionId: string;
+  agentId: string;
+  requestedBy: string;
+  kind: CaptureKind;
+  pid: number;
+  options: CaptureSpec;
+  status: CaptureStatus;
+  /** Sample rows stored (counted by the relay from the chunks themselves). */
+  samples: number;
+  /** Chunks stored: the next seq the relay needs. */
+  chunks: number;
+  /** Last stats the agent reported. */
+  stats: CaptureStatsWire;
+  startedAt: number;
+  endedAt: number | null;
+  endReason: string | null;
+  error: { code: string; message: string } | null;
+  /** Dump captures: the threads of `periscope dump --json`. */
+  result: unknown[] | null;
+  stopRequestedBy: string | null;
+}
+
+interface CaptureRow {
+  id: string;
+  session_id: string;
+  agent_id: string;
+  requested_by: string;
+  kind: string;
+  pid: number;
+  options: string;
+  status: string;
+  samples: number;
+  chunks: number;
+  stats: string | null;
+  started_at: number;
+  ended_at: number | null;
+  end_reason: string | null;
+  error: string | null;
+  result: string | null;
+  stop_requested_by: string | null;
+}
+
+const ZERO_STATS: CaptureStatsWire = { samples: 0, late: 0, ticks: 0, errors: 0 };
+
+function toCapture(row: CaptureRow): CaptureRecord {
+  return {
+    id: row.id,
+    sessionId: row.session_id,
+    agentId: row.agent_id,
+    requestedBy: row.requested_by,
+    kind: row.kind as CaptureKind,
+    pid: row.pid,
+    options: JSON.parse(row.options) as CaptureSpec,
+    status: row.status as CaptureStatus,
+    samples: row.samples,
+    chunks: row.chunks,
+    stats: row.stats ? (JSON.parse(row.stats) as CaptureStatsWire) : { ...ZERO_STATS },
+    startedAt: row.started_at,
+    endedAt: row.ended_at,
+    endReason: row.end_reason,
+    error: row.error ? (JSON.parse(row.error) as { code: string; message: string }) : null,
+    result: row.result ? (JSON.parse(row.result) as unknown[]) : null,
+    stopRequestedBy: row.stop_requested_by,
+  };
+}
+
+export class Captures {
+  #db: DatabaseSync;
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  insert(c: CaptureRecord): void {
+    this.#db
+      .prepare(
+        'INSERT INTO captures (id, session_id, agent_id, requested_by, kind, pid, options, status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(c.id, c.sessionId, c.agentId, c.requestedBy, c.kind, c.pid, JSON.stringify(c.options), c.status, c.startedAt);
+  }
+
+  byId(id: string): CaptureRecord | undefined {
+    const row = this.#db.prepare('SELECT * FROM captures WHERE id = ?').get(id) as CaptureRow | undefined;
+    return row && toCapture(row);
+  }
+
+  forSession(sessionId: string): CaptureRecord[] {
+    const rows = this.#db.prepare('SELECT * FROM captures WHERE session_id = ? ORDER BY started_at DESC').all(sessionId) as unknown as CaptureRow[];
+    return rows.map(toCapture);
+  }
+
+  activeForAgent(agentId: string): CaptureRecord[] {
+    const rows = this.#db
+      .prepare("SELECT * FROM captures WHERE agent_id = ? AND status IN ('starting', 'running')")
+      .all(agentId) as unknown as CaptureRow[];
+    return rows.map(toCapture);
+  }
+
+  activeForSession(sessionId: string): CaptureRecord[] {
+    const rows = this.#db
+      .prepare("SELECT * FROM captures WHERE session_id = ? AND status IN ('starting', 'running')")
+      .all(sessionId) as unknown as CaptureRow[];
+    return rows.map(toCapture);
+  }
+
+  allActive(): CaptureRecord[] {
+    const rows = this.#db.prepare("SELECT * FROM captures WHERE status IN ('starting', 'running')").all() as unknown as CaptureRow[];
+    return rows.map(toCapture);
+  }
+
+  progress(id: string, status: CaptureStatus, chunks: number, samples: number, stats: CaptureStatsWire): void {
+    this.#db
+      .prepare('UPDATE captures SET status = ?, chunks = ?, samples = ?, stats = ? WHERE id = ?')
+      .run(status, chunks, samples, JSON.stringify(stats), id);
+  }
+
+  finish(id: string, status: CaptureStatus, now: number, endReason: string, error: { code: string; message: string } | null): void {
+    this.#db
+      .prepare('UPDATE captures SET status = ?, ended_at = ?, end_reason = ?, error = ? WHERE id = ?')
+      .run(status, now, endReason, error ? JSON.stringify(error) : null, id);
+  }
+
+  setResult(id: string, threads: unknown[]): void {
+    this.#db.prepare('UPDATE captures SET result = ? WHERE id = ?').run(JSON.stringify(threads), id);
+  }
+
+  requestStop(id: string, by: string): void {
+    this.#db.prepare('UPDATE captures SET stop_requested_by = ? WHERE id = ?').run(by, id);
+  }
+}

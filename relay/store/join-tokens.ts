@@ -1,0 +1,74 @@
+import type { DatabaseSync } from 'node:sqlite';
+
+export interface JoinToken {
+  jti: string;
+  sessionId: string;
+  /** The short code in the customer's one-liner (`/j/CODE`). */
+  code: string;
+  /** The signed JWT the code stands for. */
+  token: string;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+interface JoinTokenRow {
+  jti: string;
+  session_id: string;
+  code: string;
+  token: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}
+
+function toJoinToken(row: JoinTokenRow): JoinToken {
+  return {
+    jti: row.jti,
+    sessionId: row.session_id,
+    code: row.code,
+    token: row.token,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+export class JoinTokens {
+  #db: DatabaseSync;
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  insert(t: JoinToken): void {
+    this.#db
+      .prepare('INSERT INTO join_tokens (jti, session_id, code, token, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(t.jti, t.sessionId, t.code, t.token, t.createdAt, t.expiresAt);
+  }
+
+  codeExists(code: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM join_tokens WHERE code = ?').get(code) !== undefined;
+  }
+
+  byJti(jti: string): JoinToken | undefined {
+    const row = this.#db.prepare('SELECT * FROM join_tokens WHERE jti = ?').get(jti) as JoinTokenRow | undefined;
+    return row && toJoinToken(row);
+  }
+
+  byCode(code: string): JoinToken | undefined {
+    const row = this.#db.prepare('SELECT * FROM join_tokens WHERE code = ?').get(code) as JoinTokenRow | undefined;
+    return row && toJoinToken(row);
+  }
+
+  /** The session's current (newest, unrevoked) join token. */
+  activeForSession(sessionId: string): JoinToken | undefined {
+    const row = this.#db
+      .prepare('SELECT * FROM join_tokens WHERE session_id = ? AND revoked_at IS NULL ORDER BY created_at DESC LIMIT 1')
+      .get(sessionId) as JoinTokenRow | undefined;
+    return row && toJoinToken(row);
+  }
+
+  revokeForSession(sessionId: string, now: number): void {
+    this.#db.prepare('UPDATE join_tokens SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL').run(now, sessionId);
+  }
+}

@@ -1,0 +1,267 @@
+// Connections from agents at /ws/agent (already authenticated by the upgrade
+// handler). Owns presence: which agent is online, its process list, and the
+// one live connection per agent identity.
+import type { WebSocket } from 'ws';
+import {
+  CloseCode,
+  MIN_PROTOCOL_VERSION,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  encode,
+  parseAgentMessage,
+  type AgentToRelay,
+  type HelloMessage,
+  type ProcessInfo,
+  type RelayToAgent,
+} from '../../shared/protocol.ts';
+import type { Store } from '../store/index.ts';
+import type { AgentRecord } from '../store/agents.ts';
+import { isOpen } from '../store/sessions.ts';
+import { newId } from '../store/ids.ts';
+import type { TokenService } from '../auth/tokens.ts';
+import type { Metrics } from '../metrics.ts';
+import type { AgentLink, CaptureService } from '../captures/capture-service.ts';
+import { Heartbeat } from './heartbeat.ts';
+import { closeAll, rawBytes, refuseFrame, truncateReason } from './frames.ts';
+
+export const HELLO_TIMEOUT_MS = 10_000;
+
+export type AgentAuth = { kind: 'join'; sessionId: string; jti: string } | { kind: 'agent'; sessionId: string; agentId: string };
+
+export interface AgentView {
+  id: string;
+  host: string;
+  containerId: string;
+  arch: string;
+  agentVersion: string;
+  online: boolean;
+  connectedAt: string;
+  lastSeen: string;
+  processes: ProcessInfo[];
+}
+
+interface Connection {
+  ws: WebSocket;
+  auth: AgentAuth;
+  sessionId: string;
+  agentId: string | undefined;
+  heartbeat: Heartbeat;
+  helloTimer: NodeJS.Timeout | undefined;
+  /** Messages are handled one at a time, in order, even when handling awaits (signing a credential). */
+  queue: Promise<void>;
+}
+
+export interface AgentHubDeps {
+  store: Store;
+  captures: CaptureService;
+  tokens: TokenService;
+  metrics: Metrics;
+  heartbeatMs: number;
+  /** Presence or a process list in the session changed. */
+  onSessionChanged: (sessionId: string) => void;
+}
+
+export class AgentHub implements AgentLink {
+  #deps: AgentHubDeps;
+  #connections = new Set<Connection>();
+  #byAgent = new Map<string, Connection>();
+
+  constructor(deps: AgentHubDeps) {
+    this.#deps = deps;
+  }
+
+  get connectedCount(): number {
+    return this.#byAgent.size;
+  }
+
+  isOnline(agentId: string): boolean {
+    return this.#byAgent.has(agentId);
+  }
+
+  send(agentId: string, message: RelayToAgent): boolean {
+    const conn = this.#byAgent.get(agentId);
+    if (!conn) return false;
+    this.#send(conn.ws, encode(message));
+    return true;
+  }
+
+  requestProcesses(agentId: string): boolean {
+    return this.send(agentId, { type: 'list_processes' });
+  }
+
+  view(agent: AgentRecord): AgentView {
+    const conn = this.#byAgent.get(agent.id);
+    return {
+      id: agent.id,
+      host: agent.host,
+      containerId: agent.containerId,
+      arch: agent.arch,
+      agentVersion: agent.agentVersion,
+      online: conn !== undefined,
+      connectedAt: new Date(agent.connectedAt).toISOString(),
+      lastSeen: new Date(conn ? conn.heartbeat.lastSeen : agent.lastSeen).toISOString(),
+      processes: agent.processes,
+    };
+  }
+
+  /** The session was closed: its agents must go and not come back. */
+  closeSession(sessionId: string): void {
+    for (const conn of [...this.#connections]) {
+      if (conn.sessionId === sessionId) conn.ws.close(CloseCode.SessionClosed, 'the support session was closed');
+    }
+  }
+
+  /** Closes every agent with Restarting; resolves once they are gone (stragglers are cut after `graceMs`). */
+  shutdown(graceMs = 2000): Promise<void> {
+    return closeAll([...this.#connections].map((c) => c.ws), graceMs);
+  }
+
+  accept(ws: WebSocket, auth: AgentAuth): void {
+    const conn: Connection = {
+      ws,
+      auth,
+      sessionId: auth.sessionId,
+      agentId: undefined,
+      heartbeat: new Heartbeat(ws, this.#deps.heartbeatMs),
+      helloTimer: undefined,
+      queue: Promise.resolve(),
+    };
+    this.#connections.add(conn);
+    conn.helloTimer = setTimeout(() => {
+      if (conn.agentId === undefined) ws.close(CloseCode.Timeout, `no hello within ${HELLO_TIMEOUT_MS / 1000} s`);
+    }, HELLO_TIMEOUT_MS);
+    conn.helloTimer.unref();
+    ws.on('message', (data, isBinary) => {
+      const bytes = rawBytes(data);
+      this.#deps.metrics.bytesIn += bytes.length;
+      conn.queue = conn.queue.then(() => this.#onFrame(conn, bytes, isBinary));
+    });
+    // Errors (e.g. a frame over maxPayload) are followed by 'close'; nothing else to do.
+    ws.on('error', () => {});
+    ws.on('close', (code, reason) => this.#onClose(conn, code, reason.toString()));
+  }
+
+  #send(ws: WebSocket, bytes: Uint8Array): void {
+    if (ws.readyState !== ws.OPEN) return;
+    this.#deps.metrics.bytesOut += bytes.byteLength;
+    ws.send(bytes);
+  }
+
+  async #onFrame(conn: Connection, bytes: Buffer, isBinary: boolean): Promise<void> {
+    if (conn.ws.readyState !== conn.ws.OPEN) return;
+    try {
+      if (!isBinary) throw new ProtocolError('text frames are not part of the protocol; send binary msgpack frames');
+      const message = parseAgentMessage(bytes);
+      await this.#handle(conn, message);
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        refuseFrame(conn.ws, err.message, (ws, b) => this.#send(ws, b));
+        return;
+      }
+      // A bug on our side must not take the relay down with it; this connection ends.
+      console.error(`periscope relay: internal error handling an agent message: ${(err as Error).stack ?? String(err)}`);
+      if (conn.ws.readyState === conn.ws.OPEN) conn.ws.close(1011, 'internal error in the relay');
+    }
+  }
+
+  async #handle(conn: Connection, m: AgentToRelay): Promise<void> {
+    if (conn.agentId === undefined) {
+      if (m.type !== 'hello') throw new ProtocolError(`the first message must be hello, not ${m.type}`);
+      await this.#hello(conn, m);
+      return;
+    }
+    const agentId = conn.agentId;
+    const reply = (messages: RelayToAgent[]) => {
+      for (const r of messages) this.#send(conn.ws, encode(r));
+    };
+    switch (m.type) {
+      case 'hello':
+        throw new ProtocolError('hello was already received on this connection');
+      case 'processes': {
+        const now = Date.now();
+        this.#deps.store.agents.setProcesses(agentId, m.processes, now);
+        this.#deps.onSessionChanged(conn.sessionId);
+        return;
+      }
+      case 'chunk':
+        return reply(this.#deps.captures.chunk(agentId, m));
+      case 'capture_ended':
+        return reply(this.#deps.captures.ended(agentId, m));
+      case 'dump_result':
+        return reply(this.#deps.captures.dumpResult(agentId, m));
+      case 'error':
+        if (m.captureId !== undefined) this.#deps.captures.agentError(agentId, m);
+        else this.#deps.store.audit.record(`agent:${agentId}`, 'agent.error', conn.sessionId, { code: m.code, message: m.message });
+        return;
+    }
+  }
+
+  async #hello(conn: Connection, hello: HelloMessage): Promise<void> {
+    const { store } = this.#deps;
+    clearTimeout(conn.helloTimer);
+    if (hello.protocol < MIN_PROTOCOL_VERSION || hello.protocol > PROTOCOL_VERSION) {
+      const message = `this relay speaks protocol ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION} but the agent speaks ${hello.protocol}; run the session's install command again to get a matching agent`;
+      this.#send(conn.ws, encode({ type: 'error', code: 'UNSUPPORTED_PROTOCOL', message }));
+      conn.ws.close(CloseCode.Version, truncateReason(message));
+      return;
+    }
+    const now = Date.now();
+    const session = store.sessions.byId(conn.sessionId);
+    if (!session || !isOpen(session, now)) {
+      conn.ws.close(CloseCode.SessionClosed, 'the support session was closed');
+      return;
+    }
+    if (conn.auth.kind === 'join' && store.joinTokens.byJti(conn.auth.jti)?.revokedAt !== null) {
+      conn.ws.close(CloseCode.BadAuth, 'the join token was revoked; ask the support engineer for a new command');
+      return;
+    }
+    const info = { host: hello.host, containerId: hello.containerId, arch: hello.arch, agentVersion: hello.agentVersion, protocol: hello.protocol };
+    let agentId: string;
+    let credential: string | undefined;
+    if (conn.auth.kind === 'join') {
+      agentId = newId();
+      credential = await this.#deps.tokens.signAgent({ agentId, sessionId: session.id }, session.expiresAt);
+      // Gone while signing: register nothing.
+      if (conn.ws.readyState !== conn.ws.OPEN) return;
+      store.agents.insert({ id: agentId, sessionId: session.id, ...info, createdAt: now, connectedAt: now, lastSeen: now, processes: [] });
+    } else {
+      agentId = conn.auth.agentId;
+      store.agents.reconnected(agentId, info, now);
+      const previous = this.#byAgent.get(agentId);
+      if (previous && previous !== conn) {
+        // Claim the identity first so the old connection's close handler leaves presence alone.
+        this.#byAgent.delete(agentId);
+        previous.agentId = undefined;
+        previous.ws.close(CloseCode.Replaced, 'another connection took over this agent');
+        this.#connections.delete(previous);
+      }
+    }
+    conn.agentId = agentId;
+    this.#byAgent.set(agentId, conn);
+    store.audit.record(`agent:${agentId}`, 'agent.connected', session.id, {
+      agentId,
+      host: hello.host,
+      containerId: hello.containerId,
+      agentVersion: hello.agentVersion,
+      via: conn.auth.kind === 'join' ? 'join_token' : 'agent_credential',
+    });
+    const { resume, followUps } = this.#deps.captures.agentConnected(agentId, hello.captures);
+    this.#send(conn.ws, encode({ type: 'welcome', protocol: PROTOCOL_VERSION, agentId, sessionId: session.id, ...(credential ? { credential } : {}), resume }));
+    for (const m of followUps) this.#send(conn.ws, encode(m));
+    this.#send(conn.ws, encode({ type: 'list_processes' }));
+    this.#deps.onSessionChanged(session.id);
+  }
+
+  #onClose(conn: Connection, code: number, reason: string): void {
+    clearTimeout(conn.helloTimer);
+    conn.heartbeat.stop();
+    this.#connections.delete(conn);
+    const agentId = conn.agentId;
+    if (agentId === undefined || this.#byAgent.get(agentId) !== conn) return;
+    this.#byAgent.delete(agentId);
+    this.#deps.store.agents.seen(agentId, conn.heartbeat.lastSeen);
+    this.#deps.store.audit.record(`agent:${agentId}`, 'agent.disconnected', conn.sessionId, { agentId, code, reason });
+    this.#deps.captures.agentDisconnected(agentId);
+    this.#deps.onSessionChanged(conn.sessionId);
+  }
+}

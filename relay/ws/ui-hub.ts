@@ -1,0 +1,332 @@
+// Browser connections at /ws/ui: session presence and live captures.
+//
+// Fan-out never waits for a viewer. Each viewer has a byte-bounded queue in
+// front of its socket; a viewer whose queue plus unsent socket buffer passes
+// QUEUE_LIMIT_BYTES has its queue dropped and, for every capture it watches,
+// gets a capture_reset and the capture again from the store, paced by what its
+// socket drains. So relay memory per viewer is bounded, and a slow viewer costs
+// the agent and the other viewers nothing.
+import type { WebSocket } from 'ws';
+import { CloseCode, ProtocolError, encode, parseUiMessage, type RelayToUi, type UiSessionState, type UiToRelay } from '../../shared/protocol.ts';
+import type { Store } from '../store/index.ts';
+import type { CaptureRecord } from '../store/captures.ts';
+import type { User } from '../store/users.ts';
+import type { WebLogin } from '../store/web-logins.ts';
+import type { Metrics } from '../metrics.ts';
+import { type CaptureListener, type CaptureService, statsOf } from '../captures/capture-service.ts';
+import { captureChunkFrame } from '../captures/chunk-codec.ts';
+import { Heartbeat } from './heartbeat.ts';
+import { closeAll, rawBytes, refuseFrame } from './frames.ts';
+
+export const QUEUE_LIMIT_BYTES = 4 * 1024 * 1024;
+/** Above this much unsent data in the socket, new frames wait in the queue instead. */
+const SOCKET_HIGH_WATER = 1024 * 1024;
+const PUMP_RETRY_MS = 20;
+const MAX_SUBSCRIPTIONS = 16;
+const MAX_WATCHES = 32;
+
+interface Watch {
+  captureId: string;
+  /** live: new chunks go through the queue; resync: the pump reads them from the store. */
+  mode: 'live' | 'resync';
+  /** Next seq this viewer needs. */
+  cursor: number;
+  needsReset: boolean;
+  /** Send capture_state before the first chunk of a (re)sync. */
+  needsInitialState: boolean;
+  /** The state changed during a resync: send it once the resync is done. */
+  stateChanged: boolean;
+}
+
+interface Viewer {
+  ws: WebSocket;
+  user: User;
+  login: WebLogin;
+  subscriptions: Map<string, { dirty: boolean }>;
+  watches: Map<string, Watch>;
+  queue: Uint8Array[];
+  queueBytes: number;
+  pumpTimer: NodeJS.Timeout | undefined;
+  heartbeat: Heartbeat;
+}
+
+export interface UiHubDeps {
+  store: Store;
+  captures: CaptureService;
+  metrics: Metrics;
+  heartbeatMs: number;
+  sessionState: (sessionId: string) => UiSessionState;
+  /** Re-checks a sign-in (logout or expiry since the socket opened). */
+  stillSignedIn: (login: WebLogin) => boolean;
+}
+
+export class UiHub implements CaptureListener {
+  #deps: UiHubDeps;
+  #viewers = new Set<Viewer>();
+
+  constructor(deps: UiHubDeps) {
+    this.#deps = deps;
+    deps.captures.listen(this);
+  }
+
+  get viewerCount(): number {
+    return this.#viewers.size;
+  }
+
+  accept(ws: WebSocket, user: User, login: WebLogin): void {
+    const viewer: Viewer = {
+      ws,
+      user,
+      login,
+      subscriptions: new Map(),
+      watches: new Map(),
+      queue: [],
+      queueBytes: 0,
+      pumpTimer: undefined,
+      heartbeat: new Heartbeat(ws, this.#deps.heartbeatMs),
+    };
+    this.#viewers.add(viewer);
+    ws.on('message', (data, isBinary) => {
+      const bytes = rawBytes(data);
+      this.#deps.metrics.bytesIn += bytes.length;
+      this.#onFrame(viewer, bytes, isBinary);
+    });
+    ws.on('error', () => {});
+    ws.on('close', () => {
+      this.#viewers.delete(viewer);
+      clearTimeout(viewer.pumpTimer);
+      viewer.heartbeat.stop();
+      viewer.queue = [];
+    });
+  }
+
+  /** Sign-out: that browser's sockets close too. */
+  closeLogin(loginId: string): void {
+    for (const v of this.#viewers) if (v.login.id === loginId) v.ws.close(CloseCode.BadAuth, 'signed out');
+  }
+
+  /** Closes every viewer; resolves once they are gone (stragglers are cut after `graceMs`). */
+  shutdown(graceMs = 2000): Promise<void> {
+    return closeAll([...this.#viewers].map((v) => v.ws), graceMs);
+  }
+
+  // ---- events from the rest of the relay ------------------------------------
+
+  sessionChanged(sessionId: string): void {
+    let frame: Uint8Array | undefined;
+    for (const v of this.#viewers) {
+      if (!v.subscriptions.has(sessionId)) continue;
+      frame ??= encode(this.#deps.sessionState(sessionId));
+      this.#enqueue(v, frame);
+    }
+  }
+
+  state(capture: CaptureRecord): void {
+    let frame: Uint8Array | undefined;
+    for (const v of this.#viewers) {
+      const w = v.watches.get(capture.id);
+      if (!w) continue;
+      if (w.mode === 'resync') {
+        w.stateChanged = true;
+        continue;
+      }
+      frame ??= encode(captureStateMessage(capture));
+      this.#enqueue(v, frame);
+    }
+  }
+
+  chunk(capture: CaptureRecord, seq: number, payload: Buffer): void {
+    let frame: Uint8Array | undefined;
+    for (const v of this.#viewers) {
+      const w = v.watches.get(capture.id);
+      if (!w || w.mode !== 'live') continue;
+      if (w.cursor !== seq) {
+        // Missed something (cannot happen in order, but never send a hole): catch up from the store.
+        w.mode = 'resync';
+        this.#schedulePump(v, 0);
+        continue;
+      }
+      frame ??= captureChunkFrame(capture.id, seq, payload);
+      w.cursor = seq + 1;
+      this.#enqueue(v, frame);
+    }
+  }
+
+  dumpResult(capture: CaptureRecord, threads: unknown[]): void {
+    let frame: Uint8Array | undefined;
+    for (const v of this.#viewers) {
+      const w = v.watches.get(capture.id);
+      if (!w) continue;
+      // A resyncing viewer gets the result when it goes live.
+      if (w.mode === 'resync') continue;
+      frame ??= encode({ type: 'dump_result', captureId: capture.id, threads });
+      this.#enqueue(v, frame);
+    }
+  }
+
+  // ---- messages from browsers -------------------------------------------------
+
+  #onFrame(v: Viewer, bytes: Buffer, isBinary: boolean): void {
+    if (v.ws.readyState !== v.ws.OPEN) return;
+    if (!this.#deps.stillSignedIn(v.login)) {
+      v.ws.close(CloseCode.BadAuth, 'the sign-in has ended; sign in again');
+      return;
+    }
+    let message: UiToRelay;
+    try {
+      if (!isBinary) throw new ProtocolError('text frames are not part of the protocol; send binary msgpack frames');
+      message = parseUiMessage(bytes);
+    } catch (err) {
+      const reason = err instanceof ProtocolError ? err.message : `unreadable message: ${(err as Error).message}`;
+      return refuseFrame(v.ws, reason, (ws, b) => this.#sendNow(ws, b));
+    }
+    try {
+      this.#handle(v, message);
+    } catch (err) {
+      console.error(`periscope relay: internal error handling a browser message: ${(err as Error).stack ?? String(err)}`);
+      if (v.ws.readyState === v.ws.OPEN) v.ws.close(1011, 'internal error in the relay');
+    }
+  }
+
+  #handle(v: Viewer, m: UiToRelay): void {
+    const { store, captures } = this.#deps;
+    switch (m.type) {
+      case 'subscribe_session': {
+        if (!store.sessions.isMember(m.sessionId, v.user.id)) return this.#error(v, 'NOT_FOUND', `no support session ${m.sessionId} is visible to you`);
+        if (!v.subscriptions.has(m.sessionId) && v.subscriptions.size >= MAX_SUBSCRIPTIONS) {
+          return this.#error(v, 'TOO_MANY_SUBSCRIPTIONS', `a connection can follow at most ${MAX_SUBSCRIPTIONS} sessions; open another connection`);
+        }
+        v.subscriptions.set(m.sessionId, { dirty: true });
+        return this.#schedulePump(v, 0);
+      }
+      case 'watch_capture': {
+        const capture = captures.get(m.captureId);
+        if (!capture || !store.sessions.isMember(capture.sessionId, v.user.id)) return this.#error(v, 'NOT_FOUND', `no capture ${m.captureId} is visible to you`);
+        if (!v.watches.has(m.captureId) && v.watches.size >= MAX_WATCHES) {
+          return this.#error(v, 'TOO_MANY_WATCHES', `a connection can watch at most ${MAX_WATCHES} captures; unwatch one first`);
+        }
+        v.watches.set(m.captureId, { captureId: m.captureId, mode: 'resync', cursor: 0, needsReset: false, needsInitialState: true, stateChanged: false });
+        return this.#schedulePump(v, 0);
+      }
+      case 'unwatch_capture':
+        v.watches.delete(m.captureId);
+        return;
+    }
+  }
+
+  #error(v: Viewer, code: string, message: string): void {
+    this.#enqueue(v, encode({ type: 'error', code, message }));
+  }
+
+  // ---- the per-viewer queue -----------------------------------------------------
+
+  #sendNow(ws: WebSocket, frame: Uint8Array): void {
+    if (ws.readyState !== ws.OPEN) return;
+    this.#deps.metrics.bytesOut += frame.byteLength;
+    ws.send(frame);
+  }
+
+  #enqueue(v: Viewer, frame: Uint8Array): void {
+    if (v.ws.readyState !== v.ws.OPEN) return;
+    if (v.queue.length === 0 && v.ws.bufferedAmount < SOCKET_HIGH_WATER) return this.#sendNow(v.ws, frame);
+    v.queue.push(frame);
+    v.queueBytes += frame.byteLength;
+    if (v.queueBytes + v.ws.bufferedAmount > QUEUE_LIMIT_BYTES) this.#overflow(v);
+    this.#schedulePump(v, PUMP_RETRY_MS);
+  }
+
+  /** The viewer fell behind: forget its queue and rebuild everything it follows from the store. */
+  #overflow(v: Viewer): void {
+    this.#deps.metrics.viewerFramesDropped += v.queue.length;
+    v.queue = [];
+    v.queueBytes = 0;
+    for (const w of v.watches.values()) {
+      if (w.mode === 'live') {
+        w.mode = 'resync';
+        w.cursor = 0;
+        w.needsReset = true;
+        w.needsInitialState = true;
+      }
+    }
+    for (const s of v.subscriptions.values()) s.dirty = true;
+  }
+
+  #schedulePump(v: Viewer, delayMs: number): void {
+    if (v.pumpTimer !== undefined) {
+      if (delayMs > 0) return;
+      clearTimeout(v.pumpTimer);
+    }
+    v.pumpTimer = setTimeout(() => {
+      v.pumpTimer = undefined;
+      this.#pump(v);
+    }, delayMs);
+  }
+
+  #pump(v: Viewer): void {
+    const ws = v.ws;
+    if (ws.readyState !== ws.OPEN) return;
+    const room = () => ws.bufferedAmount < SOCKET_HIGH_WATER;
+    while (v.queue.length > 0 && room()) {
+      const frame = v.queue.shift()!;
+      v.queueBytes -= frame.byteLength;
+      this.#sendNow(ws, frame);
+    }
+    if (v.queue.length > 0) return this.#schedulePump(v, PUMP_RETRY_MS);
+
+    let more = false;
+    for (const [sessionId, s] of v.subscriptions) {
+      if (!s.dirty) continue;
+      if (!room()) {
+        more = true;
+        break;
+      }
+      s.dirty = false;
+      this.#sendNow(ws, encode(this.#deps.sessionState(sessionId)));
+    }
+    for (const w of v.watches.values()) {
+      if (w.mode !== 'resync') continue;
+      if (!this.#resync(v, w, room)) more = true;
+    }
+    if (more) this.#schedulePump(v, PUMP_RETRY_MS);
+  }
+
+  /** Sends the next stored chunks of a resyncing watch; true when it has caught up and gone live. */
+  #resync(v: Viewer, w: Watch, room: () => boolean): boolean {
+    const { captures } = this.#deps;
+    const capture = captures.get(w.captureId);
+    if (!capture) {
+      v.watches.delete(w.captureId);
+      return true;
+    }
+    if (!room()) return false;
+    if (w.needsReset) {
+      w.needsReset = false;
+      this.#sendNow(v.ws, encode({ type: 'capture_reset', captureId: w.captureId }));
+    }
+    if (w.needsInitialState) {
+      w.needsInitialState = false;
+      w.stateChanged = false;
+      this.#sendNow(v.ws, encode(captureStateMessage(capture)));
+    }
+    const stored = captures.storedChunks(w.captureId);
+    while (w.cursor < stored && room()) {
+      this.#sendNow(v.ws, captureChunkFrame(w.captureId, w.cursor, captures.readChunk(w.captureId, w.cursor)));
+      w.cursor++;
+    }
+    if (w.cursor < stored) return false;
+    w.mode = 'live';
+    const current = captures.get(w.captureId) ?? capture;
+    if (w.stateChanged) {
+      w.stateChanged = false;
+      this.#enqueue(v, encode(captureStateMessage(current)));
+    }
+    if (current.kind === 'dump' && current.result !== null) {
+      this.#enqueue(v, encode({ type: 'dump_result', captureId: current.id, threads: current.result }));
+    }
+    return true;
+  }
+}
+
+function captureStateMessage(c: CaptureRecord): RelayToUi {
+  return { type: 'capture_state', captureId: c.id, status: c.status, stats: statsOf(c), ...(c.error ? { error: c.error } : {}) };
+}

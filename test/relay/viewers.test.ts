@@ -1,0 +1,215 @@
+// Browsers on /ws/ui: session presence, watching captures (snapshot, then live),
+// dumps, and a slow viewer that is dropped and resynced without slowing the
+// agent or the other viewers.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProfileBuilder, applyChunk, emptyProfile, profileFromChunks } from '../../shared/profile/index.ts';
+import type { ProfileChunk } from '../../shared/profile/chunk.ts';
+import type { UiCaptureChunk, UiSessionState } from '../../shared/protocol.ts';
+import { exportRaw } from '../../shared/export/index.ts';
+import {
+  Client,
+  adminClient,
+  buildChunks,
+  connectUi,
+  joinedAgent,
+  metric,
+  removeDataDir,
+  startCapture,
+  startRelay,
+  STATS,
+  userClient,
+  type RelayProcess,
+} from './helpers.ts';
+
+let relay: RelayProcess;
+let admin: Client;
+let carol: Client;
+
+before(async () => {
+  relay = await startRelay();
+  admin = await adminClient(relay);
+  carol = await userClient(relay, admin, 'carol');
+});
+
+after(async () => {
+  await relay?.stop();
+  if (relay) removeDataDir(relay.dataDir);
+});
+
+describe('session presence', () => {
+  test('subscribe_session sends the state now and on every change (processes, presence)', async () => {
+    const { session, agent, welcome } = await joinedAgent(relay, carol);
+    const ui = await connectUi(relay, carol);
+    ui.send({ type: 'subscribe_session', sessionId: session.id });
+    const first = await ui.nextOfType('session_state');
+    assert.equal(first.sessionId, session.id);
+    assert.deepEqual(first.agents, [{ id: welcome.agentId, host: 'test-host', containerId: 'c0ffee', arch: 'x64', agentVersion: '0.1.0-test', online: true, processes: [] }]);
+    assert.equal(await metric(relay, 'periscope_viewers'), 1);
+
+    agent.send({ type: 'processes', processes: [{ pid: 10, cmdline: 'python3 -m celery worker', version: '3.10.4', user: 'celery', threads: 9 }] });
+    const withProcs = await ui.nextOfType('session_state');
+    assert.equal(withProcs.agents[0].processes[0].cmdline, 'python3 -m celery worker');
+
+    agent.close();
+    const gone = await ui.next((m): m is UiSessionState => m.type === 'session_state' && !m.agents[0].online, 5000, 'offline state');
+    assert.equal(gone.type, 'session_state');
+    ui.close();
+  });
+
+  test('signing out closes that browser\'s sockets', async () => {
+    const c = new Client(relay);
+    await c.login('carol', 'carol-password-123');
+    const ui = await connectUi(relay, c);
+    await c.post('/api/logout');
+    assert.equal((await ui.closed).code, 4001);
+  });
+});
+
+describe('watching a capture', () => {
+  test('capture_state, then every stored chunk in seq order, then live chunks and state changes', async () => {
+    const { agent, welcome } = await joinedAgent(relay, carol);
+    const { captureId } = await startCapture(carol, agent, welcome.agentId, { kind: 'top', pid: 4242 });
+    const chunks = buildChunks(4);
+    for (let seq = 0; seq < 2; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: chunks[seq], stats: { ...STATS, ticks: seq + 1 } });
+    await agent.nextOfType('ack', 5000, (m) => m.nextSeq === 2);
+
+    const ui = await connectUi(relay, carol);
+    ui.send({ type: 'watch_capture', captureId });
+    const state = await ui.nextOfType('capture_state');
+    assert.equal(state.status, 'running');
+    assert.equal(state.stats.samples, 10);
+    assert.equal(state.stats.ticks, 2);
+    const profile = emptyProfile();
+    for (let seq = 0; seq < 2; seq++) {
+      const m = await ui.nextOfType('capture_chunk');
+      assert.equal(m.seq, seq);
+      applyChunk(profile, m.chunk);
+    }
+    for (let seq = 2; seq < 4; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: chunks[seq], stats: STATS });
+    for (let seq = 2; seq < 4; seq++) {
+      const m = await ui.nextOfType('capture_chunk');
+      assert.equal(m.seq, seq);
+      applyChunk(profile, m.chunk);
+    }
+    assert.equal(exportRaw(profile), exportRaw(profileFromChunks(chunks)), 'the viewer rebuilt exactly the capture');
+    const live = await ui.nextOfType('capture_state', 5000, (m) => m.stats.samples === 20);
+    assert.equal(live.status, 'running');
+    agent.send({ type: 'capture_ended', captureId, reason: 'stopped', chunks: 4 });
+    const done = await ui.nextOfType('capture_state', 5000, (m) => m.status === 'complete');
+    assert.equal(done.stats.samples, 20);
+
+    // A late viewer gets the whole finished capture.
+    const late = await connectUi(relay, carol);
+    late.send({ type: 'watch_capture', captureId });
+    assert.equal((await late.nextOfType('capture_state')).status, 'complete');
+    for (let seq = 0; seq < 4; seq++) assert.equal((await late.nextOfType('capture_chunk')).seq, seq);
+    ui.close();
+    late.close();
+    agent.close();
+  });
+
+  test('a dump sends its result to watchers', async () => {
+    const { agent, welcome } = await joinedAgent(relay, carol);
+    const { captureId } = await startCapture(carol, agent, welcome.agentId, { kind: 'dump', pid: 1 });
+    const ui = await connectUi(relay, carol);
+    ui.send({ type: 'watch_capture', captureId });
+    assert.equal((await ui.nextOfType('capture_state')).status, 'starting');
+    agent.send({ type: 'dump_result', captureId, threads: [{ thread_name: 'MainThread', frames: [] }] });
+    const result = await ui.nextOfType('dump_result');
+    assert.deepEqual(result.threads, [{ thread_name: 'MainThread', frames: [] }]);
+    const late = await connectUi(relay, carol);
+    late.send({ type: 'watch_capture', captureId });
+    assert.equal((await late.nextOfType('capture_state')).status, 'complete');
+    assert.equal((await late.nextOfType('dump_result')).captureId, captureId);
+    ui.close();
+    late.close();
+    agent.close();
+  });
+
+  test('unwatch_capture stops the stream', async () => {
+    const { agent, welcome } = await joinedAgent(relay, carol);
+    const { captureId } = await startCapture(carol, agent, welcome.agentId, { kind: 'top', pid: 1 });
+    const ui = await connectUi(relay, carol);
+    ui.send({ type: 'watch_capture', captureId });
+    await ui.nextOfType('capture_state');
+    ui.send({ type: 'unwatch_capture', captureId });
+    await new Promise((r) => setTimeout(r, 100));
+    agent.send({ type: 'chunk', captureId, seq: 0, chunk: buildChunks(1)[0], stats: STATS });
+    await agent.nextOfType('ack');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(ui.received.filter((m) => m.type === 'capture_chunk').length, 0);
+    ui.close();
+    agent.close();
+  });
+});
+
+/** Chunks of about `bytes` each (one sample whose frame name is a fresh long string). */
+function bigChunks(count: number, bytes: number): ProfileChunk[] {
+  const b = new ProfileBuilder({ commandLine: 'python3 big.py', rateHz: 100 });
+  const t = b.thread(1, 1, 'MainThread');
+  const out: ProfileChunk[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `f${i}_${'x'.repeat(bytes)}`;
+    b.addSample({ thread: t, timeUs: i * 10_000, framesLeafFirst: [{ name, file: 'big.py', line: i + 1 }] });
+    out.push(b.takeChunk());
+  }
+  return out;
+}
+
+describe('a slow viewer', () => {
+  test('is dropped and resynced from the store; the agent and other viewers are not slowed', { timeout: 60_000 }, async () => {
+    const COUNT = 40;
+    const chunks = bigChunks(COUNT, 1024 * 1024);
+    const { agent, welcome } = await joinedAgent(relay, carol);
+    const { captureId } = await startCapture(carol, agent, welcome.agentId, { kind: 'top', pid: 1 });
+
+    const slow = await connectUi(relay, carol);
+    const fast = await connectUi(relay, carol);
+    for (const ui of [slow, fast]) {
+      ui.send({ type: 'watch_capture', captureId });
+      await ui.nextOfType('capture_state');
+    }
+    // The slow browser stops reading from its socket.
+    const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    const droppedBefore = await metric(relay, 'periscope_viewer_frames_dropped_total');
+
+    const started = Date.now();
+    for (let seq = 0; seq < COUNT; seq++) {
+      agent.send({ type: 'chunk', captureId, seq, chunk: chunks[seq], stats: STATS });
+      // One chunk in flight at a time, like an agent waiting for acks: any stall would show here.
+      await agent.nextOfType('ack', 10_000, (m) => m.nextSeq === seq + 1);
+    }
+    const ingestMs = Date.now() - started;
+
+    // The fast viewer got everything, in order, without a reset.
+    for (let seq = 0; seq < COUNT; seq++) assert.equal((await fast.nextOfType('capture_chunk', 10_000)).seq, seq);
+    assert.equal(fast.received.filter((m) => m.type === 'capture_reset').length, 0);
+
+    const dropped = (await metric(relay, 'periscope_viewer_frames_dropped_total')) - droppedBefore;
+    assert.ok(dropped > 0, 'the slow viewer\'s queue was dropped');
+    assert.ok(ingestMs < 20_000, `ingest of ${COUNT} MiB took ${ingestMs} ms`);
+
+    // Once it reads again it gets a capture_reset and then the full capture from the store.
+    socket.resume();
+    const deadline = Date.now() + 30_000;
+    let seqs: number[] = [];
+    for (;;) {
+      const lastReset = slow.received.map((m) => m.type).lastIndexOf('capture_reset');
+      if (lastReset === -1 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      seqs = slow.received.slice(lastReset + 1).filter((m): m is UiCaptureChunk => m.type === 'capture_chunk').map((m) => m.seq);
+      if (seqs.length >= COUNT || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(slow.received.some((m) => m.type === 'capture_reset'), 'the slow viewer was told to reset');
+    assert.deepEqual(seqs, Array.from({ length: COUNT }, (_, i) => i), 'after the reset: every chunk from seq 0, in order');
+    assert.deepEqual(slow.parseErrors, []);
+    slow.close();
+    fast.close();
+    agent.close();
+  });
+});
