@@ -9,14 +9,16 @@ export interface Launched {
   exited: Promise<number>;
 }
 
-export function launch(command: string[]): Launched {
+/** Starts the program; rejects with BAD_ARGUMENT when it cannot be started at all. */
+export async function launch(command: string[]): Promise<Launched> {
   if (command.length === 0) throw new PeriscopeError('BAD_ARGUMENT', 'nothing to run after `--`');
   const child = spawn(command[0], command.slice(1), { stdio: 'inherit' });
-  const exited = new Promise<number>((resolve, reject) => {
+  const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
     child.once('error', (err) =>
       reject(new PeriscopeError('BAD_ARGUMENT', `cannot start ${JSON.stringify(command[0])}: ${err.message}`)),
     );
-    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
   return { child, exited };
 }
@@ -30,7 +32,9 @@ export async function attachWhenReady<T>(pid: number, attach: () => T, exited: P
     try {
       return attach();
     } catch (err) {
-      const retriable = isPeriscopeError(err) && ['NOT_PYTHON', 'READ_FAILED'].includes(err.code);
+      // Until the interpreter is initialised it can look like anything from
+      // "not Python" to "unreadable version data" (3.13's debug offsets).
+      const retriable = isPeriscopeError(err) && ['NOT_PYTHON', 'READ_FAILED', 'UNSUPPORTED_VERSION'].includes(err.code);
       if (!retriable || gone || Date.now() > deadline) {
         if (gone) throw new PeriscopeError('PROCESS_EXITED', `the program (pid ${pid}) exited before its Python interpreter could be attached`);
         throw err;

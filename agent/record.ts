@@ -38,15 +38,20 @@ export async function runRecord(argv: string[]): Promise<number> {
   let pid: number;
   if (rest.length > 0) {
     if (options.pid !== undefined) throw new PeriscopeError('BAD_ARGUMENT', 'give either --pid or a command after `--`, not both');
-    launched = launch(rest);
+    launched = await launch(rest);
     pid = launched.child.pid!;
   } else {
     pid = requirePid(options.pid);
   }
   const captureOptions = captureOptionsFrom(options, pid);
-  const capture = launched
-    ? await attachWhenReady(pid, () => new Capture(captureOptions), launched.exited)
-    : new Capture(captureOptions);
+  let capture: Capture;
+  try {
+    capture = launched ? await attachWhenReady(pid, () => new Capture(captureOptions), launched.exited) : new Capture(captureOptions);
+  } catch (err) {
+    // Never leave a program we started running behind an error.
+    launched?.child.kill('SIGKILL');
+    throw err;
+  }
   const output = (options.output as string | undefined) ?? defaultOutputName(capture.target.cmdline, format);
 
   const tty = process.stderr.isTTY;
