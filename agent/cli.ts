@@ -23,6 +23,7 @@ usage:
   periscope record --pid PID [-r RATE] [-d SECONDS] [-f flamegraph|speedscope|raw|chrometrace] [-o FILE] [options]
   periscope record [options] -- python3 app.py ...
   periscope top --pid PID [-r RATE] [options]
+  periscope connect RELAY_URL [--token-file FILE] [--pids 12,34] [--max-rate N] [--max-duration S]
   periscope --version
 
 Run \`periscope COMMAND --help\` for a command's options.`;
@@ -49,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
       return runRecord(rest);
     case 'top':
       return runTop(rest);
+    case 'connect':
+      return (await import('./connect.ts')).runConnect(rest);
     case '--version':
     case 'version':
       console.log(`periscope ${AGENT_VERSION}`);
