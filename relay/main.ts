@@ -6,7 +6,7 @@ import { isPeriscopeError } from '../shared/errors.ts';
 // Everything the relay writes (database, WAL, key, chunk files) is for its own user only.
 process.umask(0o077);
 
-try {
+async function runRelay(): Promise<void> {
   const relay = await startRelay(loadConfig());
   console.log(`periscope relay listening on ${relay.url}`);
   console.log(`open ${relay.publicUrl} and sign in as admin`);
@@ -32,6 +32,11 @@ try {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+try {
+  if (process.argv.includes('--demo')) await (await import('./demo/demo.ts')).runDemo();
+  else await runRelay();
 } catch (err) {
   if (isPeriscopeError(err)) {
     console.error(`periscope relay: ${err.code}: ${err.message}`);

@@ -12,6 +12,7 @@ import { authRoutes } from './routes/auth-routes.ts';
 import { sessionRoutes } from './routes/session-routes.ts';
 import { captureRoutes } from './routes/capture-routes.ts';
 import { opsRoutes } from './routes/ops-routes.ts';
+import { installRoutes } from './routes/install-routes.ts';
 import { staticFiles } from './static-files.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -34,6 +35,7 @@ export function createApp(s: RelayServices, webDist = WEB_DIST): Hono<AppEnv> {
   app.route('/', sessionRoutes(s));
   app.route('/', captureRoutes(s));
   app.route('/', opsRoutes(s));
+  app.route('/', installRoutes(s));
   app.route('/', staticFiles(webDist));
 
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}; see docs/api.md`), 404));

@@ -1,0 +1,54 @@
+// What the customer's one-liner fetches: GET /j/CODE (the install script) and
+// the agent binary it downloads. Unauthenticated by design: the code in the
+// URL is the capability, and it dies with the session or its expiry.
+import { Hono } from 'hono';
+import type { AppEnv, RelayServices } from '../context.ts';
+import { JOIN_CODE_RE } from '../../auth/join-codes.ts';
+import { AgentBinaries } from '../../install/agent-binary.ts';
+import { installScript, refusalScript } from '../../install/install-script.ts';
+
+const SCRIPT_HEADERS = { 'Content-Type': 'text/x-shellscript; charset=utf-8', 'Cache-Control': 'no-store' };
+
+export function installRoutes(s: RelayServices, binaries = new AgentBinaries()): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  // Ready before the first customer pastes the command.
+  void binaries.get()?.catch(() => undefined);
+
+  // Refusals are served as 200 with a script that prints the reason: with
+  // `curl -f`, an HTTP error would only show curl's own terse message.
+  app.get('/j/:code', async (c) => {
+    const code = c.req.param('code').toUpperCase();
+    const refuse = (why: string) => c.body(refusalScript(why), 200, SCRIPT_HEADERS);
+    if (!JOIN_CODE_RE.test(code)) return refuse('this join code is not valid; ask your support engineer for the current command');
+    const join = s.store.joinTokens.byCode(code);
+    const session = join && s.store.sessions.byId(join.sessionId);
+    if (!join || !session) return refuse('this join code is not valid; ask your support engineer for the current command');
+    if (join.revokedAt !== null || session.closedAt !== null) {
+      return refuse('this support session has been closed or its command replaced; ask your support engineer for a new command');
+    }
+    if (join.expiresAt <= Date.now() || session.expiresAt <= Date.now()) {
+      return refuse('this support session has expired; ask your support engineer for a new command');
+    }
+    const binary = await binaries.get();
+    if (!binary) return refuse('the relay has no agent binary to offer; its operator must run npm run build');
+    s.store.audit.record('customer', 'join.script_served', session.id, { code });
+    return c.body(installScript({ relayUrl: s.publicUrl(), joinToken: join.token, sha256: binary.sha256, expiresAt: join.expiresAt }), 200, SCRIPT_HEADERS);
+  });
+
+  app.get('/agent/periscope-agent-linux-x86_64.gz', async (c) => {
+    const binary = await binaries.get();
+    if (!binary) return c.json({ error: { code: 'NO_AGENT_BINARY', message: 'the agent binary is not built; run npm run build on the relay' } }, 404);
+    return c.body(new Uint8Array(binary.gz), 200, {
+      'Content-Type': 'application/gzip',
+      'Content-Length': String(binary.gz.length),
+      'X-Checksum-Sha256': binary.sha256,
+      'Cache-Control': 'no-cache',
+    });
+  });
+  app.get('/agent/periscope-agent-linux-x86_64.gz.sha256', async (c) => {
+    const binary = await binaries.get();
+    if (!binary) return c.json({ error: { code: 'NO_AGENT_BINARY', message: 'the agent binary is not built; run npm run build on the relay' } }, 404);
+    return c.text(`${binary.sha256}  periscope-agent-linux-x86_64.gz\n`);
+  });
+  return app;
+}
