@@ -1,7 +1,7 @@
 // Builds native/ (the CPython stack reader addon) with node-gyp against the
 // headers of the pinned Node package, so nothing is ever downloaded.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
@@ -21,8 +21,21 @@ export function buildNative(): void {
   }
 }
 
+function newestSourceMtime(dir: string): number {
+  let newest = 0;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const st = statSync(path);
+    newest = Math.max(newest, st.isDirectory() ? newestSourceMtime(path) : st.mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds when the addon is missing or older than its sources. */
 export function ensureNativeBuilt(): void {
-  if (!existsSync(addonPath)) buildNative();
+  const native = join(root, 'native');
+  const sources = Math.max(newestSourceMtime(join(native, 'src')), statSync(join(native, 'binding.gyp')).mtimeMs);
+  if (!existsSync(addonPath) || statSync(addonPath).mtimeMs < sources) buildNative();
 }
 
 if (import.meta.main) buildNative();

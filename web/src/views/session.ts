@@ -1,0 +1,531 @@
+// A support session: the customer's one-liner, the agents that joined and their
+// Python processes, a form to start dump / top / record, the capture history
+// and the audit log. Agents are live (session_state over the WebSocket).
+
+import { type Agent, type AuditEntry, type Capture, type CaptureKind, type ProcessInfo, type Session, ApiError, api, downloadUrl } from '../api.ts';
+import { app, createdSessions, type Screen } from '../app.ts';
+import { type Child, button, checkbox, field, h, replace, setText } from '../dom.ts';
+import { PTRACE_FIX, errorBox, errorFrom, explain } from '../errors.ts';
+import { count, dateTime, durationBetween, relative, seconds, shortId, toDate } from '../format.ts';
+import { socket } from '../socket.ts';
+import { sessionIsOpen } from './sessions.ts';
+
+const DOWNLOADS: { format: 'flamegraph' | 'speedscope' | 'raw' | 'chrometrace'; label: string }[] = [
+  { format: 'flamegraph', label: 'SVG' },
+  { format: 'speedscope', label: 'speedscope' },
+  { format: 'raw', label: 'raw' },
+  { format: 'chrometrace', label: 'Chrome trace' },
+];
+
+export function downloadLinks(captureId: string, compact = false): HTMLElement {
+  return h(
+    'span',
+    { class: 'downloads' },
+    ...DOWNLOADS.map((d) =>
+      h('a', { href: downloadUrl(captureId, d.format), class: compact ? 'link-small' : 'button-link', download: '', title: `Download as ${d.label}`, data: { format: d.format } }, compact ? d.label : `Download ${d.label}`),
+    ),
+  );
+}
+
+async function copyText(text: string): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // Not a secure context (plain http on a non-local host): fall back to a selection.
+    const area = h('textarea', { readonly: true, class: 'offscreen' });
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand('copy');
+    } catch {
+      ok = false;
+    }
+    area.remove();
+    return ok;
+  }
+}
+
+function commandBlock(label: string, command: string, hint?: string): HTMLElement {
+  const status = h('span', { class: 'copy-status', aria: { live: 'polite' } });
+  const code = h('code', null, command);
+  const copy = button('Copy', async () => {
+    const ok = await copyText(command);
+    setText(status, ok ? 'Copied' : 'Select the text and copy it');
+    setTimeout(() => setText(status, ''), 2500);
+  }, { class: 'copy', aria: { label: `Copy the ${label} command` } });
+  return h('div', { class: 'command' }, h('div', { class: 'command-head' }, h('strong', null, label), hint ? h('span', { class: 'muted' }, hint) : null, copy, status), h('pre', null, code));
+}
+
+function optionsSummary(kind: string, o: Capture['options']): string {
+  if (!o) return '';
+  const parts: string[] = [];
+  if (o.rate && kind !== 'dump') parts.push(`${o.rate} Hz`);
+  if (o.duration !== undefined && kind !== 'dump') parts.push(o.duration ? `${o.duration} s` : 'until stopped');
+  for (const k of ['subprocesses', 'idle', 'gil', 'blocking'] as const) if (o[k]) parts.push(k);
+  return parts.join(', ');
+}
+
+/** An audit entry's details as `key value` pairs (values are data: text only). */
+function auditDetail(detail: unknown): string {
+  if (detail === undefined || detail === null) return '';
+  if (typeof detail !== 'object') return String(detail);
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(detail as Record<string, unknown>)) {
+    if (v === undefined || v === null || v === '') continue;
+    if (k === 'options' && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      const on = Object.entries(o).filter(([, x]) => x === true).map(([x]) => x);
+      const nums = Object.entries(o).filter(([, x]) => typeof x === 'number').map(([x, n]) => `${x} ${n}`);
+      parts.push(`options: ${[...nums, ...on].join(', ') || 'defaults'}`);
+      continue;
+    }
+    parts.push(`${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  }
+  return parts.join(' · ');
+}
+
+function statusBadge(status: string): HTMLElement {
+  const cls =
+    status === 'complete' ? 'badge-ok' : status === 'running' || status === 'starting' ? 'badge-active' : status === 'failed' ? 'badge-bad' : status === 'target_exited' || status === 'incomplete' ? 'badge-warn' : '';
+  const label = status === 'target_exited' ? 'target exited' : status;
+  return h('span', { class: `badge ${cls}` }, label);
+}
+
+export { statusBadge, optionsSummary };
+
+export const sessionScreen: Screen = (root, params) => {
+  const sessionId = params.id;
+  let alive = true;
+  let session: Session | undefined = createdSessions.get(sessionId);
+  let agents: Agent[] = [];
+  let selected: { agentId: string; pid: number } | null = null;
+  const timers: ReturnType<typeof setInterval>[] = [];
+
+  const title = h('h1', null, 'Support session');
+  const pageError = h('div');
+  const joinCard = h('section', { class: 'card join' });
+  const membersCard = h('section', { class: 'card members' });
+  const agentsBox = h('div', { class: 'agents' }, h('p', { class: 'muted' }, 'Loading agents…'));
+  const formCard = h('section', { class: 'card capture-form', aria: { label: 'Profile a process' } });
+  const historyBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  const auditBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+  formCard.hidden = true;
+
+  replace(
+    root,
+    h(
+      'div',
+      { class: 'page' },
+      h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'Sessions'), ' / ', h('span', null, shortId(sessionId))),
+      title,
+      pageError,
+      joinCard,
+      h('section', { class: 'card' }, h('h2', null, 'Agents and processes'), agentsBox),
+      formCard,
+      h('section', { class: 'card' }, h('h2', null, 'Capture history'), historyBox),
+      membersCard,
+      h('section', { class: 'card' }, h('details', { class: 'audit' }, h('summary', null, h('h2', { class: 'inline' }, 'Audit log')), auditBox)),
+    ),
+  );
+
+  // ---- session header, one-liner, close ----
+  function renderSession(): void {
+    if (!session) return;
+    const s = session;
+    app.setTitle(s.name || `Session ${s.code ?? ''}`);
+    setText(title, s.name || `Support session ${s.code ?? ''}`.trim());
+    const open = sessionIsOpen(s);
+    const parts: Child[] = [];
+    const head = h('div', { class: 'join-head' }, h('h2', null, 'Customer’s one-liner'), open ? h('span', { class: 'badge badge-active' }, 'open') : h('span', { class: 'badge' }, typeof s.status === 'string' ? s.status : 'closed'));
+    parts.push(head);
+    if (!open) {
+      parts.push(h('p', { class: 'muted' }, 'This session is closed: its agents were disconnected and no new agent can join. History and downloads stay available.'));
+    } else {
+      const cmds = s.commands;
+      if (cmds && (cmds.curl || cmds.python)) {
+        parts.push(h('p', null, 'Ask the customer to paste this into a shell inside the container running their Python service. It shows each capture on their terminal; Ctrl-C ends everything.'));
+        if (cmds.curl) parts.push(commandBlock('With curl', cmds.curl));
+        if (cmds.python) parts.push(commandBlock('Without curl (python3)', cmds.python, 'for slim images'));
+        const more: HTMLElement[] = [];
+        if (cmds.wget) more.push(commandBlock('With wget', cmds.wget));
+        if (cmds.env) more.push(commandBlock('Agent already installed', cmds.env));
+        if (more.length) parts.push(h('details', null, h('summary', null, 'Other ways to join'), ...more));
+      } else {
+        parts.push(h('p', { class: 'muted' }, 'The one-liner is shown once, when the session is created. Agents that already joined stay connected.'));
+      }
+      if (s.expiresAt !== undefined) {
+        const exp = h('p', { class: 'expiry' });
+        const tick = () => setText(exp, `The join code ${s.code ? `${s.code} ` : ''}expires at ${dateTime(s.expiresAt)} (${relative(s.expiresAt)}).`);
+        tick();
+        timers.push(setInterval(tick, 15_000));
+        parts.push(exp);
+      }
+      parts.push(closeControl());
+    }
+    replace(joinCard, ...parts);
+    renderMembers();
+  }
+
+  function closeControl(): HTMLElement {
+    const box = h('div', { class: 'close-session' });
+    const error = h('div');
+    const ask = button('Close session', () => {
+      replace(
+        box,
+        h('span', null, 'Disconnect every agent and end this session?'),
+        button('Yes, close it', async () => {
+          try {
+            await api.closeSession(sessionId);
+            session = { ...session!, closed: true, status: 'closed' };
+            renderSession();
+            void loadSession();
+          } catch (err) {
+            replace(error, errorFrom(err));
+          }
+        }, { class: 'danger' }),
+        button('Cancel', () => replace(box, ask)),
+        error,
+      );
+    }, { class: 'danger' });
+    replace(box, ask);
+    return box;
+  }
+
+  const memberInput = h('input', { type: 'text', autocomplete: 'off', required: true });
+  const memberResult = h('div', { aria: { live: 'polite' } });
+  const memberForm = h(
+    'form',
+    {
+      class: 'inline-form',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        const name = memberInput.value.trim();
+        try {
+          const res = (await api.addMember(sessionId, name)) as { members?: Session['members'] } | undefined;
+          if (session && Array.isArray(res?.members)) {
+            session = { ...session, members: res.members };
+            renderMembers();
+          }
+          replace(memberResult, h('p', { class: 'ok' }, `${name} can now open this session.`));
+          memberInput.value = '';
+          void loadSession();
+        } catch (err) {
+          replace(memberResult, errorFrom(err));
+        }
+      },
+    },
+    field('Engineer’s username', memberInput),
+    h('button', { type: 'submit' }, 'Add member'),
+  );
+  const memberList = h('div');
+
+  function renderMembers(): void {
+    const s = session!;
+    const names = (s.members ?? []).map((m) => (typeof m === 'string' ? m : m.username));
+    replace(memberList, names.length ? h('ul', { class: 'members-list' }, ...names.map((n) => h('li', null, n))) : h('p', { class: 'muted' }, 'Only you (and admins) can open this session.'));
+    memberForm.hidden = !sessionIsOpen(s);
+    if (!membersCard.firstChild) replace(membersCard, h('h2', null, 'Members'), memberList, memberForm, memberResult);
+  }
+
+  async function loadSession(): Promise<void> {
+    try {
+      const s = await api.session(sessionId);
+      if (!alive) return;
+      const created = createdSessions.get(sessionId);
+      session = { ...s, commands: s.commands ?? created?.commands, joinToken: s.joinToken ?? created?.joinToken };
+      renderSession();
+    } catch (err) {
+      if (!alive) return;
+      replace(pageError, errorFrom(err));
+      if (err instanceof ApiError && (err.status === 403 || err.status === 404)) {
+        // Nothing else on this page is for us.
+        for (const el of [joinCard, membersCard, agentsBox, historyBox, auditBox]) replace(el);
+        formCard.hidden = true;
+        alive = false;
+        off();
+      }
+    }
+  }
+
+  // ---- agents ----
+  function renderAgents(): void {
+    if (agents.length === 0) {
+      replace(agentsBox, h('p', { class: 'muted waiting' }, 'No agent has joined yet. Once the customer runs the one-liner, their agent and its Python processes appear here.'));
+      return;
+    }
+    replace(agentsBox, ...agents.map(agentCard));
+  }
+
+  function agentCard(a: Agent): HTMLElement {
+    const head = h(
+      'div',
+      { class: 'agent-head' },
+      h('span', { class: `dot ${a.online ? 'online' : 'offline'}`, aria: { hidden: 'true' } }),
+      h('strong', { class: 'host' }, a.host || a.id),
+      h('span', { class: `badge ${a.online ? 'badge-active' : 'badge-bad'}` }, a.online ? 'online' : 'offline'),
+      a.containerId ? h('span', { class: 'badge mono', title: `container ${a.containerId}` }, `container ${shortId(a.containerId)}`) : h('span', { class: 'badge' }, 'no container'),
+      h('span', { class: 'badge' }, a.arch),
+      h('span', { class: 'badge' }, `agent ${a.agentVersion}`),
+    );
+    let body: HTMLElement;
+    if (a.processes.length === 0) {
+      body = a.online
+        ? h(
+            'div',
+            { class: 'notice' },
+            h('strong', null, 'No Python process is offered by this agent.'),
+            h('p', null, 'Either none runs where the agent runs, or the agent is not allowed to read them (its terminal says which). Processes it cannot read are not listed. To allow it:'),
+            h('ul', null, ...PTRACE_FIX.map((f) => h('li', null, f))),
+          )
+        : h('p', { class: 'muted' }, 'The agent is offline.');
+    } else {
+      const rows = a.processes.map((p) => processRow(a, p));
+      body = h(
+        'div',
+        { class: 'table-wrap' },
+        h(
+          'table',
+          { class: 'data processes stack-narrow' },
+          h('thead', null, h('tr', null, h('th', { class: 'num' }, 'PID'), h('th', null, 'Command line'), h('th', null, 'Python'), h('th', null, 'User'), h('th', { class: 'num' }, 'Threads'), h('th', null, h('span', { class: 'sr-only' }, 'Actions')))),
+          h('tbody', null, ...rows),
+        ),
+      );
+    }
+    return h('div', { class: `agent ${a.online ? '' : 'is-offline'}`, data: { agent: a.id } }, head, a.online ? null : errorBox('AGENT_OFFLINE', 'This agent lost its connection to the relay.'), body);
+  }
+
+  function processRow(a: Agent, p: ProcessInfo): HTMLElement {
+    const isSelected = selected?.agentId === a.id && selected.pid === p.pid;
+    return h(
+      'tr',
+      { class: isSelected ? 'selected' : '', data: { pid: String(p.pid) } },
+      h('td', { class: 'num mono', data: { label: 'PID' } }, String(p.pid)),
+      h('td', { class: 'cmdline mono', title: p.cmdline, data: { label: 'Command' } }, p.cmdline),
+      h('td', { data: { label: 'Python' } }, p.version),
+      h('td', { data: { label: 'User' } }, p.user),
+      h('td', { class: 'num', data: { label: 'Threads' } }, String(p.threads)),
+      h('td', { class: 'row-actions' }, button('Profile…', () => selectProcess(a, p), { disabled: !a.online, aria: { label: `Profile process ${p.pid}` } })),
+    );
+  }
+
+  function selectProcess(a: Agent, p: ProcessInfo): void {
+    selected = { agentId: a.id, pid: p.pid };
+    renderAgents();
+    renderForm();
+    formCard.hidden = false;
+    formCard.scrollIntoView({ block: 'nearest' });
+    formCard.querySelector<HTMLInputElement>('input[type=radio]:checked')?.focus();
+  }
+
+  // ---- capture form ----
+  let kind: CaptureKind = 'top';
+  const durations: Record<CaptureKind, number> = { top: 0, record: 10, dump: 0 };
+  const form = { rate: 100, subprocesses: false, idle: false, gil: false, blocking: false };
+
+  function renderForm(): void {
+    if (!selected) return;
+    const agent = agents.find((a) => a.id === selected!.agentId);
+    const proc = agent?.processes.find((p) => p.pid === selected!.pid);
+    const error = h('div', { class: 'form-error' });
+    const rate = h('input', { type: 'number', min: 1, max: 1000, step: 1, value: String(form.rate) });
+    const duration = h('input', { type: 'number', min: 0, max: 3600, step: 1, value: String(durations[kind]) });
+    const kinds: { value: CaptureKind; label: string; hint: string }[] = [
+      { value: 'top', label: 'Top', hint: 'live table of the hottest functions' },
+      { value: 'record', label: 'Record', hint: 'flame graph, kept for download' },
+      { value: 'dump', label: 'Dump', hint: 'every thread’s stack, once' },
+    ];
+    const radios = h(
+      'fieldset',
+      { class: 'kinds' },
+      h('legend', null, 'What to capture'),
+      ...kinds.map((k) => {
+        const input = h('input', { type: 'radio', name: 'kind', value: k.value, checked: kind === k.value });
+        input.addEventListener('change', () => {
+          durations[kind] = Number(duration.value) || 0;
+          kind = k.value;
+          renderForm();
+          formCard.querySelector<HTMLInputElement>(`input[value=${k.value}]`)?.focus();
+        });
+        return h('label', { class: 'kind' }, input, ' ', h('strong', null, k.label), h('span', { class: 'muted' }, ` — ${k.hint}`));
+      }),
+    );
+    const start = h('button', { type: 'submit', class: 'primary' }, kind === 'dump' ? 'Dump stacks' : kind === 'top' ? 'Start top' : 'Start recording');
+    const offline = agent && !agent.online;
+    if (offline || !proc) start.disabled = true;
+    const f = h(
+      'form',
+      {
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          if (!selected) return;
+          form.rate = Math.round(Number(rate.value)) || 100;
+          durations[kind] = Number(duration.value) || 0;
+          start.disabled = true;
+          replace(error);
+          try {
+            const res = await api.startCapture(selected.agentId, {
+              kind,
+              pid: selected.pid,
+              rate: form.rate,
+              duration: kind === 'dump' ? 0 : durations[kind],
+              subprocesses: form.subprocesses,
+              idle: form.idle,
+              gil: form.gil,
+              blocking: form.blocking,
+            });
+            app.navigate(`#/captures/${encodeURIComponent(res.id)}`);
+          } catch (err) {
+            replace(error, errorFrom(err));
+            start.disabled = false;
+          }
+        },
+      },
+      radios,
+      kind === 'dump' ? null : h('div', { class: 'inline-fields' }, field('Rate (samples/s)', rate), field(kind === 'top' ? 'Duration (s, 0 = until stopped)' : 'Duration (s)', duration)),
+      h(
+        'div',
+        { class: 'checks' },
+        checkbox('Subprocesses', form.subprocesses, (v) => (form.subprocesses = v), { title: 'Also profile child processes (gunicorn, RQ, multiprocessing workers)' }),
+        kind === 'dump' ? null : checkbox('Idle threads', form.idle, (v) => (form.idle = v), { title: 'Include samples of threads that are waiting or sleeping' }),
+        kind === 'dump' ? null : checkbox('GIL only', form.gil, (v) => (form.gil = v), { title: 'Only samples where the thread held the GIL' }),
+        checkbox('Blocking', form.blocking, (v) => (form.blocking = v), { title: 'Pause the target while reading its stacks: consistent, but slows it down' }),
+      ),
+      offline ? errorBox('AGENT_OFFLINE', 'This agent is not connected right now.') : null,
+      !proc && agent ? h('p', { class: 'muted' }, 'That process is no longer in the list.') : null,
+      error,
+      h('div', { class: 'actions' }, start, button('Cancel', () => {
+        selected = null;
+        formCard.hidden = true;
+        renderAgents();
+      })),
+    );
+    replace(
+      formCard,
+      h('h2', null, 'Profile process ', h('span', { class: 'mono' }, String(selected.pid))),
+      proc ? h('p', { class: 'mono cmdline-full' }, proc.cmdline) : null,
+      agent ? h('p', { class: 'muted' }, `on ${agent.host}`) : null,
+      f,
+    );
+  }
+
+  async function loadAgents(): Promise<void> {
+    try {
+      const list = await api.agents(sessionId);
+      if (!alive) return;
+      agents = list;
+      renderAgents();
+    } catch (err) {
+      if (alive) replace(agentsBox, errorFrom(err));
+    }
+  }
+
+  // ---- history and audit ----
+  async function loadHistory(): Promise<void> {
+    try {
+      const caps = await api.captures(sessionId);
+      if (!alive) return;
+      if (caps.length === 0) {
+        replace(historyBox, h('p', { class: 'muted' }, 'No captures yet.'));
+        return;
+      }
+      caps.sort((a, b) => String(b.startedAt ?? '').localeCompare(String(a.startedAt ?? '')) || (Number(b.startedAt) || 0) - (Number(a.startedAt) || 0));
+      const rows = caps.map((c) =>
+        h(
+          'tr',
+          { data: { capture: c.id, kind: c.kind } },
+          h('td', { data: { label: 'Kind' } }, h('a', { href: `#/captures/${encodeURIComponent(c.id)}`, aria: { label: `Open ${c.kind} capture of pid ${c.pid}` } }, c.kind)),
+          h('td', { class: 'num mono', data: { label: 'PID' } }, String(c.pid)),
+          h('td', { data: { label: 'Who' } }, c.requestedBy ?? ''),
+          h('td', { data: { label: 'Started' } }, dateTime(c.startedAt)),
+          h('td', { data: { label: 'Duration' } }, c.kind === 'dump' ? '–' : typeof c.durationSeconds === 'number' ? seconds(c.durationSeconds) : c.endedAt ? durationBetween(c.startedAt, c.endedAt) : '–'),
+          h('td', { class: 'num', data: { label: 'Samples' } }, c.samples === undefined ? '' : count(c.samples)),
+          h('td', { data: { label: 'Status' } }, statusBadge(c.status), c.error ? h('span', { class: 'error-text' }, ` ${explain(typeof c.error === 'string' ? '' : c.error.code, typeof c.error === 'string' ? c.error : c.error.message).title}`) : null),
+          h('td', { class: 'muted', data: { label: 'Options' } }, optionsSummary(c.kind, c.options)),
+          h('td', { class: 'row-actions' }, c.kind === 'dump' ? null : downloadLinks(c.id, true)),
+        ),
+      );
+      replace(
+        historyBox,
+        h(
+          'div',
+          { class: 'table-wrap' },
+          h(
+            'table',
+            { class: 'data history stack-narrow' },
+            h('thead', null, h('tr', null, ...['Kind', 'PID', 'Who', 'Started', 'Duration', 'Samples', 'Status', 'Options', 'Download'].map((t) => h('th', null, t)))),
+            h('tbody', null, ...rows),
+          ),
+        ),
+      );
+    } catch (err) {
+      if (alive) replace(historyBox, errorFrom(err));
+    }
+  }
+
+  async function loadAudit(): Promise<void> {
+    try {
+      const entries = await api.audit(sessionId);
+      if (!alive) return;
+      if (entries.length === 0) {
+        replace(auditBox, h('p', { class: 'muted' }, 'Nothing recorded yet.'));
+        return;
+      }
+      const key = (e: AuditEntry) => (typeof e.id === 'number' ? e.id : (toDate(e.at ?? e.time ?? e.ts)?.getTime() ?? 0));
+      const rows = [...entries].sort((a, b) => key(b) - key(a)).slice(0, 500).map((e: AuditEntry) => {
+        const when = e.at ?? e.time ?? e.ts ?? e.createdAt;
+        const who = e.actor ?? e.username ?? e.user ?? '';
+        const detail = e.detail ?? e.details ?? e.data;
+        return h(
+          'tr',
+          null,
+          h('td', { data: { label: 'When' } }, dateTime(when)),
+          h('td', { data: { label: 'Who' } }, typeof who === 'string' ? who : JSON.stringify(who)),
+          h('td', { class: 'mono', data: { label: 'Action' } }, String(e.action ?? e.event ?? '')),
+          h('td', { class: 'detail', data: { label: 'Details' } }, auditDetail(detail)),
+        );
+      });
+      replace(auditBox, h('div', { class: 'table-wrap' }, h('table', { class: 'data audit-table stack-narrow' }, h('thead', null, h('tr', null, h('th', null, 'When'), h('th', null, 'Who'), h('th', null, 'Action'), h('th', null, 'Details'))), h('tbody', null, ...rows))));
+    } catch (err) {
+      if (alive) replace(auditBox, errorFrom(err));
+    }
+  }
+
+  // ---- live updates ----
+  const offMessage = socket.onMessage((m) => {
+    if (m.type === 'session_state' && m.sessionId === sessionId) {
+      agents = m.agents;
+      renderAgents();
+      if (selected && !formCard.hidden) renderForm();
+    }
+  });
+  const unsubscribe = socket.subscribeSession(sessionId);
+  function off(): void {
+    offMessage();
+    unsubscribe();
+    for (const t of timers) clearInterval(t);
+  }
+
+  renderSession();
+  void loadSession().then(() => {
+    if (!alive) return;
+    void loadAgents();
+    void loadHistory();
+    void loadAudit();
+  });
+  timers.push(
+    setInterval(() => {
+      if (document.visibilityState === 'visible') {
+        void loadHistory();
+        void loadAudit();
+      }
+    }, 5000),
+  );
+
+  return () => {
+    alive = false;
+    off();
+  };
+};

@@ -1,0 +1,120 @@
+import { type Session, api } from '../api.ts';
+import { app, createdSessions, type Screen } from '../app.ts';
+import { checkbox, field, h, replace } from '../dom.ts';
+import { errorFrom } from '../errors.ts';
+import { dateTime, relative, toDate } from '../format.ts';
+
+export function sessionIsOpen(s: Session): boolean {
+  if (typeof s.status === 'string') return s.status === 'open';
+  return !(s.closed === true || (s.closedAt !== undefined && s.closedAt !== null));
+}
+
+export const sessionsScreen: Screen = (root) => {
+  app.setTitle('Support sessions');
+  let alive = true;
+  const list = h('div', { class: 'session-list' }, h('p', { class: 'muted' }, 'Loading…'));
+  const createError = h('div', { class: 'form-error' });
+  const name = h('input', { type: 'text', name: 'name', placeholder: 'e.g. ACME ticket 4711 — slow checkout' });
+  const createButton = h('button', { type: 'submit', class: 'primary' }, 'New support session');
+  const createForm = h(
+    'form',
+    {
+      class: 'card new-session',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        createButton.disabled = true;
+        replace(createError);
+        try {
+          const s = await api.createSession(name.value.trim() || undefined);
+          createdSessions.set(s.id, s);
+          app.navigate(`#/sessions/${encodeURIComponent(s.id)}`);
+        } catch (err) {
+          replace(createError, errorFrom(err));
+        } finally {
+          createButton.disabled = false;
+        }
+      },
+    },
+    h('h2', null, 'Start a support session'),
+    h('p', { class: 'muted' }, 'You get a one-line command for the customer to paste into their container. Its agent dials out to this relay; nothing inbound is needed.'),
+    field('Name (optional)', name),
+    createError,
+    createButton,
+  );
+
+  const admin = app.me?.user.admin ? adminCard() : null;
+
+  async function load(): Promise<void> {
+    try {
+      const sessions = await api.sessions();
+      if (!alive) return;
+      sessions.sort((a, b) => (toDate(b.createdAt)?.getTime() ?? 0) - (toDate(a.createdAt)?.getTime() ?? 0));
+      if (sessions.length === 0) {
+        replace(list, h('p', { class: 'muted' }, 'No sessions yet.'));
+        return;
+      }
+      const rows = sessions.map((s) => {
+        const open = sessionIsOpen(s);
+        const expires = toDate(s.expiresAt);
+        return h(
+          'tr',
+          null,
+          h('td', null, h('a', { href: `#/sessions/${encodeURIComponent(s.id)}` }, s.name || `Session ${s.code ?? s.id}`)),
+          h('td', { class: 'mono' }, s.code ?? ''),
+          h('td', null, dateTime(s.createdAt)),
+          h('td', null, open ? h('span', { class: 'badge badge-active' }, 'open') : h('span', { class: 'badge' }, typeof s.status === 'string' ? s.status : 'closed')),
+          h('td', null, open && expires ? `${dateTime(s.expiresAt)} (${relative(s.expiresAt)})` : '–'),
+        );
+      });
+      replace(
+        list,
+        h(
+          'div',
+          { class: 'table-wrap' },
+          h('table', { class: 'data' }, h('thead', null, h('tr', null, h('th', null, 'Session'), h('th', null, 'Code'), h('th', null, 'Created'), h('th', null, 'Status'), h('th', null, 'Join code expires'))), h('tbody', null, ...rows)),
+        ),
+      );
+    } catch (err) {
+      if (alive) replace(list, errorFrom(err));
+    }
+  }
+
+  replace(root, h('div', { class: 'page' }, h('h1', null, 'Support sessions'), createForm, h('section', { class: 'card' }, h('h2', null, 'Your sessions'), list), admin));
+  void load();
+  return () => {
+    alive = false;
+  };
+};
+
+function adminCard(): HTMLElement {
+  const username = h('input', { type: 'text', autocomplete: 'off', required: true });
+  const password = h('input', { type: 'password', autocomplete: 'new-password', required: true });
+  let admin = false;
+  const result = h('div', { aria: { live: 'polite' } });
+  const submit = h('button', { type: 'submit' }, 'Add engineer');
+  return h(
+    'form',
+    {
+      class: 'card',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        submit.disabled = true;
+        replace(result);
+        try {
+          await api.createUser(username.value.trim(), password.value, admin);
+          replace(result, h('p', { class: 'ok' }, `Account ${username.value.trim()} created.`));
+          username.value = '';
+          password.value = '';
+        } catch (err) {
+          replace(result, errorFrom(err));
+        } finally {
+          submit.disabled = false;
+        }
+      },
+    },
+    h('h2', null, 'Engineers (admin)'),
+    h('div', { class: 'inline-fields' }, field('Username', username), field('Password', password), checkbox('Admin', false, (v) => (admin = v))),
+    result,
+    submit,
+  );
+}
