@@ -243,8 +243,14 @@ describe('every response', () => {
     assert.doesNotMatch(html, /<script>|<style>|\son[a-z]+=/i, 'no inline script or style');
   });
 
-  test('/j/CODE is not served yet', async () => {
-    assert.equal((await fetch(`${relay.url}/j/ABCDEFGHJK`)).status, 404);
+  test('/j/CODE with an unknown code: a script that explains, never the web client', async () => {
+    const res = await fetch(`${relay.url}/j/ABCDEFGHJK`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /shellscript/);
+    const script = await res.text();
+    assert.match(script, /^#!\/bin\/sh\n/);
+    assert.match(script, /not valid/);
+    assert.match(script, /exit 1\n$/);
   });
 });
 
