@@ -14,6 +14,8 @@ export interface CaptureOptions {
   subprocesses?: boolean;
   blocking?: boolean;
   ignoreSymbols?: boolean;
+  /** false for streaming captures: samples leave memory once chunked. */
+  retainSamples?: boolean;
 }
 
 export interface CaptureStats {
@@ -103,11 +105,10 @@ export class Capture {
       throw asPeriscopeError(err);
     }
     this.target = this.#sampler.info();
-    this.builder = new ProfileBuilder({
-      commandLine: this.target.cmdline,
-      rateHz: options.rate,
-      startTimeUs: Date.now() * 1000,
-    });
+    this.builder = new ProfileBuilder(
+      { commandLine: this.target.cmdline, rateHz: options.rate, startTimeUs: Date.now() * 1000 },
+      { retainSamples: options.retainSamples ?? true },
+    );
     this.#done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
 

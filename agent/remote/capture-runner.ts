@@ -19,7 +19,7 @@
 // and delivered when space frees. A capture ends (capture_ended) only after
 // its last rows are cut and every chunk has been sent on the current link.
 import { encode, MAX_MESSAGE_BYTES, type CaptureStatsWire, type CaptureSpec } from '../../shared/protocol.ts';
-import { tableSizes, type Profile, type ProfileChunk, type TableSizes } from '../../shared/profile/index.ts';
+import { type Profile, type ProfileChunk, type TableSizes } from '../../shared/profile/index.ts';
 import type { EndReason } from '../capture.ts';
 
 export const DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024;
@@ -32,7 +32,7 @@ export const EAGER_CUT_BYTES = 1024 * 1024;
 
 /** What a stream needs from a capture; agent/capture.ts's Capture fits. */
 export interface ChunkSource {
-  readonly builder: { readonly profile: Profile; takeChunk(): ProfileChunk };
+  readonly builder: { readonly profile: Profile; takeChunk(): ProfileChunk; sizes(): TableSizes };
   readonly progress: { stats: CaptureStatsWire; lastError: { code: string; message: string } | null };
   readonly done: Promise<EndReason>;
   onProgress(listener: () => void): void;
@@ -108,8 +108,7 @@ function utf8Max(s: string): number {
 }
 
 /** An upper bound of the encoded size of the rows appended since `from` (msgpackr typed arrays are raw bytes). */
-export function pendingBytes(profile: Profile, from: TableSizes): number {
-  const now = tableSizes(profile);
+export function pendingBytes(profile: Profile, from: TableSizes, now: TableSizes): number {
   let bytes = 1024 + utf8Max(profile.capture.commandLine);
   for (let i = from.strings; i < now.strings; i++) bytes += utf8Max(profile.strings[i]!);
   bytes += (now.frames - from.frames) * 16;
@@ -166,7 +165,7 @@ export class CaptureStream {
     this.#intervalMs = options.chunkIntervalMs ?? DEFAULT_CHUNK_INTERVAL_MS;
     this.#maxPending = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.#now = options.now ?? Date.now;
-    this.#sizesAtCut = tableSizes(this.source.builder.profile);
+    this.#sizesAtCut = this.source.builder.sizes();
     this.#lastCutAt = this.#now();
   }
 
@@ -235,7 +234,7 @@ export class CaptureStream {
   tick(): void {
     if (this.#end || this.#abandoned) return;
     const profile = this.source.builder.profile;
-    const sizes = tableSizes(profile);
+    const sizes = this.source.builder.sizes();
     const hasRows = grew(this.#sizesAtCut, sizes);
     const stats = this.#stats();
     const statsChanged = !sameStats(this.#lastStats, stats);
@@ -243,7 +242,7 @@ export class CaptureStream {
     const sinceCut = now - this.#lastCutAt;
     const ending = this.#sourceDone !== undefined;
     if (hasRows || (statsChanged && (ending || sinceCut >= STATS_ONLY_INTERVAL_MS))) {
-      const pending = pendingBytes(profile, this.#sizesAtCut);
+      const pending = pendingBytes(profile, this.#sizesAtCut, sizes);
       const due = ending || sinceCut >= this.#intervalMs || pending >= EAGER_CUT_BYTES;
       if (due) {
         if (this.#budget.fits(pending)) {
@@ -263,7 +262,7 @@ export class CaptureStream {
         }
       }
     }
-    if (ending && !grew(this.#sizesAtCut, tableSizes(profile))) this.#finish();
+    if (ending && !grew(this.#sizesAtCut, this.source.builder.sizes())) this.#finish();
   }
 
   #stats(): CaptureStatsWire {
@@ -275,7 +274,7 @@ export class CaptureStream {
   #cutChunk(stats: CaptureStatsWire): boolean {
     const chunk = this.source.builder.takeChunk();
     const samples = chunk.samples.stack.length;
-    this.#sizesAtCut = tableSizes(this.source.builder.profile);
+    this.#sizesAtCut = this.source.builder.sizes();
     this.#lastCutAt = this.#now();
     this.#lastStats = stats;
     const frame = encode({ type: 'chunk', captureId: this.captureId, seq: this.#cut, chunk, stats });

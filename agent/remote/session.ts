@@ -240,7 +240,7 @@ export class RemoteSession {
     try {
       source = this.#options.createSource
         ? this.#options.createSource(spec, bounds.durationS)
-        : new Capture({ pid: spec.pid, rate: spec.rate, duration: bounds.durationS, subprocesses: spec.subprocesses, blocking: spec.blocking });
+        : new Capture({ pid: spec.pid, rate: spec.rate, duration: bounds.durationS, subprocesses: spec.subprocesses, blocking: spec.blocking, retainSamples: false });
     } catch (err) {
       const code = isPeriscopeError(err) ? err.code : 'ERROR';
       const message = (err as Error)?.message ?? String(err);

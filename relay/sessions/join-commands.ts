@@ -15,7 +15,10 @@ export function joinCommands(publicUrl: string, code: string, joinToken: string)
   return {
     curl: `curl -fsSL ${script} | sh`,
     wget: `wget -qO- ${script} | sh`,
-    python: `python3 -c "import urllib.request as u,subprocess as s;s.run(['sh'],input=u.urlopen('${script}').read(),check=True)"`,
+    // Python fetches the script, then becomes `sh` reading it from a pipe: no
+    // Python process stays behind holding the URL in its argv, killing the
+    // shell before its cleanup trap runs, or printing tracebacks.
+    python: `python3 -c "import os,urllib.request as u;d=u.urlopen('${script}').read();r,w=os.pipe();os.write(w,d);os.close(w);os.dup2(r,0);os.execvp('sh',['sh'])"`,
     env: `PERISCOPE_TOKEN=${joinToken} periscope connect ${publicUrl}`,
   };
 }

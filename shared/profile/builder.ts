@@ -57,9 +57,22 @@ function sliceFloat64(column: number[], from: number): Float64Array {
   return Float64Array.from(column.slice(from));
 }
 
+export interface BuilderOptions {
+  /**
+   * false: samples and errors are dropped from `profile` once a chunk has
+   * carried them, so a streaming agent's memory stays bounded by the distinct
+   * stacks, not by the capture's length. `profile` then holds only the rows
+   * not yet chunked; `sizes()` still counts every row ever added.
+   */
+  retainSamples?: boolean;
+}
+
 export class ProfileBuilder {
   /** The profile as built so far. Read it freely; change it only through the builder. */
   readonly profile: Profile;
+  #retainSamples: boolean;
+  #droppedSamples = 0;
+  #droppedErrors = 0;
   #strings = new Map<string, number>();
   #frames = new Map<string, number>();
   #stacks = new Map<string, number>();
@@ -67,9 +80,18 @@ export class ProfileBuilder {
   #processes = new Map<number, number>();
   #chunkedUpTo: TableSizes;
 
-  constructor(capture: Partial<CaptureInfo> = {}) {
+  constructor(capture: Partial<CaptureInfo> = {}, options: BuilderOptions = {}) {
     this.profile = emptyProfile(capture);
+    this.#retainSamples = options.retainSamples ?? true;
     this.#chunkedUpTo = tableSizes(this.profile);
+  }
+
+  /** Row counts of every table, counting rows already dropped after chunking. */
+  sizes(): TableSizes {
+    const s = tableSizes(this.profile);
+    s.samples += this.#droppedSamples;
+    s.errors += this.#droppedErrors;
+    return s;
   }
 
   intern(s: string): number {
@@ -162,7 +184,7 @@ export class ProfileBuilder {
       badArgument(`unknown stack row ${stack}`);
     }
     if (!Number.isFinite(timeUs)) badArgument(`sample time must be finite, got ${timeUs}`);
-    const id = samples.stack.push(stack) - 1;
+    const id = samples.stack.push(stack) - 1 + this.#droppedSamples;
     samples.thread.push(thread);
     samples.timeUs.push(timeUs);
     samples.flags.push((flags.idle ? SampleFlag.Idle : 0) | (flags.gil ? SampleFlag.Gil : 0));
@@ -190,6 +212,8 @@ export class ProfileBuilder {
   takeChunk(): ProfileChunk {
     const p = this.profile;
     const from = this.#chunkedUpTo;
+    const fromSample = from.samples - this.#droppedSamples;
+    const fromError = from.errors - this.#droppedErrors;
     const chunk: ProfileChunk = {
       base: { ...from },
       capture: { ...p.capture },
@@ -212,14 +236,20 @@ export class ProfileBuilder {
         pythonVersion: sliceInt32(p.processes.pythonVersion, from.processes),
       },
       samples: {
-        stack: sliceInt32(p.samples.stack, from.samples),
-        thread: sliceInt32(p.samples.thread, from.samples),
-        timeUs: sliceFloat64(p.samples.timeUs, from.samples),
-        flags: Uint8Array.from(p.samples.flags.slice(from.samples)),
+        stack: sliceInt32(p.samples.stack, fromSample),
+        thread: sliceInt32(p.samples.thread, fromSample),
+        timeUs: sliceFloat64(p.samples.timeUs, fromSample),
+        flags: Uint8Array.from(p.samples.flags.slice(fromSample)),
       },
-      errors: { timeUs: sliceFloat64(p.errors.timeUs, from.errors), message: sliceInt32(p.errors.message, from.errors) },
+      errors: { timeUs: sliceFloat64(p.errors.timeUs, fromError), message: sliceInt32(p.errors.message, fromError) },
     };
-    this.#chunkedUpTo = tableSizes(p);
+    this.#chunkedUpTo = this.sizes();
+    if (!this.#retainSamples) {
+      this.#droppedSamples += p.samples.stack.length;
+      this.#droppedErrors += p.errors.timeUs.length;
+      for (const column of Object.values(p.samples)) column.length = 0;
+      for (const column of Object.values(p.errors)) column.length = 0;
+    }
     return chunk;
   }
 }

@@ -312,7 +312,8 @@ test('session: a real record with a tiny buffer and no acks ends with BUFFER_FUL
   assert.deepEqual(stored.map((c) => c.seq), [...stored.keys()]);
   const replay = profileFromChunks(stored.map((c) => c.chunk));
   assert.ok(replay.samples.stack.length > 100, `samples: ${replay.samples.stack.length}`);
-  assert.equal(replay.samples.stack.length, (stream.source.builder.profile.samples.stack.length), 'every sample taken reached the relay');
+  assert.equal(replay.samples.stack.length, stream.source.builder.sizes().samples, 'every sample taken reached the relay');
+  assert.equal(stream.source.builder.profile.samples.stack.length, 0, 'delivered samples left the agent\'s memory');
   assert.equal(stored.at(-1)!.stats.samples, stream.source.progress.stats.samples);
   const log = lines.join('');
   assert.match(log, /eve@support asked for a recording of pid \d+ \(.*parked\.py.*\) at 1000 Hz for 30 s/);

@@ -135,3 +135,31 @@ describe('applyChunk', () => {
     expectCode(ErrorCode.ChunkOutOfSequence, () => applyChunk(fresh, chunks[3]));
   });
 });
+
+describe('a builder that does not retain samples (streaming agents)', () => {
+  it('sends the same chunks and keeps only the rows not yet chunked', () => {
+    const retaining = new ProfileBuilder({ rateHz: 100 });
+    const streaming = new ProfileBuilder({ rateHz: 100 }, { retainSamples: false });
+    const chunks: ProfileChunk[] = [];
+    for (const b of [retaining, streaming]) {
+      const t = b.thread(1, 1, 'main');
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 50; i++) {
+          b.addSample({ thread: t, timeUs: round * 1000 + i, framesLeafFirst: [f(`leaf${i % 5}`, 'a.py', i % 7), f('root', 'a.py', 1)] });
+        }
+        b.addError(`round ${round}`, round * 1000);
+        if (b === streaming) chunks.push(b.takeChunk());
+        else b.takeChunk();
+      }
+    }
+    assert.equal(streaming.profile.samples.stack.length, 0, 'chunked samples left memory');
+    assert.equal(streaming.profile.errors.timeUs.length, 0);
+    assert.deepEqual(streaming.sizes(), tableSizes(retaining.profile));
+    assert.deepEqual(profileFromChunks(chunks), retaining.profile);
+    const id = streaming.addSample({ thread: 0, timeUs: 5000, framesLeafFirst: [] });
+    assert.equal(id, 150, 'sample ids keep counting across dropped rows');
+    const last = streaming.takeChunk();
+    assert.equal(last.base.samples, 150);
+    assert.equal(last.samples.stack.length, 1);
+  });
+});

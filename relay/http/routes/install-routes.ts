@@ -23,11 +23,14 @@ export function installRoutes(s: RelayServices, binaries = new AgentBinaries()):
     const join = s.store.joinTokens.byCode(code);
     const session = join && s.store.sessions.byId(join.sessionId);
     if (!join || !session) return refuse('this join code is not valid; ask your support engineer for the current command');
+    // Expiry first: the relay's sweep closes an expired session (closeReason
+    // 'expired') and revokes its token, which must still read as expired.
+    const now = Date.now();
+    if (session.closeReason === 'expired' || (session.closedAt === null && (join.expiresAt <= now || session.expiresAt <= now))) {
+      return refuse('this support session has expired; ask your support engineer for a new command');
+    }
     if (join.revokedAt !== null || session.closedAt !== null) {
       return refuse('this support session has been closed or its command replaced; ask your support engineer for a new command');
-    }
-    if (join.expiresAt <= Date.now() || session.expiresAt <= Date.now()) {
-      return refuse('this support session has expired; ask your support engineer for a new command');
     }
     const binary = await binaries.get();
     if (!binary) return refuse('the relay has no agent binary to offer; its operator must run npm run build');
