@@ -92,8 +92,19 @@ export class CaptureService {
   recover(): void {
     for (const record of this.#store.captures.allActive()) {
       const live = this.#load(record.id);
-      if (live) this.#startGrace(live);
+      if (!live) continue;
+      this.#startGrace(live);
+      this.#capOpenEnded(live);
     }
+  }
+
+  /** An open-ended top stops an hour after it started, restarts of the relay included. */
+  #capOpenEnded(live: LiveCapture): void {
+    const { kind, duration } = live.record.options;
+    if (kind !== 'top' || duration !== 0) return;
+    const left = Math.max(0, live.record.startedAt + MAX_OPEN_ENDED_MS - Date.now());
+    live.deadline = setTimeout(() => this.#stopLive(live, 'relay'), left);
+    live.deadline.unref();
   }
 
   shutdown(): void {
@@ -138,10 +149,7 @@ export class CaptureService {
     this.#store.captures.insert(record);
     const live: LiveCapture = { record, log: undefined, sizes: { ...EMPTY_SIZES }, pendingEnd: undefined, timer: undefined, deadline: undefined };
     this.#live.set(record.id, live);
-    if (spec.kind === 'top' && spec.duration === 0) {
-      live.deadline = setTimeout(() => this.#stopLive(live, 'relay'), MAX_OPEN_ENDED_MS);
-      live.deadline.unref();
-    }
+    this.#capOpenEnded(live);
     this.#store.audit.record(requestedBy, 'capture.started', record.sessionId, { captureId: record.id, agentId: agent.id, host: agent.host, kind: spec.kind, pid: spec.pid, options: spec });
     this.#agents.send(agent.id, { type: 'start_capture', captureId: record.id, spec, requestedBy });
     this.#emitState(record);

@@ -57,7 +57,7 @@ describe('creating a session', () => {
     assert.equal(claims.exp, Math.floor(Date.parse(s.expiresAt) / 1000));
     assert.equal(s.commands.curl, `curl -fsSL ${relay.origin}/j/${s.code} | sh`);
     assert.equal(s.commands.wget, `wget -qO- ${relay.origin}/j/${s.code} | sh`);
-    assert.match(s.commands.python, /^python3 -c "import urllib\.request/);
+    assert.match(s.commands.python, /^python3 -c "import os,urllib\.request as u;d=u\.urlopen\(.*os\.execvp\(.sh.,\[.sh.\]\)"$/);
     assert.ok(s.commands.python.includes(`${relay.origin}/j/${s.code}`));
     assert.equal(s.commands.env, `PERISCOPE_TOKEN=${s.joinToken} periscope connect ${relay.origin}`);
     assert.deepEqual(s.members.map((m: { username: string }) => m.username), ['alice']);

@@ -80,10 +80,20 @@ test('a non-member cannot open a session or its captures; a member can', { skip,
 
   // Keyboard: the capture form is reachable and operable without a mouse.
   await bob.goto(`${relay.url}/#/sessions/${session.id}`);
+  await bob.locator(`tr[data-pid="${target.pid}"]`).waitFor({ timeout: 15_000 });
   const profileButton = bob.getByRole('button', { name: `Profile process ${target.pid}` });
-  await profileButton.focus();
-  await bob.keyboard.press('Enter');
-  await bob.locator('.capture-form form').waitFor();
+  // A process-list refresh may re-render the row (and drop focus) between
+  // the focus and the key press; the user would simply press again.
+  for (let attempt = 1; ; attempt++) {
+    await profileButton.focus();
+    await bob.keyboard.press('Enter');
+    try {
+      await bob.locator('.capture-form form').waitFor({ timeout: 5_000 });
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
   await bob.getByRole('radio', { name: /Record/ }).focus();
   await bob.keyboard.press('Space');
   await bob.getByLabel('Duration (s)').fill('2');
