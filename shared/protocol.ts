@@ -361,6 +361,15 @@ function parseResumeList(m: Record<string, unknown>, name: string): { captureId:
   });
 }
 
+function parseError(m: Record<string, unknown>): ErrorMessage {
+  return {
+    type: 'error',
+    captureId: m.captureId === undefined ? undefined : id(m, 'captureId'),
+    code: str(m, 'code', 64),
+    message: str(m, 'message', 4096),
+  };
+}
+
 /** Validates a frame from an agent. */
 export function parseAgentMessage(data: Uint8Array): AgentToRelay {
   const m = decodeFrame(data);
@@ -396,12 +405,7 @@ export function parseAgentMessage(data: Uint8Array): AgentToRelay {
     case 'dump_result':
       return { type: 'dump_result', captureId: id(m, 'captureId'), threads: list(m, 'threads', 100_000) };
     case 'error':
-      return {
-        type: 'error',
-        captureId: m.captureId === undefined ? undefined : id(m, 'captureId'),
-        code: str(m, 'code', 64),
-        message: str(m, 'message', 4096),
-      };
+      return parseError(m);
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(m.type.slice(0, 40))} from an agent`);
   }
@@ -429,12 +433,7 @@ export function parseRelayMessage(data: Uint8Array): RelayToAgent {
     case 'list_processes':
       return { type: 'list_processes' };
     case 'error':
-      return {
-        type: 'error',
-        captureId: m.captureId === undefined ? undefined : id(m, 'captureId'),
-        code: str(m, 'code', 64),
-        message: str(m, 'message', 4096),
-      };
+      return parseError(m);
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(m.type.slice(0, 40))} from the relay`);
   }

@@ -11,8 +11,8 @@ import {
   parseAgentMessage,
   type AgentToRelay,
   type HelloMessage,
-  type ProcessInfo,
   type RelayToAgent,
+  type UiAgentState,
 } from '../../shared/protocol.ts';
 import type { Store } from '../store/index.ts';
 import type { AgentRecord } from '../store/agents.ts';
@@ -28,16 +28,10 @@ export const HELLO_TIMEOUT_MS = 10_000;
 
 export type AgentAuth = { kind: 'join'; sessionId: string; jti: string } | { kind: 'agent'; sessionId: string; agentId: string };
 
-export interface AgentView {
-  id: string;
-  host: string;
-  containerId: string;
-  arch: string;
-  agentVersion: string;
-  online: boolean;
+/** What the HTTP API shows of an agent: its live state plus when it was seen. */
+export interface AgentView extends UiAgentState {
   connectedAt: string;
   lastSeen: string;
-  processes: ProcessInfo[];
 }
 
 interface Connection {

@@ -2,6 +2,8 @@
 // cookie on login); every state-changing request carries X-CSRF-Token from /api/me.
 // Errors come back as {error: {code, message}} and are thrown as ApiError.
 
+import type { CaptureKind, UiAgentState } from '../../shared/protocol.ts';
+
 export class ApiError extends Error {
   readonly code: string;
   readonly status: number;
@@ -47,25 +49,10 @@ export interface Session {
   [key: string]: unknown;
 }
 
-export interface ProcessInfo {
-  pid: number;
-  cmdline: string;
-  version: string;
-  user: string;
-  threads: number;
-}
+export type { ProcessInfo } from '../../shared/protocol.ts';
+export type Agent = UiAgentState;
 
-export interface Agent {
-  id: string;
-  host: string;
-  containerId: string;
-  arch: string;
-  agentVersion: string;
-  online: boolean;
-  processes: ProcessInfo[];
-}
-
-export type CaptureKind = 'dump' | 'top' | 'record';
+export type { CaptureKind } from '../../shared/protocol.ts';
 
 export interface CaptureOptions {
   kind: CaptureKind;
