@@ -289,7 +289,7 @@ function tables(results: PythonResult[], quick: boolean, baselines: TimerBaselin
         const v = s?.configs.find((x) => x.key === c.key);
         return v ? estimateCell(v.wall) : '—';
       }),
-      s ? `${verdict(s.pass)}${s.resolved ? '' : '?'}` : '—',
+      s && s.pass !== null ? `${verdict(s.pass)}${s.resolved ? '' : '?'}` : '—',
       s ? fixed(s.backgroundCores, 2) : '—',
     ];
   });

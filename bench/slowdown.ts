@@ -149,20 +149,24 @@ export async function benchSlowdown(_python: Python, target: BenchTarget, quick:
   const placebo = (metric: (p: Phase) => number): number[] => {
     const out: number[] = [];
     for (let k = 1; k + 1 < offIdx.length; k++) out.push(slowdownAt(offIdx[k], [offIdx[k - 1], offIdx[k + 1]], metric));
-    return out;
+    return out.filter(Number.isFinite);
   };
   const wallMetric = (p: Phase) => p.rate;
   const cpuMetric = (p: Phase) => p.cpuRate;
   const noise = stdev(placebo(wallMetric));
   const noisePerCpu = stdev(placebo(cpuMetric));
-  const estimate = (values: number[], sd: number): Estimate => ({
-    values,
-    mean: mean(values),
-    median: median(values),
-    min: min(values),
-    max: max(values),
-    se: sd / Math.sqrt(values.length),
-  });
+  // A phase without two rate reports (the target starved) has no rate: leave it out.
+  const estimate = (all: number[], sd: number): Estimate => {
+    const values = all.filter(Number.isFinite);
+    return {
+      values,
+      mean: mean(values),
+      median: median(values),
+      min: min(values),
+      max: max(values),
+      se: sd / Math.sqrt(values.length),
+    };
+  };
 
   const configs: ConfigSlowdown[] = CONFIGS.map((c) => {
     const wall: number[] = [];
@@ -203,8 +207,8 @@ export async function benchSlowdown(_python: Python, target: BenchTarget, quick:
   const lo = h.mean - 2 * h.se;
   const resolved = Number.isFinite(hi) && (hi < SLOWDOWN_TARGET || lo > SLOWDOWN_TARGET);
   return {
-    offRate: median(offs.map(wallMetric)),
-    offCpuRate: median(offs.map(cpuMetric)),
+    offRate: median(offs.map(wallMetric).filter(Number.isFinite)),
+    offCpuRate: median(offs.map(cpuMetric).filter(Number.isFinite)),
     noise,
     noisePerCpu,
     offWaitUsPerS: median(offs.map((p) => p.waitUsPerS)),
