@@ -38,6 +38,11 @@ export async function runRecord(argv: string[]): Promise<number> {
   let pid: number;
   if (rest.length > 0) {
     if (options.pid !== undefined) throw new PeriscopeError('BAD_ARGUMENT', 'give either --pid or a command after `--`, not both');
+    if (options.blocking) {
+      // ptrace stops of our own child would reach Node's child reaper, which
+      // would take them for the program's exit.
+      throw new PeriscopeError('BAD_ARGUMENT', '--blocking cannot be used on a program periscope starts itself; start it separately and use --blocking --pid PID');
+    }
     launched = await launch(rest);
     pid = launched.child.pid!;
   } else {

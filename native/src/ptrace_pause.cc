@@ -4,12 +4,29 @@
 #include <sys/wait.h>
 #include <cerrno>
 #include <cstring>
+#include <unistd.h>
 #include <set>
 
 #include "errors.h"
 #include "proc.h"
 
 namespace periscope {
+
+namespace {
+// Waits for the interrupted thread to stop, but never forever: if the target
+// is a child of this process, the runtime's own child reaper may collect the
+// stop notification first, so /proc is checked too and the wait is bounded.
+void wait_stopped(pid_t pid, pid_t tid) {
+  for (int i = 0; i < 2000; ++i) {  // ~100 ms at most
+    int status = 0;
+    pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+    if (r == tid) return;
+    char st = thread_state(pid, tid);
+    if (st == 't' || st == 'T' || st == 0) return;
+    usleep(50);
+  }
+}
+}  // namespace
 
 PtracePause::PtracePause(pid_t pid) {
   // Threads may be created while we attach; go round until the set is stable.
@@ -32,10 +49,7 @@ PtracePause::PtracePause(pid_t pid) {
       }
       attached_.push_back(tid);
       added = true;
-      if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0) {
-        int status = 0;
-        waitpid(tid, &status, __WALL);
-      }
+      if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0) wait_stopped(pid, tid);
     }
     if (!added) break;
   }

@@ -221,3 +221,11 @@ test('record -- a program that is not Python: fails promptly', { timeout: 60_000
   const sleepPid = Number(/pid (\d+) \(/.exec(run.stderr)?.[1]);
   if (sleepPid > 0) assert.ok(await waitGone(sleepPid, 2_000), `the launched program (pid ${sleepPid}) was left running`);
 });
+
+test('record --blocking -- program: refused with the way round it, nothing started', { timeout: 30_000 }, async () => {
+  const run = await startRecord(['record', '--blocking', '-d', '1', '-f', 'raw', '-o', '/dev/null', '--', 'sleep', '30'], 20_000).done;
+  assert.ok(!run.timedOut && run.code !== 0, describeRun(run));
+  assert.equal(errorCode(run.stderr), 'BAD_ARGUMENT', describeRun(run));
+  assert.match(run.stderr, /--blocking --pid PID/);
+  assert.ok(run.ms < 5_000, `took ${run.ms} ms`);
+});
