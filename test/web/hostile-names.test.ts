@@ -48,6 +48,8 @@ test('hostile function, file, thread names and command line render as text', { s
   const seen = watchPage(page);
   await page.goto(`${relay.url}/#/sessions/${session.id}`);
   await signIn(page, 'admin', relay.adminPassword);
+  // The heading reads "Support session" until the session has loaded.
+  await page.locator('h1', { hasText: 'quoted' }).waitFor({ timeout: 15_000 });
   assert.equal(await page.locator('h1').textContent(), '<b>bold</b> & "quoted"');
 
   // Process list: the command line is text.
