@@ -1,14 +1,6 @@
 // Process-tree facts from /proc that the agent needs without attaching:
-// children (for --subprocesses), command lines, and whether a pid exists.
+// the children and descendants of a process (for --subprocesses).
 import { readFileSync, readdirSync } from 'node:fs';
-
-export function readCmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0+$/, '').split('\0').join(' ');
-  } catch {
-    return '';
-  }
-}
 
 /** Direct children of pid, from /proc/PID/task/TID/children of every thread. */
 export function childrenOf(pid: number): number[] {

@@ -17,6 +17,21 @@ using namespace periscope;
 
 namespace {
 
+// Both classes take (pid, options?): checks the pid and reads the options they
+// share. Returns false (with a JS exception pending) when the pid is missing.
+bool target_arguments(const Napi::CallbackInfo& info, const char* what, pid_t* pid, AttachOptions* attach) {
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(info.Env(), std::string(what) + "(pid, options?): pid must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  *pid = info[0].As<Napi::Number>().Int32Value();
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    if (o.Has("ignoreSymbols")) attach->ignore_symbols = o.Get("ignoreSymbols").ToBoolean();
+  }
+  return true;
+}
+
 Napi::Error to_js_error(Napi::Env env, const ReaderError& e) {
   Napi::Error err = Napi::Error::New(env, e.what());
   err.Set("code", Napi::String::New(env, e.code()));
@@ -32,17 +47,11 @@ class Target : public Napi::ObjectWrap<Target> {
 
   explicit Target(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Target>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber()) {
-      Napi::TypeError::New(env, "Target(pid, options?): pid must be a number").ThrowAsJavaScriptException();
-      return;
-    }
+    pid_t pid = 0;
     AttachOptions opts;
-    if (info.Length() > 1 && info[1].IsObject()) {
-      Napi::Object o = info[1].As<Napi::Object>();
-      if (o.Has("ignoreSymbols")) opts.ignore_symbols = o.Get("ignoreSymbols").ToBoolean();
-    }
+    if (!target_arguments(info, "Target", &pid, &opts)) return;
     try {
-      proc_ = std::make_unique<PythonProcess>(info[0].As<Napi::Number>().Int32Value(), opts);
+      proc_ = std::make_unique<PythonProcess>(pid, opts);
       walker_ = std::make_unique<StackWalker>(*proc_);
     } catch (const ReaderError& e) {
       to_js_error(env, e).ThrowAsJavaScriptException();
@@ -123,25 +132,22 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
 
   explicit SamplerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SamplerWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber()) {
-      Napi::TypeError::New(env, "Sampler(pid, options?): pid must be a number").ThrowAsJavaScriptException();
-      return;
-    }
+    pid_t pid = 0;
     SamplerOptions opts;
+    if (!target_arguments(info, "Sampler", &pid, &opts.attach)) return;
     if (info.Length() > 1 && info[1].IsObject()) {
       Napi::Object o = info[1].As<Napi::Object>();
       if (o.Has("rate")) opts.rate_hz = o.Get("rate").ToNumber().DoubleValue();
       if (o.Has("duration")) opts.duration_s = o.Get("duration").ToNumber().DoubleValue();
       if (o.Has("subprocesses")) opts.subprocesses = o.Get("subprocesses").ToBoolean();
       if (o.Has("blocking")) opts.blocking = o.Get("blocking").ToBoolean();
-      if (o.Has("ignoreSymbols")) opts.attach.ignore_symbols = o.Get("ignoreSymbols").ToBoolean();
     }
     if (!(opts.rate_hz > 0 && opts.rate_hz <= 100000) || !(opts.duration_s >= 0)) {
       Napi::RangeError::New(env, "Sampler: rate must be in (0, 100000] Hz and duration >= 0").ThrowAsJavaScriptException();
       return;
     }
     try {
-      sampler_ = std::make_unique<Sampler>(info[0].As<Napi::Number>().Int32Value(), opts);
+      sampler_ = std::make_unique<Sampler>(pid, opts);
     } catch (const ReaderError& e) {
       to_js_error(env, e).ThrowAsJavaScriptException();
     }

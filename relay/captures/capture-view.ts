@@ -1,5 +1,6 @@
 // The JSON shape of a capture in the HTTP API.
 import type { CaptureRecord } from '../store/captures.ts';
+import type { CaptureSpec, CaptureStatsWire } from '../../shared/protocol.ts';
 
 export interface CaptureView {
   id: string;
@@ -8,11 +9,11 @@ export interface CaptureView {
   requestedBy: string;
   kind: string;
   pid: number;
-  options: { rate: number; duration: number; subprocesses: boolean; idle: boolean; gil: boolean; blocking: boolean };
+  options: Omit<CaptureSpec, 'kind' | 'pid'>;
   status: string;
   samples: number;
   chunks: number;
-  stats: { samples: number; late: number; ticks: number; errors: number };
+  stats: CaptureStatsWire;
   startedAt: string;
   endedAt: string | null;
   /** Wall-clock seconds from request to end (or to now while it runs). */

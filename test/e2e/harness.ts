@@ -33,6 +33,7 @@ import {
   sleep,
   startRelay,
 } from '../relay/helpers.ts';
+import type { CaptureView as RelayCaptureView } from '../../relay/captures/capture-view.ts';
 
 // ---- the agent ------------------------------------------------------------------
 
@@ -158,23 +159,8 @@ export async function waitAgentOnline(client: Client, sessionId: string, pid: nu
   }
 }
 
-export interface CaptureView {
-  id: string;
-  sessionId: string;
-  agentId: string;
-  kind: string;
-  pid: number;
-  status: string;
-  samples: number;
-  chunks: number;
-  stats: { samples: number; late: number; ticks: number; errors: number };
-  startedAt: string;
-  endedAt: string | null;
-  durationSeconds: number;
-  endReason: string | null;
-  error: { code: string; message: string } | null;
-  result?: unknown[] | null;
-}
+/** GET /api/captures/:id: the relay's capture view, plus a dump's result. */
+export type CaptureView = RelayCaptureView & { result?: unknown[] | null };
 
 export async function startCapture(client: Client, agentId: string, spec: Record<string, unknown>): Promise<CaptureView> {
   const res = await client.post(`/api/agents/${agentId}/captures`, spec);
