@@ -4,6 +4,7 @@ import { PeriscopeError } from '../shared/errors.ts';
 import type { ViewOptions } from '../shared/profile/index.ts';
 import type { OptionSpec, ParsedArgs } from './args.ts';
 import type { CaptureOptions } from './capture.ts';
+import type { NativeTargetInfo } from './native.ts';
 
 export const MAX_RATE = 100_000;
 
@@ -50,4 +51,14 @@ export function viewOptionsFrom(options: ParsedArgs['options']): ViewOptions {
     nolineno: options.nolineno === true,
     threads: options.threads === true,
   };
+}
+
+/**
+ * A free-threaded build running without its GIL has no thread that ever holds
+ * one, so `--gil` would drop every sample: keep them all and say why.
+ */
+export function gilFilterFor(gil: boolean, target: NativeTargetInfo, note: (line: string) => void): boolean {
+  if (!gil || target.gilEnabled) return gil;
+  note(`note: Python ${target.version} is a free-threaded build running without a GIL, so no thread ever holds one; --gil filters nothing here`);
+  return false;
 }

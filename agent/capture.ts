@@ -3,7 +3,7 @@
 // into the shared profile model, from which every view and exporter reads.
 import { ProfileBuilder, type FrameInput } from '../shared/profile/index.ts';
 import { PeriscopeError } from '../shared/errors.ts';
-import { asPeriscopeError, loadNative } from './native.ts';
+import { asPeriscopeError, loadNative, type NativeTargetInfo } from './native.ts';
 
 export interface CaptureOptions {
   pid: number;
@@ -56,7 +56,7 @@ interface NativeSampler {
   start(): void;
   stop(): void;
   drain(): SamplerBatch;
-  info(): { pid: number; version: string; executable: string; cmdline: string };
+  info(): NativeTargetInfo;
 }
 
 const FLAG_IDLE = 1;
@@ -66,7 +66,7 @@ const DRAIN_INTERVAL_MS = 100;
 export class Capture {
   readonly options: CaptureOptions;
   readonly builder: ProfileBuilder;
-  readonly target: { pid: number; version: string; executable: string; cmdline: string };
+  readonly target: NativeTargetInfo;
   #sampler: NativeSampler;
   #codes = new Map<number, { name: string; filename: string }>();
   #frameInputs = new Map<number, FrameInput>();

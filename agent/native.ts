@@ -30,6 +30,10 @@ export interface NativeTargetInfo {
   binary: string;
   cmdline: string;
   locatedBy: 'symbols' | 'scan';
+  /** A free-threaded (--disable-gil) build. */
+  freeThreaded: boolean;
+  /** False when no thread can ever hold a GIL (a free-threaded build running without one). */
+  gilEnabled: boolean;
 }
 
 export interface NativeTarget {

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { PeriscopeError } from '../shared/errors.ts';
 import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
 import { Capture, type CaptureProgress } from './capture.ts';
-import { captureOptionsFrom, samplingSpecs, viewOptionsFrom } from './capture-options.ts';
+import { captureOptionsFrom, gilFilterFor, samplingSpecs, viewOptionsFrom } from './capture-options.ts';
 import { defaultOutputName, FORMATS, parseFormat, render } from './formats.ts';
 import { attachWhenReady, launch, type Launched } from './launch.ts';
 
@@ -58,6 +58,8 @@ export async function runRecord(argv: string[]): Promise<number> {
     throw err;
   }
   const output = (options.output as string | undefined) ?? defaultOutputName(capture.target.cmdline, format);
+  const view = viewOptionsFrom(options);
+  view.gil = gilFilterFor(view.gil === true, capture.target, (line) => process.stderr.write(`${line}\n`));
 
   const tty = process.stderr.isTTY;
   if (tty) capture.onProgress((p) => process.stderr.write(`\r\x1b[K${progressLine(p)}`));
@@ -78,7 +80,7 @@ export async function runRecord(argv: string[]): Promise<number> {
   if (tty) process.stderr.write('\n');
 
   const profile = capture.builder.profile;
-  writeFileSync(output, render(format, profile, viewOptionsFrom(options)));
+  writeFileSync(output, render(format, profile, view));
   const p = capture.progress;
   const why = reason === 'target_exited' ? ' (the program exited)' : reason === 'error' && p.lastError ? ` (stopped: ${p.lastError.code}: ${p.lastError.message})` : '';
   process.stderr.write(`${progressLine(p)}${why}\nWrote ${format} to ${output}\n`);

@@ -7,7 +7,7 @@ import { PeriscopeError } from '../shared/errors.ts';
 import { type LiveTopRow, samplePeriodUs, TopAccumulator, type TopSortKey, type TopWindow } from '../shared/profile/index.ts';
 import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
 import { Capture, type CaptureProgress, type EndReason } from './capture.ts';
-import { captureOptionsFrom, samplingSpecs } from './capture-options.ts';
+import { captureOptionsFrom, gilFilterFor, samplingSpecs } from './capture-options.ts';
 
 const REFRESH_MS = 1000;
 /** Piped output is a log: bound each table so a big program does not flood it. */
@@ -299,7 +299,8 @@ export async function runTop(argv: string[]): Promise<number> {
   const pid = requirePid(options.pid);
   const capture = new Capture(captureOptionsFrom(options, pid));
   const interactive = process.stdout.isTTY === true;
-  const accumulator = new TopAccumulator(capture.builder.profile, { idle: options.idle === true, gil: options.gil === true });
+  const gil = gilFilterFor(options.gil === true, capture.target, (line) => process.stderr.write(`${line}\n`));
+  const accumulator = new TopAccumulator(capture.builder.profile, { idle: options.idle === true, gil });
   const hideLines = options.nolineno === true;
   const cwd = targetCwd(pid);
   let byFunction = options.function === true || hideLines;

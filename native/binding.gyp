@@ -9,6 +9,7 @@
         "src/elf.cc",
         "src/interpreter.cc",
         "src/debug_offsets.cc",
+        "src/layout.cc",
         "src/line_table.cc",
         "src/python_strings.cc",
         "src/code_cache.cc",

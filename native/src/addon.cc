@@ -32,6 +32,22 @@ bool target_arguments(const Napi::CallbackInfo& info, const char* what, pid_t* p
   return true;
 }
 
+// What both classes report about an attached process.
+Napi::Object process_info(Napi::Env env, const PythonProcess& p) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", p.pid());
+  out.Set("version", p.version().text);
+  out.Set("major", p.version().major);
+  out.Set("minor", p.version().minor);
+  out.Set("executable", p.executable());
+  out.Set("binary", p.binary_path());
+  out.Set("cmdline", p.cmdline());
+  out.Set("locatedBy", p.locate_method());
+  out.Set("freeThreaded", p.layout().features.free_threaded);
+  out.Set("gilEnabled", p.gil_enabled());
+  return out;
+}
+
 Napi::Error to_js_error(Napi::Env env, const ReaderError& e) {
   Napi::Error err = Napi::Error::New(env, e.what());
   err.Set("code", Napi::String::New(env, e.code()));
@@ -59,19 +75,7 @@ class Target : public Napi::ObjectWrap<Target> {
   }
 
  private:
-  Napi::Value Info(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("pid", proc_->pid());
-    out.Set("version", proc_->version().text);
-    out.Set("major", proc_->version().major);
-    out.Set("minor", proc_->version().minor);
-    out.Set("executable", proc_->executable());
-    out.Set("binary", proc_->binary_path());
-    out.Set("cmdline", proc_->cmdline());
-    out.Set("locatedBy", proc_->locate_method());
-    return out;
-  }
+  Napi::Value Info(const Napi::CallbackInfo& info) { return process_info(info.Env(), *proc_); }
 
   Napi::Value Dump(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -162,16 +166,7 @@ class SamplerWrap : public Napi::ObjectWrap<SamplerWrap> {
     sampler_->stop();
     return info.Env().Undefined();
   }
-  Napi::Value Info(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    const PythonProcess& p = sampler_->root();
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("pid", p.pid());
-    out.Set("version", p.version().text);
-    out.Set("executable", p.executable());
-    out.Set("cmdline", p.cmdline());
-    return out;
-  }
+  Napi::Value Info(const Napi::CallbackInfo& info) { return process_info(info.Env(), sampler_->root()); }
   Napi::Value Drain(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     SampleBatch b = sampler_->drain();

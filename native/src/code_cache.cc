@@ -11,20 +11,13 @@ namespace periscope {
 namespace {
 constexpr size_t kMaxLineTable = 1 << 20;
 
-LineTableFormat format_for(const PyOffsets& o) {
-  if (o.major == 2) return kLnotab27;
-  if (o.minor <= 9) return kLnotab36;
-  if (o.minor == 10) return kLinetable310;
-  return kLocations311;
-}
+constexpr size_t kTypeNameBytes = 8;  // "code" and its NUL, with room to spare
 }  // namespace
 
 std::shared_ptr<const CodeInfo> CodeCache::get(SnapshotCache& mem, uint64_t code) {
   if (!code) return nullptr;
-  if (code_type_) {
-    uint64_t type = 0;
-    if (!mem.read_value(code + o_.object_type, &type) || type != code_type_) return nullptr;
-  }
+  uint64_t type = 0;
+  if (!mem.read_value(code + o_.object_type, &type) || !is_code_type(mem, type)) return nullptr;
   bool ok1 = false, ok2 = false, ok3 = false;
   uint64_t name_ptr = mem.read_ptr(code + (o_.code_qualname >= 0 ? o_.code_qualname : o_.code_name), &ok1);
   uint64_t filename_ptr = mem.read_ptr(code + o_.code_filename, &ok2);
@@ -92,6 +85,26 @@ void CodeCache::get_many(SnapshotCache& mem, const std::vector<uint64_t>& codes,
   }
 }
 
+bool CodeCache::is_code_type(SnapshotCache& mem, uint64_t type) {
+  if (code_type_) return type == code_type_;
+  // Without symbols, learn &PyCode_Type from the first type named "code".
+  bool ok = false;
+  uint64_t name = type ? mem.read_ptr(type + o_.type_name, &ok) : 0;
+  char buf[kTypeNameBytes] = {};
+  if (!ok || !name || !mem.read(name, buf, 5) || std::memcmp(buf, "code", 5) != 0) return false;
+  code_type_ = type;
+  return true;
+}
+
+bool CodeCache::is_other_object(SnapshotCache& mem, uint64_t addr) {
+  uint64_t type = 0;
+  bool ok = false;
+  if (!addr || !mem.read_value(addr + o_.object_type, &type) || !type) return false;
+  uint64_t name = mem.read_ptr(type + o_.type_name, &ok);  // a real type has a readable name
+  char c = 0;
+  return ok && name && mem.read_value(name, &c) && !is_code_type(mem, type);
+}
+
 int CodeInfo::line_at(int64_t byte_offset) const {
   auto it = lines_.find(byte_offset);
   if (it != lines_.end()) return it->second;
@@ -107,7 +120,7 @@ std::shared_ptr<const CodeInfo> CodeCache::load(SnapshotCache& mem, uint64_t cod
   info->name_ptr = name_ptr;
   info->filename_ptr = filename_ptr;
   info->table_ptr = table_ptr;
-  info->format = format_for(o_);
+  info->format = o_.features.traits.line_table;
   int32_t first_line = 0;
   if (!mem.read_value(code + o_.code_firstlineno, &first_line)) return nullptr;
   info->first_line = first_line;

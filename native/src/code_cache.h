@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "line_table.h"
-#include "offsets.h"
+#include "layout.h"
 #include "remote_memory.h"
 
 namespace periscope {
@@ -36,7 +36,7 @@ struct CodeInfo {
 
 class CodeCache {
  public:
-  CodeCache(const PyOffsets& o, uint64_t code_type) : o_(o), code_type_(code_type) {}
+  CodeCache(const Layout& o, uint64_t code_type) : o_(o), code_type_(code_type) {}
   // nullptr when the address does not hold a readable code object.
   std::shared_ptr<const CodeInfo> get(SnapshotCache& mem, uint64_t code);
   // Resolves many code objects at once: the validity check of every cached
@@ -48,6 +48,10 @@ class CodeCache {
   void get_many(SnapshotCache& mem, const std::vector<uint64_t>& codes, double now_us,
                 std::vector<std::shared_ptr<const CodeInfo>>& out);
   static constexpr double kRevalidateUs = 250000;
+  // True when addr holds a readable object of another type than code (3.14+
+  // frames may execute something that is not a code object): such a frame
+  // is skipped, where an unreadable one truncates the stack.
+  bool is_other_object(SnapshotCache& mem, uint64_t addr);
   size_t size() const { return entries_.size(); }
   uint64_t misses() const { return misses_; }
 
@@ -56,8 +60,9 @@ class CodeCache {
   Span span() const;
   std::shared_ptr<const CodeInfo> load(SnapshotCache& mem, uint64_t code, uint64_t name_ptr, uint64_t filename_ptr,
                                        uint64_t table_ptr);
-  const PyOffsets& o_;
-  uint64_t code_type_;
+  bool is_code_type(SnapshotCache& mem, uint64_t type);
+  const Layout& o_;
+  uint64_t code_type_;  // &PyCode_Type: from the symbol, else learnt by name
   std::unordered_map<uint64_t, std::shared_ptr<const CodeInfo>> entries_;
   uint64_t misses_ = 0;
   static constexpr size_t kMaxEntries = 100000;

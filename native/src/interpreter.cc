@@ -86,7 +86,7 @@ PythonProcess::PythonProcess(pid_t pid, const AttachOptions& opts) : pid_(pid), 
 PythonProcess::PythonProcess(const PythonProcess& parent, pid_t child)
     : pid_(child),
       mem_(child),
-      offsets_(parent.offsets_),
+      layout_(parent.layout_),
       version_(parent.version_),
       binary_(parent.binary_),
       locate_method_(parent.locate_method_),
@@ -118,31 +118,55 @@ uint64_t PythonProcess::main_interpreter(SnapshotCache& snap) const {
 
 uint64_t PythonProcess::gil_holder(SnapshotCache& snap, uint64_t interp) const {
   bool ok = false;
-  if (tstate_current_addr_) return snap.read_ptr(tstate_current_addr_, &ok);
-  if (offsets_.runtime_gilstate_tstate_current >= 0 && runtime_)
-    return snap.read_ptr(runtime_ + offsets_.runtime_gilstate_tstate_current, &ok);
-  if (offsets_.gil_locked >= 0 && offsets_.gil_last_holder >= 0 && interp) {
-    // 3.12 points at the GIL through ceval.gil; 3.13 publishes offsets
-    // relative to the interpreter's own embedded GIL.
-    uint64_t gil = interp;
-    if (offsets_.interp_gil >= 0) {
-      gil = snap.read_ptr(interp + offsets_.interp_gil, &ok);
+  const Layout& o = layout_;
+  switch (o.features.traits.gil) {
+    case GilSource::kThreadStateGlobal:
+      return tstate_current_addr_ ? snap.read_ptr(tstate_current_addr_, &ok) : 0;
+    case GilSource::kRuntimeGilstate:
+      return runtime_ && o.runtime_gilstate_tstate_current >= 0
+                 ? snap.read_ptr(runtime_ + o.runtime_gilstate_tstate_current, &ok)
+                 : 0;
+    case GilSource::kThreadFlag:  // per thread: see holds_gil()
+      return 0;
+    case GilSource::kInterpreterGil: {
+      if (!interp || o.interp_gil < 0 || o.gil_locked < 0 || o.gil_last_holder < 0) return 0;
+      uint64_t gil = snap.read_ptr(interp + o.interp_gil, &ok);
       if (!ok || !gil) return 0;
+      // A free-threaded build runs without its GIL unless PYTHON_GIL=1.
+      if (o.dbg.gil_enabled >= 0) {
+        int32_t enabled = 0;
+        if (!snap.read_value(gil + o.dbg.gil_enabled, &enabled) || !enabled) return 0;
+      }
+      int32_t locked = 0;
+      if (!snap.read_value(gil + o.gil_locked, &locked) || locked != 1) return 0;
+      return snap.read_ptr(gil + o.gil_last_holder, &ok);
     }
-    int32_t locked = 0;
-    if (!snap.read_value(gil + offsets_.gil_locked, &locked) || locked != 1) return 0;
-    return snap.read_ptr(gil + offsets_.gil_last_holder, &ok);
   }
   return 0;
+}
+
+bool PythonProcess::gil_enabled() const {
+  if (!layout_.features.free_threaded) return true;
+  SnapshotCache snap(mem_);
+  uint64_t interp = main_interpreter(snap);
+  bool ok = false;
+  uint64_t gil = interp && layout_.interp_gil >= 0 ? snap.read_ptr(interp + layout_.interp_gil, &ok) : 0;
+  int32_t enabled = 0;
+  return gil && layout_.dbg.gil_enabled >= 0 && snap.read_value(gil + layout_.dbg.gil_enabled, &enabled) && enabled != 0;
+}
+
+bool PythonProcess::holds_gil(SnapshotCache& snap, uint64_t tstate) const {
+  int32_t holds = 0;
+  return layout_.dbg.tstate_holds_gil >= 0 && snap.read_value(tstate + layout_.dbg.tstate_holds_gil, &holds) && holds == 1;
 }
 
 bool PythonProcess::validate_interp_head(uint64_t head_addr) const {
   bool ok = false;
   uint64_t interp = mem_.read_ptr(head_addr, &ok);
   if (!ok || !interp) return false;
-  uint64_t tstate = mem_.read_ptr(interp + offsets_.interp_tstate_head, &ok);
+  uint64_t tstate = mem_.read_ptr(interp + layout_.interp_tstate_head, &ok);
   if (!ok || !tstate) return false;
-  uint64_t back = mem_.read_ptr(tstate + offsets_.tstate_interp, &ok);
+  uint64_t back = mem_.read_ptr(tstate + layout_.tstate_interp, &ok);
   return ok && back == interp;
 }
 
@@ -154,13 +178,13 @@ bool PythonProcess::validate_interp_head(uint64_t head_addr) const {
 bool PythonProcess::names_live_thread(uint64_t tstate) const {
   std::vector<pid_t> tasks = list_threads(pid_);
   std::set<int32_t> tids(tasks.begin(), tasks.end());
-  if (offsets_.tstate_native_thread_id >= 0) {
+  if (layout_.tstate_native_thread_id >= 0) {
     uint64_t native = 0;
-    if (mem_.read_value(tstate + offsets_.tstate_native_thread_id, &native) && tids.count(static_cast<int32_t>(native)))
+    if (mem_.read_value(tstate + layout_.tstate_native_thread_id, &native) && tids.count(static_cast<int32_t>(native)))
       return true;
   }
   bool ok = false;
-  uint64_t ident = mem_.read_ptr(tstate + offsets_.tstate_thread_id, &ok);
+  uint64_t ident = mem_.read_ptr(tstate + layout_.tstate_thread_id, &ok);
   std::vector<int32_t> block(256);
   if (!ok || !ident || !mem_.read(ident, block.data(), block.size() * 4)) return false;
   for (int32_t v : block)
@@ -185,9 +209,9 @@ bool PythonProcess::scan_for_interp_head(uint64_t start, uint64_t size) {
     if (v < 0x10000 || (v & 7) || !rw_mapping_contains(maps, v)) continue;
     ++checked;
     uint64_t head_addr = start + i * 8;
-    if (validate_interp_head(head_addr) && names_live_thread(mem_.read_ptr(v + offsets_.interp_tstate_head, nullptr))) {
+    if (validate_interp_head(head_addr) && names_live_thread(mem_.read_ptr(v + layout_.interp_tstate_head, nullptr))) {
       interp_head_addr_ = head_addr;
-      if (offsets_.runtime_interpreters_head >= 0) runtime_ = head_addr - offsets_.runtime_interpreters_head;
+      if (layout_.runtime_interpreters_head >= 0) runtime_ = head_addr - layout_.runtime_interpreters_head;
       return true;
     }
   }
@@ -249,7 +273,7 @@ void PythonProcess::locate(const AttachOptions& opts) {
       // No name hint and no Py_Version: try the versions we know.
       if (rodata) {
         std::string ro = elf.section_bytes(*rodata, 64 << 20);
-        for (int mi = 13; mi >= 6 && text.empty(); --mi) {
+        for (int mi = kNewestKnownDebugLayout + 5; mi >= 6 && text.empty(); --mi) {
           text = version_string_in(ro, 3, mi);
           if (!text.empty()) { major = 3; minor = mi; named = true; }
         }
@@ -263,19 +287,17 @@ void PythonProcess::locate(const AttachOptions& opts) {
     binary_ = cand.path;
     tried += (tried.empty() ? "" : ", ") + cand.path;
 
-    if (major == 2 && minor != 7)
-      throw ReaderError(kUnsupportedVersion, "Python " + text + " is not supported (2.7 and 3.6+ are)");
-    if (major == 3 && minor < 6)
-      throw ReaderError(kUnsupportedVersion, "Python " + text + " is not supported (2.7 and 3.6+ are)");
-
     uint64_t runtime_sym = sym("_PyRuntime");
     const ElfSection* pyruntime_section = elf.section(".PyRuntime");
+    const VersionTraits* traits = traits_for(major, minor);
+    if (!traits)
+      throw ReaderError(kUnsupportedVersion, "Python " + text + " is not supported (2.7 and 3.6+ are)");
     if (major == 3 && minor >= 13) {
       // The interpreter describes itself: find _PyRuntime, read its offsets.
       uint64_t rt = runtime_sym;
       if (!rt && pyruntime_section) rt = pyruntime_section->addr + bias;
       if (!rt) {
-        for (const char* sec : {".data", ".PyRuntime"}) {
+        for (const char* sec : {".PyRuntime", ".data"}) {
           const ElfSection* s = elf.section(sec);
           if (!s || rt) continue;
           std::string bytes(std::min<uint64_t>(s->size, 16 << 20), '\0');
@@ -285,30 +307,35 @@ void PythonProcess::locate(const AttachOptions& opts) {
         }
       }
       if (!rt) check_alive();
-      if (!rt || !read_debug_offsets(mem_, rt, minor, find_table_offsets(major, minor), &offsets_))
-        throw ReaderError(kUnsupportedVersion,
-                          "Python " + text + " in " + cand.path + ": its _Py_DebugOffsets could not be read or have a "
-                          "layout this agent does not know; upgrade periscope");
+      // Fields the table lacks come from the generated table of this minor
+      // version, or of the newest one for a version newer than all of them.
+      const PyOffsets* fallback = find_table_offsets(major, minor);
+      for (int mi = minor; !fallback && mi >= 13; --mi) fallback = find_table_offsets(major, mi);
+      std::string why = "no _PyRuntime (and no xdebugpy cookie) was found in " + cand.path;
+      if (!rt || !read_debug_offsets(mem_, rt, minor, fallback, &layout_, &why))
+        throw ReaderError(kUnsupportedVersion, "Python " + text + " in " + cand.path + ": its _Py_DebugOffsets cannot be "
+                                               "used: " + why + ". Upgrade periscope, or report this version.");
       runtime_ = rt;
-      interp_head_addr_ = rt + offsets_.runtime_interpreters_head;
+      interp_head_addr_ = rt + layout_.runtime_interpreters_head;
       locate_method_ = runtime_sym ? "symbols" : "scan";
     } else {
       const PyOffsets* table = find_table_offsets(major, minor);
       if (!table)
         throw ReaderError(kUnsupportedVersion, "Python " + text + " has no offsets table in this agent; supported: "
                                                "2.7, 3.6-3.12 from tables and 3.13+ from the interpreter itself");
-      offsets_ = *table;
+      static_cast<PyOffsets&>(layout_) = *table;
+      layout_.features = features_for(*traits, false, layout_.dbg);
       if (major == 3 && minor >= 7) {
         if (runtime_sym) {
           runtime_ = runtime_sym;
-          interp_head_addr_ = runtime_sym + offsets_.runtime_interpreters_head;
+          interp_head_addr_ = runtime_sym + layout_.runtime_interpreters_head;
           locate_method_ = "symbols";
         }
       } else if (uint64_t ih = sym("interp_head")) {
         interp_head_addr_ = ih;
         locate_method_ = "symbols";
       }
-      tstate_current_addr_ = (major == 2 || minor < 7) ? sym("_PyThreadState_Current") : 0;
+      if (traits->gil == GilSource::kThreadStateGlobal) tstate_current_addr_ = sym("_PyThreadState_Current");
       if (!interp_head_addr_ || !validate_interp_head(interp_head_addr_)) {
         interp_head_addr_ = 0;
         for (const char* sec : {".PyRuntime", ".data", ".bss"}) {

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "offsets.h"
+#include "layout.h"
 #include "remote_memory.h"
 
 namespace periscope {
@@ -31,7 +31,7 @@ class PythonProcess {
 
   pid_t pid() const { return pid_; }
   const RemoteMemory& memory() const { return mem_; }
-  const PyOffsets& offsets() const { return offsets_; }
+  const Layout& layout() const { return layout_; }
   const PythonVersion& version() const { return version_; }
   const std::string& binary_path() const { return binary_; }   // file holding the interpreter
   const std::string& executable() const { return exe_; }
@@ -41,9 +41,15 @@ class PythonProcess {
   // Head of the interpreter list (the main interpreter), 0 if unreadable.
   // Both read through the snapshot so they share its one scatter read.
   uint64_t main_interpreter(SnapshotCache& snap) const;
-  // PyThreadState* holding the GIL, 0 if none or unknown.
+  // PyThreadState* holding the GIL, 0 if none, unknown, or published per
+  // thread instead (holds_gil).
   uint64_t gil_holder(SnapshotCache& snap, uint64_t interp) const;
-  uint64_t code_type() const { return code_type_; }  // &PyCode_Type, 0 if unknown
+  // False for a free-threaded build running without its GIL (the default
+  // unless PYTHON_GIL=1): then no thread ever holds one.
+  bool gil_enabled() const;
+  // 3.15+: the thread's own "holds the GIL" flag.
+  bool holds_gil(SnapshotCache& snap, uint64_t tstate) const;
+  uint64_t code_type() const { return code_type_; }  // &PyCode_Type, 0 if unknown (found by name later)
 
   // Raises the right ReaderError when a read failed because of the process
   // itself (gone, permission) rather than torn memory.
@@ -57,7 +63,7 @@ class PythonProcess {
 
   pid_t pid_;
   RemoteMemory mem_;
-  PyOffsets offsets_;
+  Layout layout_;
   PythonVersion version_;
   std::string binary_, exe_, cmdline_, locate_method_;
   uint64_t runtime_ = 0;           // &_PyRuntime (3.7+)

@@ -19,6 +19,7 @@ struct PyOffsets {
   // PyInterpreterState
   int64_t interp_next = -1;
   int64_t interp_tstate_head = -1;  // tstate_head (<=3.11) / threads.head (3.12+)
+  int64_t interp_modules = -1;      // modules (<=3.11) / imports.modules (3.12+): sys.modules
   int64_t interp_gil = -1;          // 3.12+: ceval.gil (pointer to _gil_runtime_state)
   int64_t gil_last_holder = -1;     // 3.12+: _gil_runtime_state.last_holder
   int64_t gil_locked = -1;          // 3.12+: _gil_runtime_state.locked
@@ -62,6 +63,8 @@ struct PyOffsets {
 
   // Objects
   int64_t object_type = -1;        // ob_type
+  int64_t module_dict = -1;        // PyModuleObject.md_dict (right after the object header)
+  int64_t method_self = -1;        // PyMethodObject.im_self (2.7 finds its main thread through one)
   int64_t type_name = -1;          // tp_name (char*)
   int64_t type_basicsize = -1;     // tp_basicsize
   int64_t type_dictoffset = -1;    // tp_dictoffset

@@ -14,7 +14,7 @@ void append_utf8(std::string& out, uint32_t cp) {
 }
 }  // namespace
 
-bool read_py_bytes(SnapshotCache& mem, const PyOffsets& o, uint64_t obj, size_t max, std::string* out) {
+bool read_py_bytes(SnapshotCache& mem, const Layout& o, uint64_t obj, size_t max, std::string* out) {
   if (!obj || o.bytes_size < 0 || o.bytes_data < 0) return false;
   int64_t size = 0;
   if (!mem.read_value(obj + o.bytes_size, &size) || size < 0) return false;
@@ -23,16 +23,32 @@ bool read_py_bytes(SnapshotCache& mem, const PyOffsets& o, uint64_t obj, size_t 
   return mem.read(obj + o.bytes_data, out->data(), n);
 }
 
-bool read_py_string(SnapshotCache& mem, const PyOffsets& o, uint64_t obj, std::string* out) {
+bool read_type_name(SnapshotCache& mem, const Layout& o, uint64_t obj, std::string* out) {
+  bool ok = false;
+  uint64_t type = obj ? mem.read_ptr(obj + o.object_type, &ok) : 0;
+  uint64_t name = ok && type ? mem.read_ptr(type + o.type_name, &ok) : 0;
+  char buf[64];
+  if (!ok || !name) return false;
+  // tp_name may sit near the end of a mapping: read up to the first failure.
+  size_t n = 0;
+  while (n < sizeof buf && mem.read(name + n, buf + n, 1) && buf[n]) ++n;
+  if (n == sizeof buf || n == 0) return false;
+  out->assign(buf, n);
+  return true;
+}
+
+bool read_py_string(SnapshotCache& mem, const Layout& o, uint64_t obj, std::string* out) {
   out->clear();
   if (!obj) return false;
-  if (o.major == 2) return read_py_bytes(mem, o, obj, kMaxStringBytes, out);
+  if (o.features.bytes_strings) return read_py_bytes(mem, o, obj, kMaxStringBytes, out);
   int64_t length = 0;
   uint32_t state = 0;
   if (!mem.read_value(obj + o.unicode_length, &length) || !mem.read_value(obj + o.unicode_state, &state)) return false;
   if (length < 0 || length > static_cast<int64_t>(kMaxStringBytes)) return false;
-  // PyASCIIObject.state bitfield (3.3-3.13): interned:2, kind:3, compact:1, ascii:1.
-  uint32_t kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+  // PyASCIIObject.state: interned (2 bits, or a byte in free-threaded 3.14+),
+  // then kind:3, compact:1, ascii:1.
+  const int shift = o.features.unicode_kind_shift;
+  uint32_t kind = (state >> shift) & 7, compact = (state >> (shift + 3)) & 1, ascii = (state >> (shift + 4)) & 1;
   if (kind != 1 && kind != 2 && kind != 4) return false;
   uint64_t data;
   if (compact && ascii) data = obj + o.unicode_ascii_size;

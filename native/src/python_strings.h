@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string>
 
-#include "offsets.h"
+#include "layout.h"
 #include "remote_memory.h"
 
 namespace periscope {
@@ -13,8 +13,10 @@ namespace periscope {
 inline constexpr size_t kMaxStringBytes = 4096;
 
 // str on 3.x (PEP 393 compact forms), str (bytes) on 2.7. False if unreadable.
-bool read_py_string(SnapshotCache& mem, const PyOffsets& o, uint64_t obj, std::string* out);
+bool read_py_string(SnapshotCache& mem, const Layout& o, uint64_t obj, std::string* out);
+// The tp_name of obj's type (a C string), up to 64 bytes. False if unreadable.
+bool read_type_name(SnapshotCache& mem, const Layout& o, uint64_t obj, std::string* out);
 // bytes (or 2.7 str) contents, up to max bytes.
-bool read_py_bytes(SnapshotCache& mem, const PyOffsets& o, uint64_t obj, size_t max, std::string* out);
+bool read_py_bytes(SnapshotCache& mem, const Layout& o, uint64_t obj, size_t max, std::string* out);
 
 }  // namespace periscope

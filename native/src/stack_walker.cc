@@ -17,8 +17,6 @@
 namespace periscope {
 
 namespace {
-constexpr uint8_t kFrameOwnedByCStack = 3;  // 3.12+: entry shim frames, invisible to Python
-
 // Where our own glibc keeps the kernel tid inside struct pthread; the target
 // most likely uses the same libc, so this is the first offset we try.
 int64_t own_pthread_tid_offset() {
@@ -34,7 +32,7 @@ int64_t own_pthread_tid_offset() {
 }  // namespace
 
 StackWalker::StackWalker(const PythonProcess& proc)
-    : proc_(proc), o_(proc.offsets()), snap_(proc.memory()), cache_(proc.offsets(), proc.code_type()) {}
+    : proc_(proc), o_(proc.layout()), f_(proc.layout().features), snap_(proc.memory()), cache_(proc.layout(), proc.code_type()) {}
 
 StackWalker::~StackWalker() {
   for (auto& [tid, fd] : stat_fds_) close(fd);
@@ -98,34 +96,65 @@ int64_t StackWalker::os_tid_for(uint64_t tstate, uint64_t thread_id) {
   return -1;
 }
 
+uint64_t StackWalker::first_frame(uint64_t tstate, bool* ok) {
+  switch (f_.traits.frames) {
+    case FrameModel::kFrameObjects:
+      return snap_.read_ptr(tstate + o_.tstate_frame, ok);
+    case FrameModel::kCFrame: {
+      uint64_t cframe = snap_.read_ptr(tstate + o_.tstate_cframe, ok);
+      return *ok && cframe ? snap_.read_ptr(cframe + o_.cframe_current_frame, ok) : 0;
+    }
+    case FrameModel::kCurrentFrame:
+      return snap_.read_ptr(tstate + o_.tstate_current_frame, ok);
+  }
+  *ok = false;
+  return 0;
+}
+
+// Offset in bytes of the instruction a 3.11+ frame executes. Free-threaded
+// 3.14+ threads run their own copy of the bytecode (co_tlbc[tlbc_index]);
+// copy 0 is the code object's own co_code_adaptive.
+int64_t StackWalker::bytecode_offset(uint64_t frame, uint64_t code, uint64_t instr) {
+  uint64_t base = code + o_.code_code_adaptive;
+  if (f_.per_thread_bytecode) {
+    int32_t index = 0;
+    bool ok = false;
+    if (snap_.read_value(frame + o_.dbg.iframe_tlbc_index, &index) && index > 0) {
+      uint64_t array = snap_.read_ptr(code + o_.dbg.code_tlbc, &ok);
+      int64_t size = 0;
+      // _PyCodeArray: Py_ssize_t size, then char *entries[size].
+      if (ok && array && snap_.read_value(array, &size) && index < size && size < (1 << 20)) {
+        uint64_t copy = snap_.read_ptr(array + 8 + 8 * static_cast<uint64_t>(index), &ok);
+        if (ok && copy) base = copy;
+      }
+    }
+  }
+  return static_cast<int64_t>(instr) - static_cast<int64_t>(base);
+}
+
 void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* bootstrap_self, double now_us) {
   bool ok = false;
-  const bool modern = o_.iframe_previous >= 0 && (o_.tstate_current_frame >= 0 || o_.tstate_cframe >= 0);
-  uint64_t frame;
-  if (!modern) {
-    frame = snap_.read_ptr(tstate + o_.tstate_frame, &ok);
-  } else if (o_.tstate_current_frame >= 0) {
-    frame = snap_.read_ptr(tstate + o_.tstate_current_frame, &ok);
-  } else {
-    uint64_t cframe = snap_.read_ptr(tstate + o_.tstate_cframe, &ok);
-    frame = ok && cframe ? snap_.read_ptr(cframe + o_.cframe_current_frame, &ok) : 0;
-  }
+  const VersionTraits& t = f_.traits;
+  const bool frame_objects = t.frames == FrameModel::kFrameObjects;
+  uint64_t frame = first_frame(tstate, &ok);
   if (!ok) { out.truncated = true; return; }
+  // 3.15 ends every chain at a base frame embedded in the thread state.
+  uint64_t base_frame = 0;
+  if (t.base_frame_sentinel && o_.dbg.tstate_base_frame >= 0) base_frame = snap_.read_ptr(tstate + o_.dbg.tstate_base_frame, &ok);
 
   // First the frame chain (addresses only), then every code object in one
   // batch: the chain is a dependent walk, the code checks are not.
   raw_.clear();
   seen_.clear();
-  for (int depth = 0; frame && depth < kMaxFrames * 2; ++depth) {
+  for (int depth = 0; frame && frame != base_frame && depth < kMaxFrames * 2; ++depth) {
     if (!seen_.insert(frame).second) { out.truncated = true; break; }  // a cycle means torn memory
     RawFrame rf{};
     uint64_t next;
-    if (!modern) {
+    if (frame_objects) {
       rf.code = snap_.read_ptr(frame + o_.frame_code, &ok);
       int32_t lasti = 0;
       if (!ok || !snap_.read_value(frame + o_.frame_lasti, &lasti)) { out.truncated = true; break; }
-      // 3.10 counts f_lasti in 2-byte code units, earlier versions in bytes.
-      rf.byte_offset = (o_.major == 3 && o_.minor == 10) ? static_cast<int64_t>(lasti) * 2 : lasti;
+      rf.byte_offset = static_cast<int64_t>(lasti) * t.lasti_unit;
       next = snap_.read_ptr(frame + o_.frame_back, &ok);
       rf.localsplus = frame + o_.frame_localsplus;
     } else {
@@ -133,11 +162,13 @@ void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* boot
       snap_.read_value(frame + o_.iframe_owner, &owner);
       next = snap_.read_ptr(frame + o_.iframe_previous, &ok);
       if (!ok) { out.truncated = true; break; }
-      if (o_.minor >= 12 && owner == kFrameOwnedByCStack) { frame = next; continue; }
-      rf.code = snap_.read_ptr(frame + o_.iframe_code, &ok);
+      // Shim and entry frames belong to C or to the interpreter itself;
+      // Python's own tracebacks never show them.
+      if (owner == t.owner_cstack || owner == t.owner_interpreter) { frame = next; continue; }
+      rf.code = snap_.read_ptr(frame + o_.iframe_code, &ok) & f_.executable_mask;
       uint64_t instr = snap_.read_ptr(frame + o_.iframe_instr, &ok);
       if (!ok) { out.truncated = true; break; }
-      rf.byte_offset = static_cast<int64_t>(instr) - static_cast<int64_t>(rf.code + o_.code_code_adaptive);
+      rf.byte_offset = bytecode_offset(frame, rf.code, instr);
       rf.localsplus = frame + o_.iframe_localsplus;
       // A frame still being set up has not executed anything; Python itself
       // hides it from tracebacks and sys._getframe().
@@ -156,13 +187,16 @@ void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* boot
     const auto& info = infos_[i];
     if (!info) {
       if (proc_.memory().process_gone()) proc_.check_alive();
+      // 3.14+ frames can run something that is not a code object (a
+      // tagged None for an entry frame): skip it rather than misread it.
+      if (!frame_objects && cache_.is_other_object(snap_, raw_[i].code)) continue;
       out.truncated = true;
       return;
     }
     out.frames.push_back({info, info->line_at(raw_[i].byte_offset)});
     if (bootstrap_self && (info->name == "_bootstrap_inner" || info->name == "__bootstrap_inner" ||
                            info->name == "Thread._bootstrap_inner"))
-      *bootstrap_self = snap_.read_ptr(raw_[i].localsplus, &ok);
+      *bootstrap_self = snap_.read_ptr(raw_[i].localsplus, &ok) & f_.executable_mask;
   }
 }
 
@@ -185,6 +219,15 @@ std::vector<ThreadSample> StackWalker::sample(bool with_names, double now_us,
     if (!ok) break;
   }
 
+  // Names are read on a dump, for a thread not seen before, and about once
+  // a second while sampling, so a renamed thread shows its new name.
+  const bool read_names = with_names || now_us - names_read_at_us_ >= 1e6;
+  if (read_names) {
+    names_read_at_us_ = now_us;
+    std::string main_name;
+    if (read_main_thread_name(snap_, o_, interp, &main_name)) main_thread_name_ = main_name;
+  }
+
   std::vector<uint64_t> idents;
   std::vector<uint64_t> started;
   for (uint64_t ts : tstates) {
@@ -203,9 +246,10 @@ std::vector<ThreadSample> StackWalker::sample(bool with_names, double now_us,
   for (size_t i = 0; i < tstates.size(); ++i) {
     ThreadSample& t = out[i];
     t.os_tid = os_tid_for(tstates[i], t.thread_id);
-    t.owns_gil = gil != 0 && gil == tstates[i];
+    t.owns_gil = f_.traits.gil == GilSource::kThreadFlag ? proc_.holds_gil(snap_, tstates[i])
+                                                          : gil != 0 && gil == tstates[i];
     uint64_t bootstrap_self = 0;
-    walk_frames(tstates[i], t, with_names || !names_.count(t.thread_id) ? &bootstrap_self : nullptr, now_us);
+    walk_frames(tstates[i], t, read_names || !names_.count(t.thread_id) ? &bootstrap_self : nullptr, now_us);
     if (t.os_tid > 0) {
       if (running_before) {
         auto r = running_before->find(static_cast<pid_t>(t.os_tid));
@@ -220,7 +264,7 @@ std::vector<ThreadSample> StackWalker::sample(bool with_names, double now_us,
     }
     auto cached = names_.find(t.thread_id);
     if (cached != names_.end()) t.name = cached->second;
-    else if (t.os_tid == proc_.pid()) t.name = "MainThread";
+    else if (t.os_tid == proc_.pid()) t.name = main_thread_name_.empty() ? "MainThread" : main_thread_name_;
   }
   if (proc_.memory().process_gone()) proc_.check_alive();
   return out;

@@ -46,16 +46,21 @@ class StackWalker {
  private:
   void walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* bootstrap_self, double now_us);
   int64_t os_tid_for(uint64_t tstate, uint64_t thread_id);
+  uint64_t first_frame(uint64_t tstate, bool* ok);
+  int64_t bytecode_offset(uint64_t frame, uint64_t code, uint64_t instr);
   void calibrate_pthread_tid_offset(const std::vector<uint64_t>& thread_ids);
 
   const PythonProcess& proc_;
-  const PyOffsets& o_;
+  const Layout& o_;
+  const Features& f_;
   SnapshotCache snap_;
   CodeCache cache_;
   bool thread_running(pid_t tid);
   int64_t pthread_tid_offset_ = -1;
   std::unordered_map<pid_t, int> stat_fds_;  // /proc/PID/task/TID/stat kept open: one pread per check  // offset of the kernel tid inside libc's struct pthread
   std::unordered_map<uint64_t, std::string> names_;  // thread ident -> name
+  double names_read_at_us_ = -1e18;  // names are re-read about once a second: threads get renamed
+  std::string main_thread_name_;      // threading.main_thread().name where it can be read
 
   // Scratch space reused across samples so the hot path does not allocate.
   struct RawFrame { uint64_t code; int64_t byte_offset; uint64_t localsplus; };

@@ -17,6 +17,10 @@
 //   --no-verify   skip the live-interpreter cross-check
 //   --pyenv DIR   pyenv versions dir (default $PYENV_ROOT/versions or ~/.pyenv/versions)
 //   --no-system   ignore /usr/include/python3.*
+//   --debian-root DIR  also probe Debian packages unpacked under DIR (headers
+//                 in DIR/usr/include/python3.X from libpython3.X-dev, the
+//                 interpreter at DIR/usr/bin/python3.X); scripts/test-pythons/
+//                 prepare.sh leaves sid's 3.14 and 3.15 in such a root
 //
 // Nothing is downloaded; only local headers, `cc`, and local interpreters are used.
 import { spawnSync } from 'node:child_process';
@@ -34,13 +38,14 @@ const CFLAGS = ['-std=gnu11', '-O0', '-DPy_BUILD_CORE=1', '-DPy_BUILD_CORE_BUILT
 
 // ---- options ---------------------------------------------------------------
 const argv = process.argv.slice(2);
-const opt = { check: false, verify: true, system: true, pyenv: '' };
+const opt = { check: false, verify: true, system: true, pyenv: '', debianRoots: [] as string[] };
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (a === '--check') opt.check = true;
   else if (a === '--no-verify') opt.verify = false;
   else if (a === '--no-system') opt.system = false;
   else if (a === '--pyenv') opt.pyenv = argv[++i] ?? '';
+  else if (a === '--debian-root') opt.debianRoots.push(argv[++i] ?? '');
   else fail(`unknown option ${a}`);
 }
 if (!opt.pyenv) opt.pyenv = join(process.env.PYENV_ROOT || join(homedir(), '.pyenv'), 'versions');
@@ -82,6 +87,7 @@ const PRESENT: Record<string, [number, number]> = {
   runtime_gilstate_tstate_current: [307, 311],
   interp_next: ALL,
   interp_tstate_head: ALL,
+  interp_modules: ALL,
   interp_gil: [312, 999],
   gil_last_holder: [312, 999],
   gil_locked: [312, 999],
@@ -115,6 +121,8 @@ const PRESENT: Record<string, [number, number]> = {
   code_varnames: [207, 310],
   code_localsplusnames: [311, 999],
   object_type: ALL,
+  module_dict: ALL,
+  method_self: ALL,
   type_name: ALL,
   type_basicsize: ALL,
   type_dictoffset: ALL,
@@ -143,8 +151,9 @@ const PRESENT: Record<string, [number, number]> = {
 
 // ---- discovering installs ----------------------------------------------------
 type Install = {
-  label: string;       // "pyenv" | "system"
+  label: string;       // "pyenv" | "system" | "debian-root"
   includeDir: string;  // dir holding Python.h
+  extraIncludes: string[];  // Debian's multiarch pyconfig.h lives beside it
   binary: string;      // interpreter for the live check ('' if none)
 };
 
@@ -191,7 +200,7 @@ function discover(): Install[] {
         if (!/^python\d/.test(sub) || !existsSync(join(dir, 'Python.h'))) continue;
         const mm = /^python(\d+\.\d+)/.exec(sub)![1];
         const bin = join(prefix, 'bin', `python${mm}`);
-        add({ label: 'pyenv', includeDir: dir, binary: existsSync(bin) ? bin : '' });
+        add({ label: 'pyenv', includeDir: dir, extraIncludes: [], binary: existsSync(bin) ? bin : '' });
       }
     }
   } else {
@@ -203,7 +212,18 @@ function discover(): Install[] {
       const dir = join('/usr/include', sub);
       if (!m || !existsSync(join(dir, 'Python.h'))) continue;
       const bin = `/usr/bin/python${m[1]}`;
-      add({ label: 'system', includeDir: dir, binary: existsSync(bin) ? bin : '' });
+      add({ label: 'system', includeDir: dir, extraIncludes: ['/usr/include'], binary: existsSync(bin) ? bin : '' });
+    }
+  }
+  for (const droot of opt.debianRoots) {
+    const inc = join(droot, 'usr', 'include');
+    if (!isDir(inc)) fail(`--debian-root ${droot}: no ${inc}`);
+    for (const sub of readdirSync(inc).sort(cmpVersion)) {
+      const m = /^python(\d+\.\d+)$/.exec(sub);
+      const dir = join(inc, sub);
+      if (!m || !existsSync(join(dir, 'Python.h'))) continue;
+      const bin = join(droot, 'usr', 'bin', `python${m[1]}`);
+      add({ label: 'debian-root', includeDir: dir, extraIncludes: [inc], binary: existsSync(bin) ? bin : '' });
     }
   }
   return found;
@@ -227,7 +247,7 @@ function run(cmd: string, args: string[]): { status: number; stdout: string; std
 
 function probe(inst: Install, tmp: string, index: number, fields: string[]): Probe | null {
   const exe = join(tmp, `probe-${index}`);
-  const cc = run('cc', [...CFLAGS, `-I${inst.includeDir}`, probeSrc, '-o', exe]);
+  const cc = run('cc', [...CFLAGS, `-I${inst.includeDir}`, ...inst.extraIncludes.map((d) => `-I${d}`), probeSrc, '-o', exe]);
   if (cc.status !== 0) {
     fail(`compiling probe.c against ${inst.includeDir} failed:\n${cc.stderr}`);
   }
@@ -327,6 +347,10 @@ def main():
             check('runtime_gilstate_tstate_current', ptr(rt + O['runtime_gilstate_tstate_current']), tstate)
     check('interp_next', ptr(interp + O['interp_next']), 0)
     check('interp_tstate_head', ptr(interp + O['interp_tstate_head']), tstate)
+    check('interp_modules', ptr(interp + O['interp_modules']), id(sys.modules))
+    check('module_dict', ptr(id(threading) + O['module_dict']), id(threading.__dict__))
+    bound = threading.Thread(target=None).start
+    check('method_self', ptr(id(bound) + O['method_self']), id(bound.__self__))
     check('tstate_next', ptr(tstate + O['tstate_next']), 0)
     check('tstate_interp', ptr(tstate + O['tstate_interp']), interp)
     ident = threading.current_thread().ident
@@ -495,23 +519,36 @@ def main():
     if V >= (3, 13):
         # cross-check against the interpreter's own _Py_DebugOffsets
         rt = ctypes.addressof(ctypes.c_char.in_dll(pythonapi, '_PyRuntime'))
-        names = ('version free_threaded '
-                 'rs.size rs.finalizing rs.interpreters_head '
-                 'is.size is.id is.next is.threads_head is.gc is.imports_modules is.sysdict is.builtins '
-                 'is.ceval_gil is.gil_runtime_state is.gil_enabled is.gil_locked is.gil_holder '
-                 'ts.size ts.prev ts.next ts.interp ts.current_frame ts.thread_id ts.native_thread_id '
-                 'ts.datastack_chunk ts.status '
-                 'if.size if.previous if.executable if.instr_ptr if.localsplus if.owner '
-                 'co.size co.filename co.name co.qualname co.linetable co.firstlineno co.argcount '
-                 'co.localsplusnames co.localspluskinds co.co_code_adaptive '
-                 'ob.size ob.ob_type tp.size tp.tp_name tp.tp_repr tp.tp_flags '
-                 'tu.size tu.ob_item tu.ob_size li.size li.ob_item li.ob_size '
-                 'di.size di.ma_keys di.ma_values fl.size fl.ob_fval lo.size lo.lv_tag lo.ob_digit '
-                 'by.size by.ob_size by.ob_sval un.size un.state un.length un.asciiobject_size').split()
+        # The table's own field order on each branch (pycore_debug_offsets.h):
+        # 3.14 and 3.15 insert fields, so the list is built per version.
+        V14, V15 = V >= (3, 14), V >= (3, 15)
+        names = ['version', 'free_threaded', 'rs.size', 'rs.finalizing', 'rs.interpreters_head',
+                 'is.size', 'is.id', 'is.next', 'is.threads_head'] + (['is.threads_main'] if V14 else []) + [
+                 'is.gc', 'is.imports_modules', 'is.sysdict', 'is.builtins', 'is.ceval_gil',
+                 'is.gil_runtime_state', 'is.gil_enabled', 'is.gil_locked', 'is.gil_holder'] + (
+                 ['is.code_object_generation', 'is.tlbc_generation'] if V14 else []) + [
+                 'ts.size', 'ts.prev', 'ts.next', 'ts.interp', 'ts.current_frame'] + (
+                 ['ts.base_frame', 'ts.last_profiled_frame', 'ts.last_profiled_frame_seq'] if V15 else []) + [
+                 'ts.thread_id', 'ts.native_thread_id', 'ts.datastack_chunk', 'ts.status'] + (
+                 ['ts.holds_gil', 'ts.gil_requested', 'ts.current_exception', 'ts.exc_state', 'es.exc_value']
+                 if V15 else []) + [
+                 'if.size', 'if.previous', 'if.executable', 'if.instr_ptr', 'if.localsplus', 'if.owner'] + (
+                 ['if.stackpointer', 'if.tlbc_index'] if V14 else []) + [
+                 'co.size', 'co.filename', 'co.name', 'co.qualname', 'co.linetable', 'co.firstlineno',
+                 'co.argcount', 'co.localsplusnames', 'co.localspluskinds', 'co.co_code_adaptive'] + (
+                 ['co.co_tlbc'] if V14 else []) + [
+                 'ob.size', 'ob.ob_type', 'tp.size', 'tp.tp_name', 'tp.tp_repr', 'tp.tp_flags'] + (
+                 ['tp.tp_basicsize', 'tp.tp_dictoffset', 'ht.size', 'ht.ht_cached_keys'] if V15 else []) + [
+                 'tu.size', 'tu.ob_item', 'tu.ob_size', 'li.size', 'li.ob_item', 'li.ob_size'] + (
+                 ['se.size', 'se.used', 'se.table', 'se.mask'] if V14 else []) + [
+                 'di.size', 'di.ma_keys', 'di.ma_values', 'fl.size', 'fl.ob_fval', 'lo.size', 'lo.lv_tag',
+                 'lo.ob_digit', 'by.size', 'by.ob_size', 'by.ob_sval', 'un.size', 'un.state', 'un.length',
+                 'un.asciiobject_size'] + (['un.compactunicodeobject_size'] if V15 else [])
         check('debug cookie', ctypes.string_at(rt, 8), b'xdebugpy')
         D = dict((n, rd(rt + 8 + 8 * i, ctypes.c_uint64)) for i, n in enumerate(names))
         pairs = [('runtime_interpreters_head', 'rs.interpreters_head'), ('interp_next', 'is.next'),
                  ('interp_tstate_head', 'is.threads_head'), ('interp_gil', 'is.ceval_gil'),
+                 ('interp_modules', 'is.imports_modules'),
                  ('gil_locked', 'is.gil_locked'), ('gil_last_holder', 'is.gil_holder'),
                  ('tstate_next', 'ts.next'), ('tstate_interp', 'ts.interp'),
                  ('tstate_current_frame', 'ts.current_frame'), ('tstate_thread_id', 'ts.thread_id'),
@@ -526,6 +563,10 @@ def main():
                  ('tuple_size', 'tu.ob_size'), ('dict_keys', 'di.ma_keys'), ('dict_values', 'di.ma_values'),
                  ('bytes_size', 'by.ob_size'), ('bytes_data', 'by.ob_sval'), ('unicode_state', 'un.state'),
                  ('unicode_length', 'un.length'), ('unicode_ascii_size', 'un.asciiobject_size')]
+        if V15:
+            pairs += [('type_basicsize', 'tp.tp_basicsize'), ('type_dictoffset', 'tp.tp_dictoffset'),
+                      ('heaptype_cached_keys', 'ht.ht_cached_keys'),
+                      ('unicode_compact_size', 'un.compactunicodeobject_size')]
         D['is.gil_locked'] -= D['is.gil_runtime_state']
         D['is.gil_holder'] -= D['is.gil_runtime_state']
         for ours, theirs in pairs:

@@ -130,6 +130,12 @@ int main(void) {
   P(interp_tstate_head, OFF(PyInterpreterState, tstate_head));
 #endif
 #if PY_VERSION_HEX >= 0x030C0000 && PY_MAJOR_VERSION == 3
+  /* sys.modules: where threading.main_thread() is found by name. */
+  P(interp_modules, OFF(PyInterpreterState, imports.modules));
+#else
+  P(interp_modules, OFF(PyInterpreterState, modules));
+#endif
+#if PY_VERSION_HEX >= 0x030C0000 && PY_MAJOR_VERSION == 3
   /* 3.12+: per-interpreter GIL, interp->ceval.gil points at it. */
   P(interp_gil, OFF(PyInterpreterState, ceval.gil));
   P(gil_last_holder, OFF(struct _gil_runtime_state, last_holder));
@@ -233,6 +239,10 @@ int main(void) {
 
   /* ---- Objects ---- */
   P(object_type, OFF(PyObject, ob_type));
+  /* PyModuleObject is PyObject_HEAD then md_dict on every version, but is
+     private to moduleobject.c before 3.10: its dict follows the header. */
+  P(module_dict, sizeof(PyObject));
+  P(method_self, OFF(PyMethodObject, im_self));
   P(type_name, OFF(PyTypeObject, tp_name));
   P(type_basicsize, OFF(PyTypeObject, tp_basicsize));
   P(type_dictoffset, OFF(PyTypeObject, tp_dictoffset));

@@ -1,31 +1,47 @@
 // The Python interpreters the native tests run against: every CPython under
-// $PYENV_ROOT/versions (default /root/.pyenv) plus Debian's /usr/bin/python3.11.
-// An expected interpreter that is missing is reported with a printed reason,
-// never dropped silently.
+// $PYENV_ROOT/versions (default /root/.pyenv), Debian's /usr/bin/python3.11,
+// and what scripts/test-pythons/prepare.sh leaves in the cache
+// ($PERISCOPE_CACHE or ~/.cache/periscope): Debian sid's python3.14 and
+// python3.15 and a free-threaded 3.13 ("3.13t"). An expected interpreter that
+// is missing is reported with a printed reason, never dropped silently.
 //
 // PERISCOPE_PYTHONS=3.12,2.7,debian-3.11 narrows the list for a local run
 // (matching labels or major.minor prefixes); what it leaves out is printed too.
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 export interface Python {
-  /** pyenv version directory name (e.g. "3.12.1"), or "debian-3.11". */
+  /** pyenv version directory name (e.g. "3.12.1"), "debian-3.11", "debian-3.14", "debian-3.15" or "3.13t". */
   label: string;
   /** Absolute path of the interpreter binary. */
   exe: string;
   /** major.minor.micro as reported by the interpreter itself. */
   version: string;
+  /** A free-threaded (--disable-gil) build. */
+  freeThreaded: boolean;
 }
 
 export const PYENV_ROOT = process.env.PYENV_ROOT || '/root/.pyenv';
 export const PYENV_VERSIONS = join(PYENV_ROOT, 'versions');
 export const DEBIAN_PYTHON = '/usr/bin/python3.11';
+export const PYTHONS_CACHE = join(process.env.PERISCOPE_CACHE || join(homedir(), '.cache', 'periscope'), 'pythons');
+const PREPARE = 'bash scripts/test-pythons/prepare.sh';
+
+/** Interpreters outside pyenv, by label: where they are and what prepares them. */
+const EXTRA: { label: string; exe: string; how: string }[] = [
+  { label: 'debian-3.11', exe: DEBIAN_PYTHON, how: "Debian's python3.11 package" },
+  { label: 'debian-3.14', exe: join(PYTHONS_CACHE, 'sid', 'usr', 'bin', 'python3.14'), how: PREPARE },
+  { label: 'debian-3.15', exe: join(PYTHONS_CACHE, 'sid', 'usr', 'bin', 'python3.15'), how: PREPARE },
+  { label: '3.13t', exe: join(PYTHONS_CACHE, '3.13t', 'bin', 'python3.13t'), how: PREPARE },
+];
 
 /** The interpreters the suite is meant to cover; each missing one is reported. */
-export const EXPECTED = ['2.7', '3.6', '3.7', '3.8', '3.9', '3.10', '3.11', '3.12', '3.13', 'debian-3.11'] as const;
+export const EXPECTED = ['2.7', '3.6', '3.7', '3.8', '3.9', '3.10', '3.11', '3.12', '3.13', ...EXTRA.map((e) => e.label)] as const;
 
-const VERSION_SCRIPT = "import sys; sys.stdout.write('%d.%d.%d' % tuple(sys.version_info[:3]))";
+const VERSION_SCRIPT =
+  "import sys, sysconfig; sys.stdout.write('%d.%d.%d %d' % (tuple(sys.version_info[:3]) + (1 if sysconfig.get_config_var('Py_GIL_DISABLED') else 0,)))";
 
 let cached: Python[] | undefined;
 const skipped: { label: string; reason: string }[] = [];
@@ -47,16 +63,17 @@ function isExecutable(path: string): boolean {
 /** Asks the interpreter for its version; null (with a printed reason) if it does not run. */
 function probe(label: string, exe: string): Python | null {
   try {
-    const version = execFileSync(exe, ['-E', '-s', '-c', VERSION_SCRIPT], {
+    const out = execFileSync(exe, ['-E', '-s', '-c', VERSION_SCRIPT], {
       encoding: 'utf8',
       timeout: 15_000,
       stdio: ['ignore', 'pipe', 'pipe'],
     }).trim();
-    if (!/^\d+\.\d+\.\d+$/.test(version)) {
-      skip(label, `${exe} printed an unexpected version ${JSON.stringify(version)}`);
+    const m = /^(\d+\.\d+\.\d+) ([01])$/.exec(out);
+    if (!m) {
+      skip(label, `${exe} printed an unexpected version ${JSON.stringify(out)}`);
       return null;
     }
-    return { label, exe, version };
+    return { label, exe, version: m[1]!, freeThreaded: m[2] === '1' };
   } catch (err) {
     const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
     skip(label, `${exe} does not run (${why})`);
@@ -100,17 +117,19 @@ function discover(): Python[] {
   found.sort((a, b) => compareVersions(a.version, b.version));
 
   for (const minor of EXPECTED) {
-    if (minor === 'debian-3.11') continue;
+    if (EXTRA.some((e) => e.label === minor)) continue;
     if (!found.some((p) => minorOf(p.version) === minor)) {
       skip(minor, `not installed at ${join(PYENV_VERSIONS, `${minor}.*`, 'bin', 'python')}`);
     }
   }
 
-  if (isExecutable(DEBIAN_PYTHON)) {
-    const py = probe('debian-3.11', DEBIAN_PYTHON);
+  for (const extra of EXTRA) {
+    if (!isExecutable(extra.exe)) {
+      skip(extra.label, `not installed at ${extra.exe} (${extra.how} provides it)`);
+      continue;
+    }
+    const py = probe(extra.label, extra.exe);
     if (py) found.push(py);
-  } else {
-    skip('debian-3.11', `not installed at ${DEBIAN_PYTHON}`);
   }
 
   const filter = (process.env.PERISCOPE_PYTHONS ?? '')
@@ -119,13 +138,13 @@ function discover(): Python[] {
     .filter(Boolean);
   if (filter.length === 0) return found;
   return found.filter((p) => {
-    const keep = filter.some((f) => p.label === f || (!p.label.startsWith('debian') && (p.version === f || p.version.startsWith(`${f}.`))));
+    const keep = filter.some((f) => p.label === f || (/^\d+\.\d+\.\d+$/.test(p.label) && (p.version === f || p.version.startsWith(`${f}.`))));
     if (!keep) skip(p.label, `excluded by PERISCOPE_PYTHONS=${process.env.PERISCOPE_PYTHONS}`);
     return keep;
   });
 }
 
-/** Every usable interpreter, oldest first, Debian's last. Computed (and its skips printed) once. */
+/** Every usable interpreter: pyenv's oldest first, then the others. Computed (and its skips printed) once. */
 export function pythons(): Python[] {
   cached ??= discover();
   return cached;
@@ -137,9 +156,8 @@ export function skippedPythons(): { label: string; reason: string }[] {
   return [...skipped];
 }
 
-/** The newest pyenv interpreter (else any), for tests that need just one Python. */
+/** The newest GIL-enabled interpreter (what most customers run), for tests that need just one Python. */
 export function newestPython(): Python | undefined {
-  const all = pythons();
-  const pyenv = all.filter((p) => !p.label.startsWith('debian'));
-  return pyenv.at(-1) ?? all.at(-1);
+  const all = pythons().filter((p) => !p.freeThreaded);
+  return [...all].sort((a, b) => compareVersions(a.version, b.version)).at(-1);
 }

@@ -90,7 +90,7 @@ function frameProblems(what: string, dumped: DumpFrame[], truth: TruthThread): s
  * the same ident, name and frames; parked threads idle and without the GIL,
  * the busy one active; nothing else in the dump.
  */
-function dumpProblems(threads: DumpThread[], truth: ProcessTruth, label: string): string[] {
+function dumpProblems(threads: DumpThread[], truth: ProcessTruth, label: string, py: Python): string[] {
   const problems: string[] = [];
   const mine = threads.filter((t) => t.pid === truth.pid);
   const byTid = new Map<number, DumpThread>();
@@ -111,6 +111,10 @@ function dumpProblems(threads: DumpThread[], truth: ProcessTruth, label: string)
     problems.push(...frameProblems(what, got.frames, want));
     if (want.busy) {
       if (!got.active) problems.push(`${what}: spins in pure Python but is reported idle (active=false)`);
+      // Every other thread sleeps without asking for the GIL, so the spinner
+      // holds it all the time; a free-threaded build has none to hold.
+      if (!py.freeThreaded && !got.owns_gil) problems.push(`${what}: the only running thread is not reported to hold the GIL`);
+      if (py.freeThreaded && got.owns_gil) problems.push(`${what}: reported to hold the GIL of a free-threaded build`);
     } else {
       if (got.active) problems.push(`${what}: blocked in time.sleep but is reported active`);
       if (got.owns_gil) problems.push(`${what}: blocked in time.sleep but is reported to own the GIL`);
@@ -173,7 +177,7 @@ function pathSuffixOf(file: string, full: string): boolean {
 
 // --- one test per interpreter ----------------------------------------------
 
-async function dumpJson(t: TestContext, target: Target, truth: ProcessTruth, blocking: boolean): Promise<void> {
+async function dumpJson(t: TestContext, target: Target, truth: ProcessTruth, py: Python, blocking: boolean): Promise<void> {
   const args = ['dump', '--pid', String(target.pid), '--json', ...(blocking ? ['--blocking'] : [])];
   const run = await runPeriscope(args, { timeoutMs: RUN_TIMEOUT_MS });
   if (blocking) await assertResumed(target);
@@ -181,7 +185,7 @@ async function dumpJson(t: TestContext, target: Target, truth: ProcessTruth, blo
   const threads = parseOrFail(run);
   const others = threads.filter((th) => th.pid !== target.pid);
   assert.equal(others.length, 0, `threads of other pids without --subprocesses: ${others.map((th) => th.pid).join(', ')}`);
-  assertNoProblems(dumpProblems(threads, truth, `pid ${target.pid}`), run);
+  assertNoProblems(dumpProblems(threads, truth, `pid ${target.pid}`, py), run);
   t.diagnostic(`${threads.length} threads, ${threads.reduce((n, th) => n + th.frames.length, 0)} frames in ${run.ms} ms`);
 }
 
@@ -226,8 +230,8 @@ for (const py of all) {
     assert.equal(truth.pid, target.pid);
     assert.equal(truth.version, py.version);
 
-    await t.test('--json', (tt) => dumpJson(tt, target, truth, false));
-    await t.test('--json --blocking', (tt) => dumpJson(tt, target, truth, true));
+    await t.test('--json', (tt) => dumpJson(tt, target, truth, py, false));
+    await t.test('--json --blocking', (tt) => dumpJson(tt, target, truth, py, true));
     await t.test('text', () => dumpText(target, truth, py));
     assert.ok(!target.exited, `the target died while being dumped: ${target.describe()}`);
   });
@@ -356,8 +360,8 @@ test('periscope dump: --subprocesses', { timeout: 120_000 }, async (t) => {
     const threads = parseOrFail(run);
     const stray = threads.filter((th) => !pids.includes(th.pid));
     assert.equal(stray.length, 0, `threads of unexpected pids ${stray.map((th) => th.pid).join(', ')} (expected ${pids.join(', ')})`);
-    const problems = dumpProblems(threads, truth, `parent pid ${truth.pid}`);
-    for (const child of truth.children) problems.push(...dumpProblems(threads, child, `${child.how} child pid ${child.pid}`));
+    const problems = dumpProblems(threads, truth, `parent pid ${truth.pid}`, py);
+    for (const child of truth.children) problems.push(...dumpProblems(threads, child, `${child.how} child pid ${child.pid}`, py));
     assertNoProblems(problems, run);
   });
 
@@ -365,7 +369,7 @@ test('periscope dump: --subprocesses', { timeout: 120_000 }, async (t) => {
     const run = await runPeriscope(['dump', '--pid', String(target.pid), '--json'], { timeoutMs: RUN_TIMEOUT_MS });
     assertSucceeded(run);
     const threads = parseOrFail(run);
-    assertNoProblems(dumpProblems(threads, truth, `parent pid ${truth.pid}`), run);
+    assertNoProblems(dumpProblems(threads, truth, `parent pid ${truth.pid}`, py), run);
     assert.deepEqual([...new Set(threads.map((th) => th.pid))], [truth.pid]);
   });
 });

