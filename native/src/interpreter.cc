@@ -292,7 +292,7 @@ void PythonProcess::locate(const AttachOptions& opts) {
     const VersionTraits* traits = traits_for(major, minor);
     if (!traits)
       throw ReaderError(kUnsupportedVersion, "Python " + text + " is not supported (2.7 and 3.6+ are)");
-    if (major == 3 && minor >= 13) {
+    if (traits->locate == Locate::kDebugOffsets) {
       // The interpreter describes itself: find _PyRuntime, read its offsets.
       uint64_t rt = runtime_sym;
       if (!rt && pyruntime_section) rt = pyruntime_section->addr + bias;
@@ -314,7 +314,7 @@ void PythonProcess::locate(const AttachOptions& opts) {
       std::string why = "no _PyRuntime (and no xdebugpy cookie) was found in " + cand.path;
       if (!rt || !read_debug_offsets(mem_, rt, minor, fallback, &layout_, &why))
         throw ReaderError(kUnsupportedVersion, "Python " + text + " in " + cand.path + ": its _Py_DebugOffsets cannot be "
-                                               "used: " + why + ". Upgrade periscope, or report this version.");
+                                               "used: " + why + ". If this is an unmodified CPython, upgrade periscope or report this version.");
       runtime_ = rt;
       interp_head_addr_ = rt + layout_.runtime_interpreters_head;
       locate_method_ = runtime_sym ? "symbols" : "scan";
@@ -325,7 +325,7 @@ void PythonProcess::locate(const AttachOptions& opts) {
                                                "2.7, 3.6-3.12 from tables and 3.13+ from the interpreter itself");
       static_cast<PyOffsets&>(layout_) = *table;
       layout_.features = features_for(*traits, false, layout_.dbg);
-      if (major == 3 && minor >= 7) {
+      if (traits->locate == Locate::kRuntime) {
         if (runtime_sym) {
           runtime_ = runtime_sym;
           interp_head_addr_ = runtime_sym + layout_.runtime_interpreters_head;

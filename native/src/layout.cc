@@ -6,23 +6,24 @@ namespace {
 using F = FrameModel;
 using G = GilSource;
 using D = InstanceDict;
+using L = Locate;
 
 // Frame owners (enum _frameowner): 3.12-3.13 put C-stack shims at 3; 3.14
 // inserted FRAME_OWNED_BY_INTERPRETER at 3 and moved the C stack to 4; 3.15
 // dropped the C-stack owner and ends each chain at a base frame instead.
 constexpr VersionTraits kVersions[] = {
-    // major minor frames           lines          lasti gil                    instance dict         cstack interp tagged base  ftbyte
-    {2, 7, F::kFrameObjects, kLnotab27, 1, G::kThreadStateGlobal, D::kDict27, -1, -1, false, false, false},
-    {3, 6, F::kFrameObjects, kLnotab36, 1, G::kThreadStateGlobal, D::kDictKeys36, -1, -1, false, false, false},
-    {3, 7, F::kFrameObjects, kLnotab36, 1, G::kRuntimeGilstate, D::kDictKeys36, -1, -1, false, false, false},
-    {3, 8, F::kFrameObjects, kLnotab36, 1, G::kRuntimeGilstate, D::kDictKeys36, -1, -1, false, false, false},
-    {3, 9, F::kFrameObjects, kLnotab36, 1, G::kRuntimeGilstate, D::kDictKeys36, -1, -1, false, false, false},
-    {3, 10, F::kFrameObjects, kLinetable310, 2, G::kRuntimeGilstate, D::kDictKeys36, -1, -1, false, false, false},
-    {3, 11, F::kCFrame, kLocations311, 1, G::kRuntimeGilstate, D::kManaged311, -1, -1, false, false, false},
-    {3, 12, F::kCFrame, kLocations311, 1, G::kInterpreterGil, D::kDictOrValues312, 3, -1, false, false, false},
-    {3, 13, F::kCurrentFrame, kLocations311, 1, G::kInterpreterGil, D::kInlineValues313, 3, -1, false, false, false},
-    {3, 14, F::kCurrentFrame, kLocations311, 1, G::kInterpreterGil, D::kInlineValues313, 4, 3, true, false, true},
-    {3, 15, F::kCurrentFrame, kLocations311, 1, G::kThreadFlag, D::kInlineValues313, -1, 3, true, true, true},
+    // major minor locate frames     lines          lasti gil                    instance dict         cstack interp tagged base  ftbyte
+    {2, 7, L::kInterpHead, F::kFrameObjects, kLnotab27, 1, G::kThreadStateGlobal, D::kDict27, -1, -1, false, false, false},
+    {3, 6, L::kInterpHead, F::kFrameObjects, kLnotab36, 1, G::kThreadStateGlobal, D::kDictKeys36, -1, -1, false, false, false},
+    {3, 7, L::kRuntime, F::kFrameObjects, kLnotab36, 1, G::kRuntimeGilstate, D::kDictKeys36, -1, -1, false, false, false},
+    {3, 8, L::kRuntime, F::kFrameObjects, kLnotab36, 1, G::kRuntimeGilstate, D::kDictKeys36, -1, -1, false, false, false},
+    {3, 9, L::kRuntime, F::kFrameObjects, kLnotab36, 1, G::kRuntimeGilstate, D::kDictKeys36, -1, -1, false, false, false},
+    {3, 10, L::kRuntime, F::kFrameObjects, kLinetable310, 2, G::kRuntimeGilstate, D::kDictKeys36, -1, -1, false, false, false},
+    {3, 11, L::kRuntime, F::kCFrame, kLocations311, 1, G::kRuntimeGilstate, D::kManaged311, -1, -1, false, false, false},
+    {3, 12, L::kRuntime, F::kCFrame, kLocations311, 1, G::kInterpreterGil, D::kDictOrValues312, 3, -1, false, false, false},
+    {3, 13, L::kDebugOffsets, F::kCurrentFrame, kLocations311, 1, G::kInterpreterGil, D::kInlineValues313, 3, -1, false, false, false},
+    {3, 14, L::kDebugOffsets, F::kCurrentFrame, kLocations311, 1, G::kInterpreterGil, D::kInlineValues313, 4, 3, true, false, true},
+    {3, 15, L::kDebugOffsets, F::kCurrentFrame, kLocations311, 1, G::kThreadFlag, D::kInlineValues313, -1, 3, true, true, true},
 };
 }  // namespace
 

@@ -19,6 +19,13 @@ enum class FrameModel : uint8_t {
   kCurrentFrame,  // 3.13+: tstate->current_frame
 };
 
+// How the interpreter list is found and where the struct offsets come from.
+enum class Locate : uint8_t {
+  kInterpHead,    // 2.7, 3.6: the interp_head global; offsets from the generated table
+  kRuntime,       // 3.7-3.12: _PyRuntime.interpreters.head; offsets from the generated table
+  kDebugOffsets,  // 3.13+: _PyRuntime starts with the interpreter's own _Py_DebugOffsets
+};
+
 // Where "which thread holds the GIL" is published.
 enum class GilSource : uint8_t {
   kThreadStateGlobal,   // 2.7, 3.6: the global _PyThreadState_Current (a symbol)
@@ -40,6 +47,7 @@ enum class InstanceDict : uint8_t {
 // version is a new row here (plus, before 3.13, a generated offsets entry).
 struct VersionTraits {
   int major, minor;
+  Locate locate;
   FrameModel frames;
   LineTableFormat line_table;
   int lasti_unit;             // bytes per f_lasti unit (<=3.10 frame objects)

@@ -310,7 +310,11 @@ function sum(values: number[]): number {
   return values.reduce((a, b) => a + b, 0);
 }
 
-/** The newest interpreter, plus a 3.8 (an old frame layout) when installed. */
+/**
+ * The newest interpreter, a 3.8 (an old frame layout) when installed, and
+ * every other interpreter read through its own debug offsets that has a
+ * layout of its own: 3.14 (tagged frames) and free-threaded builds.
+ */
 function interpreters(): Python[] {
   const chosen: Python[] = [];
   const newest = newestPython();
@@ -318,6 +322,9 @@ function interpreters(): Python[] {
   const old = pythons().find((p) => p.version.startsWith('3.8.'));
   if (old && old !== newest) chosen.push(old);
   else console.log('skip python 3.8 for periscope top: not installed');
+  for (const p of pythons()) {
+    if (p !== newest && (p.freeThreaded || p.version.startsWith('3.14.'))) chosen.push(p);
+  }
   return chosen;
 }
 
