@@ -2,7 +2,10 @@
 // frames deep: a fresh attach + dump (what one `periscope dump` does in
 // process), a repeated dump on an existing attach (non-blocking and
 // --blocking), and, for context, the whole CLI (`bin/periscope dump --pid PID`,
-// Node start-up included).
+// Node start-up included). On 3.15+ the same target is also dumped by
+// CPython's own profiler (`python3.X -m profiling.sampling dump PID`, which
+// reads only its own version), alternating with the CLI so that both see the
+// same machine load.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { attach, type NativeThread } from '../agent/native.ts';
@@ -27,7 +30,25 @@ export interface DumpResult {
   cliMedianMs: number | null;
   cliN: number;
   cliError: string | null;
+  /** CPython's `-m profiling.sampling dump` on the same target, whole command; null where it cannot run. */
+  peerMedianMs: number | null;
+  peerN: number;
+  /** Why there is no peer figure (missing module, failure), else null. */
+  peerMissing: string | null;
   error: string | null;
+}
+
+const PEER_MIN_MINOR = 15;
+
+function runPeer(python: Python, pid: number): { ms: number; error: string | null } {
+  const t0 = nowMs();
+  const r = spawnSync(python.exe, ['-m', 'profiling.sampling', 'dump', String(pid)], { encoding: 'utf8', timeout: 30_000 });
+  const ms = nowMs() - t0;
+  if (r.status !== 0) return { ms, error: `exit ${r.status}: ${(r.stderr || r.error?.message || '').trim().split('\n').at(-1)}` };
+  // Its output has a "File ..., line N, in NAME" line per frame.
+  const frames = (r.stdout.match(/^\s+File ".*", line \d+, in /gm) ?? []).length;
+  if (frames < DUMP_DEPTH) return { ms, error: `printed ${frames} frames, expected at least ${DUMP_DEPTH}` };
+  return { ms, error: null };
 }
 
 function parkedFrames(threads: NativeThread[]): number {
@@ -69,13 +90,20 @@ export async function benchDump(python: Python, quick: boolean): Promise<DumpRes
     }
 
     const cli: number[] = [];
+    const peer: number[] = [];
     let cliError: string | null = null;
+    const minor = Number(python.version.split('.')[1]);
+    let peerMissing: string | null = python.version.startsWith('3.') && minor >= PEER_MIN_MINOR ? null : `CPython's profiler reads only its own version (3.${PEER_MIN_MINOR}+)`;
     for (let i = 0; i < nCli && !cliError; i++) {
       t0 = nowMs();
       const r = spawnSync(PERISCOPE, ['dump', '--pid', String(target.pid)], { encoding: 'utf8', timeout: 30_000 });
       const ms = nowMs() - t0;
       if (r.status !== 0) cliError = `exit ${r.status}: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`;
       else cli.push(ms);
+      if (peerMissing) continue;
+      const p = runPeer(python, target.pid);
+      if (p.error) peerMissing = `python -m profiling.sampling dump failed: ${p.error}`;
+      else peer.push(p.ms);
     }
 
     return {
@@ -90,6 +118,9 @@ export async function benchDump(python: Python, quick: boolean): Promise<DumpRes
       cliMedianMs: cli.length ? median(cli) : null,
       cliN: cli.length,
       cliError,
+      peerMedianMs: peer.length && !peerMissing ? median(peer) : null,
+      peerN: peer.length,
+      peerMissing,
       error: frames === DUMP_DEPTH ? null : `dumped ${frames} frames, expected ${DUMP_DEPTH}`,
     };
   } finally {

@@ -231,15 +231,21 @@ function tables(results: PythonResult[], quick: boolean, baselines: TimerBaselin
       fixed(d?.dumpMedianMs, 3),
       fixed(d?.blockingDumpMedianMs, 3),
       d ? (d.cliMedianMs !== null ? fixed(d.cliMedianMs, 0) : 'error') : '—',
+      d ? (d.peerMedianMs !== null ? fixed(d.peerMedianMs, 0) : 'missing') : '—',
+      d && d.cliMedianMs !== null && d.peerMedianMs !== null ? fixed(d.cliMedianMs / d.peerMedianMs, 2) : '—',
     ];
   });
   const n = results.find((r) => r.dump)?.dump;
   if (only.has('dump')) out.push(
     renderTable(
       `1. Dump latency, one thread parked ${DUMP_DEPTH} frames deep (ms; medians)`,
-      ['python', 'frames', 'attach+dump 1st', `attach+dump (n=${n?.attachDumpN ?? '?'})`, `dump, attached (n=${n?.dumpN ?? '?'})`, `blocking dump (n=${n?.blockingDumpN ?? '?'})`, `CLI dump (n=${n ? (quick ? 2 : 5) : '?'})`],
+      ['python', 'frames', 'attach+dump 1st', `attach+dump (n=${n?.attachDumpN ?? '?'})`, `dump, attached (n=${n?.dumpN ?? '?'})`, `blocking dump (n=${n?.blockingDumpN ?? '?'})`, `CLI dump (n=${n ? (quick ? 2 : 5) : '?'})`, 'CPython dump', 'CLI / CPython'],
       dumpRows,
-      ['attach+dump = new Target(pid) + dump() in process (attach(pid).dump()); "1st" is the first for that interpreter in this process.', 'CLI dump = `bin/periscope dump --pid PID`, Node start-up included.'],
+      [
+        'attach+dump = new Target(pid) + dump() in process (attach(pid).dump()); "1st" is the first for that interpreter in this process.',
+        'CLI dump = `bin/periscope dump --pid PID`, Node start-up included.',
+        'CPython dump = `python3.X -m profiling.sampling dump PID` (3.15+ only: it reads only its own version), run alternately with the CLI; "missing" = not available here (see the notes below).',
+      ],
     ),
   );
 
@@ -374,6 +380,8 @@ function toJson(results: PythonResult[], meta: Record<string, unknown>): unknown
         blockingDumpMs: round(r.dump.blockingDumpMedianMs, 4),
         cliMs: r.dump.cliMedianMs === null ? null : round(r.dump.cliMedianMs, 1),
         cliError: r.dump.cliError,
+        cpythonDumpMs: r.dump.peerMedianMs === null ? null : round(r.dump.peerMedianMs, 1),
+        cpythonDumpMissing: r.dump.peerMissing,
       },
       cpu: r.cpu && {
         rate: r.cpu.run.rate,
@@ -434,7 +442,7 @@ async function main(): Promise<void> {
 
   const found = pythons();
   const selected = filters.length ? found.filter((p) => filters.some((f) => matches(p, f))) : found;
-  const missing = EXPECTED.filter((e) => !found.some((p) => (e === 'debian-3.11' ? p.label === e : !p.label.startsWith('debian') && minorOf(p.version) === e)));
+  const missing = EXPECTED.filter((e) => !found.some((p) => p.label === e || (/^\d+\.\d+\.\d+$/.test(p.label) && minorOf(p.version) === e)));
   const skipped = skippedPythons();
 
   const addon = nativeAddonPath();
@@ -516,6 +524,7 @@ async function main(): Promise<void> {
     );
   }
   for (const r of results) if (r.dump?.cliError) console.log(`note: ${r.label} CLI dump failed: ${r.dump.cliError}`);
+  for (const r of results) if (r.dump?.peerMissing) console.log(`note: ${r.label} CPython dump baseline missing: ${r.dump.peerMissing}`);
   const totalS = (nowMs() - started) / 1000;
   console.log('');
   console.log(`total ${totalS.toFixed(0)} s; missing interpreters: ${missing.length ? missing.join(', ') : 'none'}`);
