@@ -69,7 +69,9 @@ export class Capture {
   readonly target: NativeTargetInfo;
   #sampler: NativeSampler;
   #codes = new Map<number, { name: string; filename: string }>();
-  #frameInputs = new Map<number, FrameInput>();
+  /** (code id, line) -> frame row in the profile. */
+  #frameRows = new Map<number, number>();
+  #rows: number[] = [];
   #threadNames = new Map<string, string>();
   #liveProcesses = new Set<number>();
   #timer: NodeJS.Timeout | undefined;
@@ -177,35 +179,33 @@ export class Capture {
     for (const t of b.threads) if (t.name) this.#threadNames.set(`${t.pid}:${t.tid}`, t.name);
     const start = this.builder.profile.capture.startTimeUs;
     let f = 0;
-    const frames: FrameInput[] = [];
+    const rows = this.#rows;
     for (let i = 0; i < b.timeUs.length; i++) {
       const pid = b.pid[i];
       const tid = b.tid[i];
       const n = b.nframes[i];
-      frames.length = 0;
-      for (let k = 0; k < n; k++, f += 2) frames.push(this.#frameInput(b.frames[f], b.frames[f + 1]));
+      for (let k = 0; k < n; k++, f += 2) rows[k] = this.#frameRow(b.frames[f], b.frames[f + 1]);
       const thread = this.builder.thread(pid, Math.max(0, tid), this.#threadNames.get(`${pid}:${tid}`));
       const flags = b.flags[i];
-      this.builder.addSample({
-        thread,
-        framesLeafFirst: frames,
-        timeUs: b.timeUs[i] - start,
+      this.builder.addSampleOfStack(thread, this.builder.internStackRows(rows, n), b.timeUs[i] - start, {
         idle: (flags & FLAG_IDLE) !== 0,
         gil: (flags & FLAG_GIL) !== 0,
       });
     }
   }
 
-  #frameInput(codeId: number, line: number): FrameInput {
-    const key = codeId * 4_194_304 + Math.max(0, line);
-    let input = this.#frameInputs.get(key);
-    if (!input) {
+  /** The profile's frame row for a sampled (code id, line), interned once per pair. */
+  #frameRow(codeId: number, line: number): number {
+    const key = codeId * 2 ** 31 + Math.max(0, line); // lines are int32; exact for 2^22 code ids
+    let row = this.#frameRows.get(key);
+    if (row === undefined) {
       const code = this.#codes.get(codeId);
-      input = code
+      const input: FrameInput = code
         ? { name: code.name, file: code.filename, line: Math.max(0, line) }
         : { name: '<unknown>', file: '<unknown>', line: 0 };
-      this.#frameInputs.set(key, input);
+      row = this.builder.internFrame(input);
+      this.#frameRows.set(key, row);
     }
-    return input;
+    return row;
   }
 }

@@ -29,7 +29,11 @@ std::shared_ptr<const CodeInfo> CodeCache::get(SnapshotCache& mem, uint64_t code
     return it->second;
   auto info = load(mem, code, name_ptr, filename_ptr, table_ptr);
   if (!info) return nullptr;
-  if (entries_.size() >= kMaxEntries) entries_.clear();
+  if (it != entries_.end()) retire(it);  // the address now holds another code object
+  if (entries_.size() >= kMaxEntries) {
+    for (auto& [addr, entry] : entries_) retired_.push_back(std::move(entry));
+    entries_.clear();
+  }
   entries_[code] = info;
   return info;
 }
@@ -42,46 +46,53 @@ CodeCache::Span CodeCache::span() const {
   return {lo, name - lo, o_.code_filename - lo, table - lo, hi - lo};
 }
 
+void CodeCache::retire(std::unordered_map<uint64_t, std::shared_ptr<const CodeInfo>>::iterator it) {
+  retired_.push_back(std::move(it->second));
+  entries_.erase(it);
+}
+
 void CodeCache::get_many(SnapshotCache& mem, const std::vector<uint64_t>& codes, double now_us,
-                         std::vector<std::shared_ptr<const CodeInfo>>& out) {
+                         std::vector<const CodeInfo*>& out) {
   out.assign(codes.size(), nullptr);
   Span sp = span();
-  // One range per distinct stale entry (a recursive stack repeats codes).
-  std::unordered_map<uint64_t, size_t> slot;
-  std::vector<uint64_t> stale;
-  for (uint64_t code : codes) {
-    if (!code || slot.count(code)) continue;
+  // Entries not confirmed lately, each once (a recursive stack repeats codes).
+  stale_.clear();
+  for (size_t i = 0; i < codes.size(); ++i) {
+    uint64_t code = codes[i];
+    if (!code || (i > 0 && code == codes[i - 1])) continue;
     auto it = entries_.find(code);
-    if (it == entries_.end()) continue;
-    if (now_us - it->second->validated_at_us < kRevalidateUs) { slot[code] = SIZE_MAX; continue; }
-    slot[code] = stale.size();
-    stale.push_back(code);
+    if (it == entries_.end() || now_us - it->second->validated_at_us < kRevalidateUs) continue;
+    if (std::find(stale_.begin(), stale_.end(), code) == stale_.end()) stale_.push_back(code);
   }
-  std::vector<uint8_t> buf(stale.size() * sp.len);
-  std::vector<RemoteMemory::Range> ranges;
-  for (size_t i = 0; i < stale.size(); ++i)
-    ranges.push_back({stale[i] + sp.start, buf.data() + i * sp.len, static_cast<size_t>(sp.len), false});
-  if (!ranges.empty()) mem.memory().read_many(ranges);
-  for (size_t i = 0; i < stale.size(); ++i) {
-    auto& e = entries_[stale[i]];
-    bool valid = false;
-    if (ranges[i].ok) {
-      const uint8_t* b = buf.data() + i * sp.len;
-      uint64_t name, filename, table;
-      std::memcpy(&name, b + sp.name, 8);
-      std::memcpy(&filename, b + sp.filename, 8);
-      std::memcpy(&table, b + sp.table, 8);
-      valid = e->name_ptr == name && e->filename_ptr == filename && e->table_ptr == table;
+  if (!stale_.empty()) {
+    stale_buf_.resize(stale_.size() * sp.len);
+    stale_ranges_.clear();
+    for (size_t i = 0; i < stale_.size(); ++i)
+      stale_ranges_.push_back({stale_[i] + sp.start, stale_buf_.data() + i * sp.len, static_cast<size_t>(sp.len), false});
+    mem.memory().read_many(stale_ranges_);
+    for (size_t i = 0; i < stale_.size(); ++i) {
+      auto it = entries_.find(stale_[i]);
+      bool valid = false;
+      if (stale_ranges_[i].ok) {
+        const uint8_t* b = stale_buf_.data() + i * sp.len;
+        uint64_t name, filename, table;
+        std::memcpy(&name, b + sp.name, 8);
+        std::memcpy(&filename, b + sp.filename, 8);
+        std::memcpy(&table, b + sp.table, 8);
+        valid = it->second->name_ptr == name && it->second->filename_ptr == filename && it->second->table_ptr == table;
+      }
+      if (valid) it->second->validated_at_us = now_us;
+      else retire(it);
     }
-    if (valid) e->validated_at_us = now_us;
-    else entries_.erase(stale[i]);
   }
   for (size_t i = 0; i < codes.size(); ++i) {
     if (!codes[i]) continue;
+    if (i > 0 && codes[i] == codes[i - 1]) { out[i] = out[i - 1]; continue; }
     auto it = entries_.find(codes[i]);
-    if (it != entries_.end()) { out[i] = it->second; continue; }
-    out[i] = get(mem, codes[i]);
-    if (out[i]) out[i]->validated_at_us = now_us;
+    if (it != entries_.end()) { out[i] = it->second.get(); continue; }
+    auto info = get(mem, codes[i]);
+    if (info) info->validated_at_us = now_us;
+    out[i] = info.get();  // get() keeps it in entries_ (or retired_ when the cache was full)
   }
 }
 
@@ -106,10 +117,17 @@ bool CodeCache::is_other_object(SnapshotCache& mem, uint64_t addr) {
 }
 
 int CodeInfo::line_at(int64_t byte_offset) const {
+  if (byte_offset == last_offset_) return last_line_;
   auto it = lines_.find(byte_offset);
-  if (it != lines_.end()) return it->second;
-  int line = line_for_offset(format, line_table, first_line, byte_offset);
-  if (lines_.size() < 4096) lines_.emplace(byte_offset, line);
+  int line;
+  if (it != lines_.end()) {
+    line = it->second;
+  } else {
+    line = line_for_offset(format, line_table, first_line, byte_offset);
+    if (lines_.size() < 4096) lines_.emplace(byte_offset, line);
+  }
+  last_offset_ = byte_offset;
+  last_line_ = line;
   return line;
 }
 
@@ -127,6 +145,8 @@ std::shared_ptr<const CodeInfo> CodeCache::load(SnapshotCache& mem, uint64_t cod
   if (!read_py_string(mem, o_, name_ptr, &info->name) || !read_py_string(mem, o_, filename_ptr, &info->filename))
     return nullptr;
   if (!read_py_bytes(mem, o_, table_ptr, kMaxLineTable, &info->line_table)) info->line_table.clear();
+  info->is_bootstrap_inner = info->name == "_bootstrap_inner" || info->name == "__bootstrap_inner" ||
+                             info->name == "Thread._bootstrap_inner";
   return info;
 }
 

@@ -20,6 +20,8 @@ struct CodeInfo {
   std::string filename;
   int first_line = 0;
   std::string line_table;
+  // threading.Thread._bootstrap_inner: its `self` is the Thread object.
+  bool is_bootstrap_inner = false;
   LineTableFormat format = kLocations311;
   uint64_t name_ptr = 0, filename_ptr = 0, table_ptr = 0;
   // Id given by the sampler that interns this code object (-1 until then).
@@ -32,6 +34,8 @@ struct CodeInfo {
 
  private:
   mutable std::unordered_map<int64_t, int> lines_;
+  mutable int64_t last_offset_ = -1;  // a recursive stack asks for one offset many times
+  mutable int last_line_ = 0;
 };
 
 class CodeCache {
@@ -45,8 +49,12 @@ class CodeCache {
   // a code object is rarely freed, and its address reused by another code
   // object, within that window, and checking every frame of every sample
   // would cost a page walk per frame.
+  // Pointers in `out` stay valid until the next begin_sample(): entries
+  // dropped meanwhile are kept alive until then.
   void get_many(SnapshotCache& mem, const std::vector<uint64_t>& codes, double now_us,
-                std::vector<std::shared_ptr<const CodeInfo>>& out);
+                std::vector<const CodeInfo*>& out);
+  // Called once per snapshot, before any get_many of it.
+  void begin_sample() { retired_.clear(); }
   static constexpr double kRevalidateUs = 250000;
   // True when addr holds a readable object of another type than code (3.14+
   // frames may execute something that is not a code object): such a frame
@@ -63,7 +71,13 @@ class CodeCache {
   bool is_code_type(SnapshotCache& mem, uint64_t type);
   const Layout& o_;
   uint64_t code_type_;  // &PyCode_Type: from the symbol, else learnt by name
+  void retire(std::unordered_map<uint64_t, std::shared_ptr<const CodeInfo>>::iterator it);
   std::unordered_map<uint64_t, std::shared_ptr<const CodeInfo>> entries_;
+  std::vector<std::shared_ptr<const CodeInfo>> retired_;  // dropped this sample, still pointed at
+  // Scratch reused by get_many.
+  std::vector<uint64_t> stale_;
+  std::vector<uint8_t> stale_buf_;
+  std::vector<RemoteMemory::Range> stale_ranges_;
   uint64_t misses_ = 0;
   static constexpr size_t kMaxEntries = 100000;
 };

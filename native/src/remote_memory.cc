@@ -50,6 +50,8 @@ void RemoteMemory::read_many(std::vector<Range>& ranges) const {
   for (size_t start = 0; start < ranges.size(); start += kBatch) {
     size_t end = std::min(ranges.size(), start + kBatch);
     std::vector<iovec> local, remote;
+    local.reserve(end - start);
+    remote.reserve(end - start);
     size_t total = 0;
     for (size_t i = start; i < end; ++i) {
       auto& r = ranges[i];
@@ -75,24 +77,39 @@ void RemoteMemory::read_many(std::vector<Range>& ranges) const {
   }
 }
 
-void SnapshotCache::begin_snapshot() {
-  std::vector<uint64_t> previous;
-  previous.swap(touched_);
-  blocks_.clear();
-  std::vector<RemoteMemory::Range> ranges;
-  ranges.reserve(previous.size());
-  for (uint64_t base : previous) {
-    Block& block = blocks_[base];
-    block.data.resize(kBlock);
-    ranges.push_back({base, block.data.data(), kBlock, false});
-  }
-  if (!ranges.empty()) mem_.read_many(ranges);
-  for (auto& r : ranges) {
-    if (!r.ok) blocks_.erase(r.addr);
-  }
+uint8_t* SnapshotCache::buffer(size_t i) {
+  while (pool_.size() <= i) pool_.emplace_back(new uint8_t[kBlock]);  // uninitialised on purpose
+  return pool_[i].get();
 }
 
-bool SnapshotCache::read(uint64_t addr, void* out, size_t len) {
+void SnapshotCache::begin_snapshot() {
+  touched_.clear();
+  for (const Slot& s : slots_)
+    if (s.touched && s.readable) touched_.push_back(s.base);
+  slots_.clear();
+  ranges_.clear();
+  for (uint64_t base : touched_) {
+    uint8_t* data = buffer(slots_.size());
+    slots_.push_back({base, data, true, false});
+    ranges_.push_back({base, data, kBlock, false});
+  }
+  if (!ranges_.empty()) mem_.read_many(ranges_);
+  for (size_t i = 0; i < ranges_.size(); ++i) slots_[i].readable = ranges_[i].ok;
+  forget_last();
+}
+
+SnapshotCache::Slot* SnapshotCache::find_or_load(uint64_t base) {
+  if (last_ < slots_.size() && slots_[last_].base == base) return &slots_[last_];
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].base == base) { last_ = i; return &slots_[i]; }
+  if (slots_.size() >= kMaxBlocks) { slots_.clear(); forget_last(); }
+  uint8_t* data = buffer(slots_.size());
+  slots_.push_back({base, data, mem_.read(base, data, kBlock), false});
+  last_ = slots_.size() - 1;
+  return &slots_.back();
+}
+
+bool SnapshotCache::read_slow(uint64_t addr, void* out, size_t len) {
   if (len == 0) return true;
   if (len > kBlock) return mem_.read(addr, out, len);
   uint8_t* dst = static_cast<uint8_t*>(out);
@@ -100,33 +117,18 @@ bool SnapshotCache::read(uint64_t addr, void* out, size_t len) {
   size_t left = len;
   while (left > 0) {
     uint64_t base = cur & ~(kBlock - 1);
-    auto it = blocks_.find(base);
-    if (it == blocks_.end()) {
-      if (blocks_.size() >= kMaxBlocks) { blocks_.clear(); touched_.clear(); }
-      Block block;
-      block.data.resize(kBlock);
-      if (!mem_.read(base, block.data.data(), kBlock)) block.data.clear();
-      it = blocks_.emplace(base, std::move(block)).first;
-    }
-    Block& b = it->second;
-    if (b.data.empty()) return mem_.read(cur, dst, left);  // block straddles an unmapped page
-    if (!b.touched) {
-      b.touched = true;
-      touched_.push_back(base);
-    }
+    Slot* b = find_or_load(base);
+    if (!b->readable) return mem_.read(cur, dst, left);  // block straddles an unmapped page
+    b->touched = true;
+    last_base_ = base;
+    last_data_ = b->data;
     size_t off = cur - base;
     size_t n = std::min<size_t>(left, kBlock - off);
-    std::memcpy(dst, b.data.data() + off, n);
+    std::memcpy(dst, b->data + off, n);
     dst += n; cur += n; left -= n;
   }
   return true;
 }
 
-uint64_t SnapshotCache::read_ptr(uint64_t addr, bool* ok) {
-  uint64_t v = 0;
-  bool r = read(addr, &v, sizeof v);
-  if (ok) *ok = r;
-  return r ? v : 0;
-}
 
 }  // namespace periscope

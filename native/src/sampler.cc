@@ -1,6 +1,9 @@
 #include "sampler.h"
 
+#include <pthread.h>
+#include <sys/prctl.h>
 #include <time.h>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -24,9 +27,9 @@ double wall_us() {
   clock_gettime(CLOCK_REALTIME, &ts);
   return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
-double thread_cpu_us() {
+double clock_us(clockid_t clock) {
   timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  if (clock_gettime(clock, &ts) != 0) return 0;
   return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 void sleep_until_mono(double target_us) {
@@ -41,6 +44,10 @@ bool exited_code(const std::string& code) { return code == kProcessExited || cod
 // How often to look for new children: a fork-per-job worker's child may live
 // only tens of milliseconds, so this is much faster than a 100 ms rescan.
 constexpr double kChildScanUs = 2000;
+// Spin before deadlines closer together than this (rates above 2.5 kHz), for
+// at most this long.
+constexpr double kSpinBelowIntervalUs = 400;
+constexpr double kSpinWindowUs = 80;
 }  // namespace
 
 Sampler::Sampler(pid_t pid, const SamplerOptions& opts) : opts_(opts), root_pid_(pid) {
@@ -64,7 +71,12 @@ void Sampler::stop() {
 }
 
 SampleBatch Sampler::drain() {
+  // The sampling thread's CPU clock is read from here, at drain time: a
+  // clock_gettime on a thread CPU clock is a real system call, too dear to
+  // make on every sample.
+  double cpu_now = cpu_clock_ready_ ? clock_us(cpu_clock_) : 0;
   std::lock_guard<std::mutex> lock(mu_);
+  if (cpu_now > 0 && !sampler_stopped_) pending_.sampler_cpu_us = cpu_now - cpu_start_us_;
   SampleBatch out = std::move(pending_);
   pending_ = SampleBatch{};
   // Counters are cumulative; keep reporting them.
@@ -107,7 +119,7 @@ int32_t Sampler::intern(const CodeInfo& info) {
   return id;
 }
 
-void Sampler::record(int32_t pid, Target& target, std::vector<ThreadSample>& threads, double now_us) {
+void Sampler::record(int32_t pid, Target& target, const std::vector<ThreadSample>& threads, double now_us) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& t : threads) {
     auto& known = target.threads[t.thread_id];
@@ -196,7 +208,7 @@ void Sampler::sample_once(double now_us) {
     try {
       std::unique_ptr<PtracePause> pause;
       if (opts_.blocking) pause = std::make_unique<PtracePause>(pid);
-      auto threads = target.walker->sample(false, now_us, pause ? &pause->running_before() : nullptr);
+      const auto& threads = target.walker->sample(false, now_us, pause ? &pause->running_before() : nullptr);
       pause.reset();
       record(pid, target, threads, now_us);
       ++it;
@@ -230,12 +242,22 @@ void Sampler::sample_once(double now_us) {
 
 void Sampler::run() {
   const double interval = 1e6 / std::max(0.1, opts_.rate_hz);
+  // The kernel may wake a sleeper up to its timer slack late (50 µs by
+  // default): keep it well under the interval.
+  prctl(PR_SET_TIMERSLACK, static_cast<unsigned long>(std::clamp(interval * 1000 / 20, 1000.0, 50000.0)), 0, 0, 0);
+  // Above a few kHz a wake-up from sleep arrives too late too often (tens of
+  // µs on a virtual machine): sleep until shortly before the deadline, then
+  // spin. This costs CPU (the time spun), which the CPU figures include.
+  const double spin_us = interval < kSpinBelowIntervalUs ? std::min(interval, kSpinWindowUs) : 0;
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> jitter(-0.5, 0.5);
   const double start = mono_us();
   const double wall_offset = wall_us() - start;
   const double end_at = opts_.duration_s > 0 ? start + opts_.duration_s * 1e6 : 0;
-  double cpu0 = thread_cpu_us();
+  // Read from drain(); the thread's clock outlives it until join.
+  pthread_getcpuclockid(pthread_self(), &cpu_clock_);
+  cpu_start_us_ = clock_us(cpu_clock_);
+  cpu_clock_ready_ = true;
   double next_scan = start;
   uint64_t k = 0;
   while (!stop_) {
@@ -249,7 +271,13 @@ void Sampler::run() {
         next_scan = std::max(next_scan + kChildScanUs, mono_us());
       }
     }
-    sleep_until_mono(deadline);
+    if (spin_us > 0) {
+      if (deadline - spin_us > mono_us()) sleep_until_mono(deadline - spin_us);
+      while (!stop_ && mono_us() < deadline) {
+      }
+    } else {
+      sleep_until_mono(deadline);
+    }
     if (stop_) break;
     double now = mono_us();
     if (end_at && now >= end_at) { end("duration"); break; }
@@ -261,7 +289,6 @@ void Sampler::run() {
       pending_.walk_us += walked;
       ++pending_.ticks;
       if (late) ++pending_.late;
-      pending_.sampler_cpu_us = thread_cpu_us() - cpu0;
     }
     ++k;
     // Fell behind by whole intervals: skip those slots (they count as late)
@@ -275,7 +302,10 @@ void Sampler::run() {
       k = due;
     }
   }
+  double cpu_end = clock_us(cpu_clock_);
   std::lock_guard<std::mutex> lock(mu_);
+  pending_.sampler_cpu_us = cpu_end - cpu_start_us_;
+  sampler_stopped_ = true;
   if (!pending_.ended) {
     pending_.ended = true;
     pending_.end_reason = "stopped";

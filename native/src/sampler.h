@@ -3,6 +3,7 @@
 // runs on this thread; it drains finished samples in batches.
 #pragma once
 #include <sys/types.h>
+#include <time.h>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -72,7 +73,7 @@ class Sampler {
   void run();
   void sample_once(double now_us);
   void discover_children();
-  void record(int32_t pid, Target& target, std::vector<ThreadSample>& threads, double now_us);
+  void record(int32_t pid, Target& target, const std::vector<ThreadSample>& threads, double now_us);
   int32_t intern(const CodeInfo& info);
   void end(const std::string& reason);
 
@@ -84,6 +85,12 @@ class Sampler {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> running_{false};
+
+  // The sampling thread's CPU clock, read by drain() (see there).
+  clockid_t cpu_clock_{};
+  double cpu_start_us_ = 0;
+  std::atomic<bool> cpu_clock_ready_{false};
+  bool sampler_stopped_ = false;  // guarded by mu_: the final CPU figure is in pending_
 
   std::mutex mu_;  // guards pending_
   SampleBatch pending_;

@@ -145,9 +145,13 @@ void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* boot
   // First the frame chain (addresses only), then every code object in one
   // batch: the chain is a dependent walk, the code checks are not.
   raw_.clear();
-  seen_.clear();
+  // A cycle means torn memory. Brent's check finds one within twice its
+  // length, with no set to fill on every sample.
+  uint64_t tortoise = 0;
+  int power = 1, steps = 0;
   for (int depth = 0; frame && frame != base_frame && depth < kMaxFrames * 2; ++depth) {
-    if (!seen_.insert(frame).second) { out.truncated = true; break; }  // a cycle means torn memory
+    if (frame == tortoise) { out.truncated = true; break; }
+    if (++steps == power) { tortoise = frame; power *= 2; steps = 0; }
     RawFrame rf{};
     uint64_t next;
     if (frame_objects) {
@@ -184,7 +188,7 @@ void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* boot
   cache_.get_many(snap_, codes_, now_us, infos_);
   out.frames.reserve(raw_.size());
   for (size_t i = 0; i < raw_.size(); ++i) {
-    const auto& info = infos_[i];
+    const CodeInfo* info = infos_[i];
     if (!info) {
       if (proc_.memory().process_gone()) proc_.check_alive();
       // 3.14+ frames can run something that is not a code object (a
@@ -194,16 +198,15 @@ void StackWalker::walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* boot
       return;
     }
     out.frames.push_back({info, info->line_at(raw_[i].byte_offset)});
-    if (bootstrap_self && (info->name == "_bootstrap_inner" || info->name == "__bootstrap_inner" ||
-                           info->name == "Thread._bootstrap_inner"))
+    if (bootstrap_self && info->is_bootstrap_inner)
       *bootstrap_self = snap_.read_ptr(raw_[i].localsplus, &ok) & f_.executable_mask;
   }
 }
 
-std::vector<ThreadSample> StackWalker::sample(bool with_names, double now_us,
-                                               const std::unordered_map<pid_t, bool>* running_before) {
+const std::vector<ThreadSample>& StackWalker::sample(bool with_names, double now_us,
+                                                      const std::unordered_map<pid_t, bool>* running_before) {
   snap_.begin_snapshot();
-  std::vector<ThreadSample> out;
+  cache_.begin_sample();
   uint64_t interp = proc_.main_interpreter(snap_);
   if (!interp) { proc_.check_alive(); throw ReaderError(kReadFailed, "could not read the interpreter state"); }
   uint64_t gil = proc_.gil_holder(snap_, interp);
@@ -211,51 +214,58 @@ std::vector<ThreadSample> StackWalker::sample(bool with_names, double now_us,
   uint64_t tstate = snap_.read_ptr(interp + o_.interp_tstate_head, &ok);
   if (!ok) { proc_.check_alive(); throw ReaderError(kReadFailed, "could not read the thread list"); }
 
-  std::vector<uint64_t> tstates;
-  std::unordered_set<uint64_t> seen;
-  while (tstate && static_cast<int>(tstates.size()) < kMaxThreads && seen.insert(tstate).second) {
-    tstates.push_back(tstate);
+  // The thread list, and each thread's ident. 3.13 creates a new thread's
+  // state before the thread runs; it has no OS thread and no stack yet (ident
+  // 0), and Python does not list it either. A repeated state means a torn
+  // list (Brent's check, as for frames).
+  tstates_.clear();
+  idents_.clear();
+  uint64_t tortoise = 0;
+  int power = 1, steps = 0;
+  while (tstate && tstate != tortoise && static_cast<int>(tstates_.size()) < kMaxThreads) {
+    if (++steps == power) { tortoise = tstate; power *= 2; steps = 0; }
+    uint64_t ident = 0;
+    snap_.read_value(tstate + o_.tstate_thread_id, &ident);
+    if (ident != 0) {
+      tstates_.push_back(tstate);
+      idents_.push_back(ident);
+    }
     tstate = snap_.read_ptr(tstate + o_.tstate_next, &ok);
     if (!ok) break;
   }
 
-  // Names are read on a dump, for a thread not seen before, and about once
-  // a second while sampling, so a renamed thread shows its new name.
+  // Names are read on a dump, for a thread not looked at before, and about
+  // once a second while sampling, so a renamed thread shows its new name.
   const bool read_names = with_names || now_us - names_read_at_us_ >= 1e6;
   if (read_names) {
     names_read_at_us_ = now_us;
+    name_searched_.clear();
     std::string main_name;
     if (read_main_thread_name(snap_, o_, interp, &main_name)) main_thread_name_ = main_name;
   }
+  if (o_.tstate_native_thread_id < 0 && pthread_tid_offset_ < 0) calibrate_pthread_tid_offset(idents_);
 
-  std::vector<uint64_t> idents;
-  std::vector<uint64_t> started;
-  for (uint64_t ts : tstates) {
-    ThreadSample t;
-    snap_.read_value(ts + o_.tstate_thread_id, &t.thread_id);
-    // 3.13 creates a new thread's state before the thread runs; it has no
-    // OS thread and no stack yet, and Python does not list it either.
-    if (t.thread_id == 0) continue;
-    started.push_back(ts);
-    idents.push_back(t.thread_id);
-    out.push_back(std::move(t));
-  }
-  tstates.swap(started);
-  if (o_.tstate_native_thread_id < 0 && pthread_tid_offset_ < 0) calibrate_pthread_tid_offset(idents);
-
-  for (size_t i = 0; i < tstates.size(); ++i) {
-    ThreadSample& t = out[i];
-    t.os_tid = os_tid_for(tstates[i], t.thread_id);
-    t.owns_gil = f_.traits.gil == GilSource::kThreadFlag ? proc_.holds_gil(snap_, tstates[i])
-                                                          : gil != 0 && gil == tstates[i];
+  threads_.resize(tstates_.size());
+  for (size_t i = 0; i < tstates_.size(); ++i) {
+    ThreadSample& t = threads_[i];
+    t.thread_id = idents_[i];
+    t.frames.clear();
+    t.truncated = false;
+    t.active = false;
+    t.os_tid = os_tid_for(tstates_[i], t.thread_id);
+    t.owns_gil = f_.traits.gil == GilSource::kThreadFlag ? proc_.holds_gil(snap_, tstates_[i])
+                                                          : gil != 0 && gil == tstates_[i];
     uint64_t bootstrap_self = 0;
-    walk_frames(tstates[i], t, read_names || !names_.count(t.thread_id) ? &bootstrap_self : nullptr, now_us);
+    bool search_name = read_names || name_searched_.insert(t.thread_id).second;
+    walk_frames(tstates_[i], t, search_name ? &bootstrap_self : nullptr, now_us);
     if (t.os_tid > 0) {
       if (running_before) {
         auto r = running_before->find(static_cast<pid_t>(t.os_tid));
         t.active = r != running_before->end() && r->second;
       } else {
-        t.active = thread_running(static_cast<pid_t>(t.os_tid));
+        // The GIL holder is executing Python: no need to ask /proc (one
+        // read per thread per sample otherwise).
+        t.active = t.owns_gil || thread_running(static_cast<pid_t>(t.os_tid));
       }
     }
     if (bootstrap_self) {
@@ -265,9 +275,10 @@ std::vector<ThreadSample> StackWalker::sample(bool with_names, double now_us,
     auto cached = names_.find(t.thread_id);
     if (cached != names_.end()) t.name = cached->second;
     else if (t.os_tid == proc_.pid()) t.name = main_thread_name_.empty() ? "MainThread" : main_thread_name_;
+    else t.name.clear();
   }
   if (proc_.memory().process_gone()) proc_.check_alive();
-  return out;
+  return threads_;
 }
 
 }  // namespace periscope

@@ -15,7 +15,9 @@
 namespace periscope {
 
 struct FrameSample {
-  std::shared_ptr<const CodeInfo> code;  // nullptr: unreadable frame
+  // nullptr: unreadable frame. Owned by the walker's code cache and valid
+  // until the walker's next sample().
+  const CodeInfo* code = nullptr;
   int line = 0;
 };
 
@@ -39,8 +41,9 @@ class StackWalker {
   // 0 re-checks all of them.
   // running_before: thread states taken before a --blocking pause (nullptr
   // reads them live).
-  std::vector<ThreadSample> sample(bool with_names, double now_us = 0,
-                                   const std::unordered_map<pid_t, bool>* running_before = nullptr);
+  // The result is reused by the next call: consume it before sampling again.
+  const std::vector<ThreadSample>& sample(bool with_names, double now_us = 0,
+                                          const std::unordered_map<pid_t, bool>* running_before = nullptr);
   const CodeCache& code_cache() const { return cache_; }
 
  private:
@@ -66,8 +69,10 @@ class StackWalker {
   struct RawFrame { uint64_t code; int64_t byte_offset; uint64_t localsplus; };
   std::vector<RawFrame> raw_;
   std::vector<uint64_t> codes_;
-  std::vector<std::shared_ptr<const CodeInfo>> infos_;
-  std::unordered_set<uint64_t> seen_;
+  std::vector<const CodeInfo*> infos_;
+  std::vector<ThreadSample> threads_;
+  std::vector<uint64_t> tstates_, idents_;
+  std::unordered_set<uint64_t> name_searched_;  // idents whose Thread object was looked for since the last refresh
 };
 
 inline constexpr int kMaxFrames = 4096;

@@ -67,6 +67,9 @@ export interface BuilderOptions {
   retainSamples?: boolean;
 }
 
+const STACK_KEY_FRAMES = 2 ** 26;
+const STACK_KEY_STACKS = 2 ** 27;
+
 export class ProfileBuilder {
   /** The profile as built so far. Read it freely; change it only through the builder. */
   readonly profile: Profile;
@@ -75,7 +78,9 @@ export class ProfileBuilder {
   #droppedErrors = 0;
   #strings = new Map<string, number>();
   #frames = new Map<string, number>();
-  #stacks = new Map<string, number>();
+  // (prefix stack, frame) -> stack row, keyed by one number: a sampler adds
+  // tens of frames per sample, and string keys made most of its garbage.
+  #stacks = new Map<number, number>();
   #threads = new Map<string, number>();
   #processes = new Map<number, number>();
   #chunkedUpTo: TableSizes;
@@ -125,10 +130,20 @@ export class ProfileBuilder {
 
   /** Returns the leaf stack row for frames given innermost first, or NONE for no frames. */
   internStack(framesLeafFirst: readonly FrameInput[]): number {
+    const rows = framesLeafFirst.map((f) => this.internFrame(f));
+    return this.internStackRows(rows, rows.length);
+  }
+
+  /** Like internStack, for frame rows (from internFrame) given innermost first: the first `n` of `rowsLeafFirst`. */
+  internStackRows(rowsLeafFirst: ArrayLike<number>, n: number): number {
     let stack = NONE;
-    for (let i = framesLeafFirst.length - 1; i >= 0; i--) {
-      const frame = this.internFrame(framesLeafFirst[i]);
-      const key = `${stack},${frame}`;
+    const frames = this.profile.frames.name.length;
+    for (let i = n - 1; i >= 0; i--) {
+      const frame = rowsLeafFirst[i];
+      if (!(Number.isInteger(frame) && frame >= 0 && frame < frames)) badArgument(`unknown frame row ${frame}`);
+      // Exact while rows stay below 2^26 frames and 2^27 stacks (2^53 in all).
+      const key = (stack + 1) * STACK_KEY_FRAMES + frame;
+      if (frame >= STACK_KEY_FRAMES || stack + 1 >= STACK_KEY_STACKS) badArgument('profile too large: more than 2^26 frames or 2^27 stacks');
       let id = this.#stacks.get(key);
       if (id === undefined) {
         id = this.profile.stacks.prefix.push(stack) - 1;
