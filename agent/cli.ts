@@ -6,6 +6,7 @@ import { isPeriscopeError } from '../shared/errors.ts';
 import { AGENT_VERSION } from './version.ts';
 import { runRecord } from './record.ts';
 import { runTop } from './top.ts';
+import { inertText } from '../shared/export/inert-text.ts';
 
 const dumpSpecs: OptionSpec[] = [
   { name: 'pid', short: 'p', type: 'number', description: 'process id of the Python program to dump' },
@@ -72,7 +73,7 @@ try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
   if (isPeriscopeError(err)) {
-    console.error(`periscope: ${err.code}: ${err.message}`);
+    console.error(`periscope: ${err.code}: ${inertText(err.message)}`);
     process.exitCode = err.code === 'BAD_ARGUMENT' ? 2 : 1;
   } else {
     throw err;

@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 import { attach, asPeriscopeError, type NativeThread, type NativeTargetInfo } from './native.ts';
 import { descendantsOf } from './processes.ts';
 import { isPeriscopeError } from '../shared/errors.ts';
+import { inertText } from '../shared/export/inert-text.ts';
 
 export interface DumpedFrame {
   name: string;
@@ -76,14 +77,15 @@ export function dump(pid: number, options: DumpOptions = {}): DumpedProcess[] {
 export function formatDumpText(processes: DumpedProcess[]): string {
   const lines: string[] = [];
   for (const p of processes) {
-    lines.push(`Process ${p.info.pid}: ${p.info.cmdline}`);
-    lines.push(`Python v${p.info.version} (${p.info.executable})`);
+    // Everything but the numbers came from the target: made inert for the terminal.
+    lines.push(`Process ${p.info.pid}: ${inertText(p.info.cmdline)}`);
+    lines.push(`Python v${inertText(p.info.version)} (${inertText(p.info.executable)})`);
     lines.push('');
     for (const t of p.threads) {
       const state = [t.active ? 'active' : 'idle', ...(t.owns_gil ? ['gil'] : [])].join(', ');
-      const name = t.thread_name === null ? '' : `: ${JSON.stringify(t.thread_name)}`;
+      const name = t.thread_name === null ? '' : `: "${inertText(t.thread_name).replace(/"/g, '\\"')}"`;
       lines.push(`Thread ${t.os_thread_id} (${state})${name}`);
-      for (const f of t.frames) lines.push(`    ${f.name} (${f.filename}:${f.line})`);
+      for (const f of t.frames) lines.push(`    ${inertText(f.name)} (${inertText(f.filename)}:${f.line})`);
       lines.push('');
     }
   }

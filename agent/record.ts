@@ -2,6 +2,7 @@
 // flame graph, speedscope, raw or chrometrace file, like `py-spy record`.
 import { writeFileSync } from 'node:fs';
 import { PeriscopeError } from '../shared/errors.ts';
+import { inertText } from '../shared/export/inert-text.ts';
 import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
 import { Capture, type CaptureProgress } from './capture.ts';
 import { captureOptionsFrom, gilFilterFor, samplingSpecs, viewOptionsFrom } from './capture-options.ts';
@@ -63,7 +64,7 @@ export async function runRecord(argv: string[]): Promise<number> {
 
   const tty = process.stderr.isTTY;
   if (tty) capture.onProgress((p) => process.stderr.write(`\r\x1b[K${progressLine(p)}`));
-  process.stderr.write(`Sampling process ${pid} (Python ${capture.target.version}) at ${captureOptions.rate} Hz${captureOptions.duration ? ` for ${captureOptions.duration} s` : ''}; press Ctrl-C to stop and write ${output}\n`);
+  process.stderr.write(`Sampling process ${pid} (Python ${inertText(capture.target.version)}) at ${captureOptions.rate} Hz${captureOptions.duration ? ` for ${captureOptions.duration} s` : ''}; press Ctrl-C to stop and write ${output}\n`);
 
   let interrupted = 0;
   const onSignal = () => {
@@ -82,7 +83,7 @@ export async function runRecord(argv: string[]): Promise<number> {
   const profile = capture.builder.profile;
   writeFileSync(output, render(format, profile, view));
   const p = capture.progress;
-  const why = reason === 'target_exited' ? ' (the program exited)' : reason === 'error' && p.lastError ? ` (stopped: ${p.lastError.code}: ${p.lastError.message})` : '';
+  const why = reason === 'target_exited' ? ' (the program exited)' : reason === 'error' && p.lastError ? ` (stopped: ${p.lastError.code}: ${inertText(p.lastError.message)})` : '';
   process.stderr.write(`${progressLine(p)}${why}\nWrote ${format} to ${output}\n`);
   if (launched) launched.child.kill('SIGTERM');
   return reason === 'error' ? 1 : 0;

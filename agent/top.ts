@@ -8,6 +8,7 @@ import { type LiveTopRow, samplePeriodUs, TopAccumulator, type TopSortKey, type 
 import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
 import { Capture, type CaptureProgress, type EndReason } from './capture.ts';
 import { captureOptionsFrom, gilFilterFor, samplingSpecs } from './capture-options.ts';
+import { inertText } from '../shared/export/inert-text.ts';
 
 const REFRESH_MS = 1000;
 /** Piped output is a log: bound each table so a big program does not flood it. */
@@ -158,12 +159,12 @@ interface HeaderInfo {
 function headerLines(h: HeaderInfo): string[] {
   const stats = h.progress.stats;
   const lines = [
-    `Collecting samples from '${h.commandLine}' (python v${h.version})`,
+    `Collecting samples from '${inertText(h.commandLine)}' (python v${inertText(h.version)})`,
     `Total Samples ${h.samples}   Rate ${h.rate} Hz   Late ${percent(stats.late, stats.ticks)}   ` +
       `GIL: ${percent(h.window.gil, h.window.all)}, Active: ${percent(h.window.active, h.window.all)}, ` +
       `Threads: ${h.window.threads}, Processes: ${h.window.processes}`,
   ];
-  if (h.progress.lastError) lines.push(`Last error: ${h.progress.lastError.code}: ${h.progress.lastError.message}`);
+  if (h.progress.lastError) lines.push(`Last error: ${h.progress.lastError.code}: ${inertText(h.progress.lastError.message)}`);
   return lines;
 }
 
@@ -191,7 +192,8 @@ function rowLine(row: LiveTopRow, layout: TableLayout): string {
     `${(row.cumulativeTotal * layout.secondsPerSample).toFixed(2)}s`,
   ];
   const numbers = cellsOfRow.map((text, i) => text.padStart(COLUMNS[i].width)).join('');
-  return numbers + LABEL_GAP + fitLabel(row.function, location, layout.labelWidth);
+  // Names and paths come from the target: made inert before they are fitted.
+  return numbers + LABEL_GAP + fitLabel(inertText(row.function), inertText(location), layout.labelWidth);
 }
 
 /** Column titles, then rows; a last line says how many rows did not fit. */

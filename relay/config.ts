@@ -16,7 +16,17 @@ export interface RelayConfig {
   heartbeatMs: number;
   /** How long a disconnected agent's running capture waits for the agent to come back. */
   captureGraceMs: number;
+  /** Agents a session holds at once (online, or gone less than agentRetentionMs); one more is refused with SESSION_FULL. */
+  maxAgentsPerSession: number;
+  /** An agent that left this long ago is pruned from presence and stops counting towards the cap. */
+  agentRetentionMs: number;
+  /** Origins, besides the public URL's, whose pages may send state-changing requests and open /ws/ui (PERISCOPE_TRUSTED_ORIGINS). */
+  trustedOrigins: string[];
 }
+
+/** Ceiling for PERISCOPE_MAX_AGENTS_PER_SESSION: what one session_state may list (shared/protocol.ts). */
+export const MAX_AGENTS_PER_SESSION_LIMIT = 10_000;
+export const DEFAULT_MAX_AGENTS_PER_SESSION = 1000;
 
 function configError(message: string): never {
   throw new PeriscopeError('BAD_CONFIG', message);
@@ -34,6 +44,26 @@ export function normalizePublicUrl(value: string): string {
     );
   }
   return trimmed;
+}
+
+/** PERISCOPE_TRUSTED_ORIGINS: comma-separated origins (scheme://host[:port], nothing after). */
+export function parseTrustedOrigins(value: string | undefined): string[] {
+  if (value === undefined || value.trim() === '') return [];
+  return value.split(',').map((raw) => {
+    const item = raw.trim();
+    let url: URL | undefined;
+    try {
+      url = new URL(item);
+    } catch {
+      url = undefined;
+    }
+    const bare = url !== undefined && url.pathname === '/' && !item.endsWith('/') && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
+    if (!url || !bare || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      configError(`PERISCOPE_TRUSTED_ORIGINS must be a comma-separated list of origins like https://periscope.example.com or http://10.0.0.5:8080 (scheme, host and port only); got ${JSON.stringify(item)}`);
+    }
+    // Normalized as browsers send it (lower-case host, no default port).
+    return url.origin;
+  });
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -60,7 +90,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     tls: cert !== undefined && key !== undefined ? { certPath: resolve(cert), keyPath: resolve(key) } : undefined,
     heartbeatMs: integer(env, 'PERISCOPE_HEARTBEAT_SECONDS', 15, 1, 3600) * 1000,
     captureGraceMs: integer(env, 'PERISCOPE_CAPTURE_GRACE_SECONDS', 60, 0, 86_400) * 1000,
+    maxAgentsPerSession: integer(env, 'PERISCOPE_MAX_AGENTS_PER_SESSION', DEFAULT_MAX_AGENTS_PER_SESSION, 1, MAX_AGENTS_PER_SESSION_LIMIT),
+    agentRetentionMs: integer(env, 'PERISCOPE_AGENT_RETENTION_SECONDS', 3600, 1, 30 * 86_400) * 1000,
+    trustedOrigins: parseTrustedOrigins(env.PERISCOPE_TRUSTED_ORIGINS),
   };
+}
+
+/**
+ * Origins whose pages may send state-changing requests and open /ws/ui: the
+ * public URL's and PERISCOPE_TRUSTED_ORIGINS. Never derived from a request's
+ * Host header: a DNS-rebinding page sends a Host of its own name with a
+ * matching Origin. Without PERISCOPE_PUBLIC_URL, the loopback names on the
+ * bound port also count, so a plain `npm start` works at localhost or 127.0.0.1.
+ */
+export function allowedOrigins(config: RelayConfig, boundPort: number): ReadonlySet<string> {
+  const origins = new Set<string>([new URL(effectivePublicUrl(config, boundPort)).origin, ...config.trustedOrigins]);
+  if (config.publicUrl === undefined) {
+    const scheme = config.tls ? 'https' : 'http';
+    for (const host of ['localhost', '127.0.0.1', '[::1]']) origins.add(`${scheme}://${host}:${boundPort}`);
+  }
+  return origins;
 }
 
 /** The URL customers and browsers use; defaults to localhost on the port actually bound. */

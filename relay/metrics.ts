@@ -7,16 +7,31 @@ export interface Gauges {
   viewers(): number;
 }
 
+/** What /metrics reports about the data dir (StorageHealth). */
+export interface StorageCounters {
+  readonly degraded: boolean;
+  readonly heldWrites: number;
+  readonly diskFullErrors: number;
+  readonly writesDropped: number;
+}
+
 export class Metrics {
   chunksIn = 0;
   bytesIn = 0;
   bytesOut = 0;
   viewerFramesDropped = 0;
   authFailures = 0;
+  /** Finished captures whose chunk file was found damaged (since the relay started). */
+  capturesDamaged = 0;
   #gauges: Gauges | undefined;
+  #storage: StorageCounters | undefined;
 
   setGauges(gauges: Gauges): void {
     this.#gauges = gauges;
+  }
+
+  setStorage(storage: StorageCounters): void {
+    this.#storage = storage;
   }
 
   render(): string {
@@ -33,6 +48,12 @@ export class Metrics {
     metric('periscope_viewers', 'gauge', 'Browser WebSocket connections (/ws/ui).', g?.viewers() ?? 0);
     metric('periscope_viewer_frames_dropped_total', 'counter', 'Frames dropped from slow viewers\' queues (each such viewer is resynced from the store).', this.viewerFramesDropped);
     metric('periscope_auth_failures_total', 'counter', 'Refused sign-ins and refused WebSocket upgrades.', this.authFailures);
+    const st = this.#storage;
+    metric('periscope_storage_degraded', 'gauge', '1 while the data dir is full (see /healthz), else 0.', st?.degraded ? 1 : 0);
+    metric('periscope_disk_full_errors_total', 'counter', 'Writes (chunk appends and database writes) that found the data dir full.', st?.diskFullErrors ?? 0);
+    metric('periscope_held_writes', 'gauge', 'Database writes held in memory until the data dir has room.', st?.heldWrites ?? 0);
+    metric('periscope_held_writes_dropped_total', 'counter', 'Held writes dropped because too many were waiting for room.', st?.writesDropped ?? 0);
+    metric('periscope_captures_damaged_total', 'counter', 'Finished captures found with a damaged chunk file.', this.capturesDamaged);
     return `${lines.join('\n')}\n`;
   }
 }

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES } from '../shared/protocol.ts';
-import { type RelayConfig, effectivePublicUrl } from './config.ts';
+import { type RelayConfig, allowedOrigins, effectivePublicUrl } from './config.ts';
 import { openStore, type Store } from './store/index.ts';
 import { loadSigningKey } from './auth/signing-key.ts';
 import { TokenService } from './auth/tokens.ts';
@@ -18,6 +18,7 @@ import { Metrics } from './metrics.ts';
 import { CaptureService } from './captures/capture-service.ts';
 import { CaptureRenderer } from './captures/capture-render.ts';
 import { SupportSessions } from './sessions/support-sessions.ts';
+import { Presence } from './sessions/presence.ts';
 import { AgentHub } from './ws/agent-hub.ts';
 import { UiHub } from './ws/ui-hub.ts';
 import { createUpgradeHandler } from './ws/upgrade.ts';
@@ -46,28 +47,30 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
 
   let boundPort = config.port;
   const publicUrl = () => effectivePublicUrl(config, boundPort);
+  let origins: ReadonlySet<string> | undefined;
+  // Computed once the port is bound (PORT=0 picks it then).
+  const isTrustedOrigin = (origin: string) => (origins ??= allowedOrigins(config, boundPort)).has(origin);
   const sessions = new SupportSessions(store, tokens, captures, publicUrl);
+  const presence = new Presence({
+    store,
+    maxAgents: config.maxAgentsPerSession,
+    retentionMs: config.agentRetentionMs,
+    publish: (update) => uiHub.presenceChanged(update),
+  });
   const agentHub = new AgentHub({
     store,
     captures,
     tokens,
     metrics,
     heartbeatMs: config.heartbeatMs,
-    onSessionChanged: (id) => uiHub.sessionChanged(id),
+    presence,
   });
   const uiHub: UiHub = new UiHub({
     store,
     captures,
     metrics,
     heartbeatMs: config.heartbeatMs,
-    sessionState: (sessionId) => ({
-      type: 'session_state',
-      sessionId,
-      agents: store.agents.forSession(sessionId).map((a) => {
-        const v = agentHub.view(a);
-        return { id: v.id, host: v.host, containerId: v.containerId, arch: v.arch, agentVersion: v.agentVersion, online: v.online, processes: v.processes };
-      }),
-    }),
+    sessionState: (sessionId) => ({ type: 'session_state', sessionId, agents: presence.snapshot(sessionId) }),
     stillSignedIn: (login) => {
       const row = store.logins.byId(login.id);
       return row !== undefined && row.revokedAt === null && row.expiresAt > Date.now();
@@ -76,6 +79,7 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
   captures.setAgentLink(agentHub);
   sessions.setHooks({ disconnectAgents: (id) => agentHub.closeSession(id), sessionChanged: (id) => uiHub.sessionChanged(id) });
   metrics.setGauges({ agentsConnected: () => agentHub.connectedCount, capturesActive: () => captures.activeCount(), viewers: () => uiHub.viewerCount });
+  metrics.setStorage(store.health);
 
   const services: RelayServices = {
     store,
@@ -83,12 +87,14 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
     webSessions,
     limiter: new LoginLimiter(),
     sessions,
+    presence,
     captures,
     renderer: new CaptureRenderer(store.chunks.dir),
     agentHub,
     uiHub,
     metrics,
     publicUrl,
+    isTrustedOrigin,
     secure,
     startedAt: Date.now(),
   };
@@ -106,7 +112,7 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, clientTracking: false, perMessageDeflate: false });
   server.on(
     'upgrade',
-    createUpgradeHandler({ wss, store, tokens, webSessions, agentHub, uiHub, metrics, publicOrigin: () => new URL(publicUrl()).origin, secure }),
+    createUpgradeHandler({ wss, store, tokens, webSessions, agentHub, uiHub, presence, metrics, isTrustedOrigin, publicOrigin: () => new URL(publicUrl()).origin }),
   );
 
   await new Promise<void>((resolve, reject) => {
@@ -119,6 +125,7 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
   boundPort = (server.address() as AddressInfo).port;
   captures.recover();
   sessions.startExpirySweeper();
+  presence.start();
 
   const localHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   let closing: Promise<void> | undefined;
@@ -131,6 +138,7 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
     close() {
       closing ??= (async () => {
         sessions.stop();
+        presence.stop();
         // Hubs first: their close handlers still write presence and audit rows.
         await Promise.all([agentHub.shutdown(), uiHub.shutdown()]);
         captures.shutdown();
@@ -138,6 +146,7 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        store.health.close();
         store.db.close();
       })();
       return closing;

@@ -1,8 +1,13 @@
 // Bundles the browser client: web/src/main.ts → web/dist/main.js (esbuild,
-// minified, ES modules, linked source map) and copies index.html, app.css and
-// the icon next to it. No network. `--watch` rebuilds on change.
+// minified, ES modules) and copies index.html, app.css and the icon next to
+// it. No network. `--watch` rebuilds on change.
 //
-//   node scripts/with-node.mjs scripts/build-web.ts [--watch] [--outdir DIR]
+// No source map by default: the relay serves web/dist to anyone who asks, and
+// a map hands out the client's whole source with comments. `--sourcemap`
+// inlines one into main.js for debugging a local build (the relay never
+// serves .map files, see relay/http/static-files.ts).
+//
+//   node scripts/with-node.mjs scripts/build-web.ts [--watch] [--sourcemap] [--outdir DIR]
 import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
@@ -18,6 +23,8 @@ export interface BuildWebOptions {
   extraEntries?: Record<string, string>;
   minify?: boolean;
   watch?: boolean;
+  /** Inline a source map into the bundle (local debugging only; off by default). */
+  sourcemap?: boolean;
 }
 
 function esbuildOptions(outdir: string, options: BuildWebOptions): esbuild.BuildOptions {
@@ -29,7 +36,7 @@ function esbuildOptions(outdir: string, options: BuildWebOptions): esbuild.Build
     platform: 'browser',
     target: ['chrome110', 'firefox115', 'safari16'],
     minify: options.minify ?? true,
-    sourcemap: 'linked',
+    sourcemap: options.sourcemap ? 'inline' : false,
     legalComments: 'none',
     conditions: ['browser'],
     logLevel: 'warning',
@@ -80,6 +87,6 @@ if (import.meta.main) {
   const outIndex = args.indexOf('--outdir');
   const outdir = outIndex >= 0 ? args[outIndex + 1] : undefined;
   const started = Date.now();
-  const dir = await buildWeb({ outdir, watch: args.includes('--watch') });
+  const dir = await buildWeb({ outdir, watch: args.includes('--watch'), sourcemap: args.includes('--sourcemap') });
   if (!args.includes('--watch')) console.log(`web client built into ${dir} in ${Date.now() - started} ms`);
 }

@@ -10,6 +10,10 @@ export const ErrorCode = {
   ChunkOutOfSequence: 'CHUNK_OUT_OF_SEQUENCE',
   /** An export would exceed the largest string the runtime can build; stream it instead. */
   ExportTooLarge: 'EXPORT_TOO_LARGE',
+  /** The relay's data dir is full: the write was refused (HTTP 507) or held until there is room. */
+  DiskFull: 'DISK_FULL',
+  /** A stored capture's chunk file lost data; only the part before the damage reads back. */
+  CaptureDamaged: 'CAPTURE_DAMAGED',
 } as const;
 
 export type KnownErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

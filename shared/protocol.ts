@@ -3,8 +3,12 @@
 //
 // Frames are binary msgpack (msgpackr with `moreTypes: true`, so typed arrays
 // in profile chunks survive the trip). Every message is a map with a `type`.
-// Nothing received is used before `parse*` has checked it: unknown types,
-// missing or mistyped fields become a ProtocolError, never a crash.
+// Received frames are decoded by shared/untrusted-msgpack.ts, which accepts
+// plain msgpack and typed arrays only (none of msgpackr's records, references
+// or bundled strings, which let a small frame expand), within a depth and
+// size bound. Nothing received is used before `parse*` has checked it:
+// unknown types, missing or mistyped fields, oversized lists and strings
+// become a ProtocolError, never a crash.
 //
 // Connections:
 //   agent   ⇄ relay  at /ws/agent  (Authorization: Bearer <join token or agent credential>)
@@ -13,9 +17,17 @@
 // Version history:
 //   1  first version: hello/welcome, process lists, captures as chunk streams
 //      with sequence numbers and acknowledgements, dump results, stop.
+//   ui+  (still protocol 1) session_agents: presence to browsers as
+//      incremental, coalesced updates after one session_state snapshot; close
+//      code 4008 SessionFull for agents. The relay serves the web client it
+//      talks to, so the browser side needs no negotiation; an older agent
+//      that does not know 4008 retries, and its retry is refused at the
+//      upgrade with HTTP 409, which it already treats as final. So
+//      PROTOCOL_VERSION stays 1. Marked `ui+` below.
 
 import { Packr } from 'msgpackr';
-import { PeriscopeError } from './errors.ts';
+import { PeriscopeError, isPeriscopeError } from './errors.ts';
+import { decodeUntrusted } from './untrusted-msgpack.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Oldest protocol version a relay of this build still speaks. */
@@ -40,10 +52,13 @@ export const CloseCode = {
   Timeout: 4006,
   /** The relay is shutting down; reconnect later. */
   Restarting: 4007,
+  /** The support session already has as many agents as the relay allows (PERISCOPE_MAX_AGENTS_PER_SESSION). ui+ */
+  SessionFull: 4008,
 } as const;
 
 /** Close codes after which an agent must stop reconnecting. */
-export const FINAL_CLOSE_CODES: readonly number[] = [CloseCode.BadAuth, CloseCode.Version, CloseCode.SessionClosed, CloseCode.Replaced];
+// SessionFull is final: slots free up only as agents that left are forgotten (an hour by default), so retrying would just knock.
+export const FINAL_CLOSE_CODES: readonly number[] = [CloseCode.BadAuth, CloseCode.Version, CloseCode.SessionClosed, CloseCode.Replaced, CloseCode.SessionFull];
 
 export type CaptureKind = 'dump' | 'top' | 'record';
 export const CAPTURE_KINDS: readonly CaptureKind[] = ['dump', 'top', 'record'];
@@ -106,21 +121,51 @@ export interface ChunkMessage {
   stats: CaptureStatsWire; // v1
 }
 
+/** Why an agent ended a capture. v1 */
+export const CAPTURE_END_REASONS = ['duration', 'stopped', 'target_exited', 'error', 'refused'] as const;
+export type CaptureEndReason = (typeof CAPTURE_END_REASONS)[number];
+
 export interface CaptureEndedMessage {
   type: 'capture_ended';
   captureId: string; // v1
-  /** 'duration' | 'stopped' | 'target_exited' | 'error' | 'refused'. v1 */
-  reason: string;
+  reason: CaptureEndReason; // v1
   /** Number of chunks sent in total (the last seq + 1). v1 */
   chunks: number;
   error?: { code: string; message: string }; // v1
 }
 
+/** One frame of a dumped thread, innermost first: as in `periscope dump --json`. v1 */
+export interface DumpFrameWire {
+  name: string;
+  filename: string;
+  short_filename: string;
+  line: number;
+}
+
+/** One thread of `periscope dump --json`. v1 */
+export interface DumpThreadWire {
+  pid: number;
+  thread_id: number;
+  os_thread_id: number;
+  thread_name: string | null;
+  active: boolean;
+  owns_gil: boolean;
+  frames: DumpFrameWire[];
+}
+
+/**
+ * Bounds of a dump result. The native reader stops at 4096 frames per thread
+ * and 4096 code points per string (native/src: kMaxFrames, kMaxStringBytes),
+ * which is at most 8192 UTF-16 characters; the totals are more than a message
+ * of MAX_MESSAGE_BYTES can hold anyway, so they only stop what is not a dump.
+ */
+export const DUMP_LIMITS = { threads: 65_536, framesPerThread: 4096, frames: 500_000, textChars: 8192 } as const;
+
 export interface DumpResultMessage {
   type: 'dump_result';
   captureId: string; // v1
   /** The same JSON as `periscope dump --json`. v1 */
-  threads: unknown[];
+  threads: DumpThreadWire[];
 }
 
 // ---- relay → agent --------------------------------------------------------
@@ -197,15 +242,29 @@ export interface UiAgentState {
   online: boolean;
   processes: ProcessInfo[];
 }
+/** Every agent of the session: sent once on subscribe_session, and again only when the viewer must rebuild (it fell behind). */
 export interface UiSessionState {
   type: 'session_state';
   sessionId: string; // v1
   agents: UiAgentState[]; // v1
 }
+/**
+ * Presence changes since the last session_state or session_agents, coalesced
+ * (a few per second at most, however many agents come and go): apply on top
+ * of the snapshot. ui+
+ */
+export interface UiSessionAgents {
+  type: 'session_agents';
+  sessionId: string; // ui+
+  /** The whole current state of each agent that joined or changed; replaces what the viewer had for that id. New ids go last. ui+ */
+  agents: UiAgentState[];
+  /** Agents no longer shown: they left long ago and were pruned. ui+ */
+  removed: string[];
+}
 export interface UiCaptureState {
   type: 'capture_state';
   captureId: string; // v1
-  status: string; // v1 'starting' | 'running' | 'complete' | 'incomplete' | 'target_exited' | 'failed'
+  status: string; // v1 'starting' | 'running' | 'complete' | 'incomplete' | 'target_exited' | 'failed' | 'damaged'
   stats: CaptureStatsWire; // v1
   error?: { code: string; message: string }; // v1
 }
@@ -224,12 +283,16 @@ export interface UiCaptureReset {
 export interface UiDumpResult {
   type: 'dump_result';
   captureId: string; // v1
-  threads: unknown[]; // v1
+  /** What the relay stored from a DumpResultMessage; parseRelayToUi checks it again, as DumpThreadWire[]. v1 */
+  threads: unknown[];
 }
-export type RelayToUi = UiSessionState | UiCaptureState | UiCaptureChunk | UiCaptureReset | UiDumpResult | ErrorMessage;
+export type RelayToUi = UiSessionState | UiSessionAgents | UiCaptureState | UiCaptureChunk | UiCaptureReset | UiDumpResult | ErrorMessage;
 
 // ---- encoding -------------------------------------------------------------
 
+// Encoding only: frames from peers are decoded by decodeFrame. No records,
+// no structured clone, no bundled strings: what this writes is what
+// decodeFrame accepts.
 const packr = new Packr({ moreTypes: true, useRecords: false });
 
 export function encode(message: AgentToRelay | RelayToAgent | UiToRelay | RelayToUi): Uint8Array {
@@ -243,14 +306,19 @@ export class ProtocolError extends PeriscopeError {
   }
 }
 
-/** Decodes one frame into an object with a string `type`, or throws ProtocolError. */
+/**
+ * Decodes one received frame into an object with a string `type`, or throws
+ * ProtocolError. The only way frames from a peer are decoded (see
+ * shared/untrusted-msgpack.ts for what is accepted, and why).
+ */
 export function decodeFrame(data: Uint8Array): Record<string, unknown> & { type: string } {
   if (data.byteLength > MAX_MESSAGE_BYTES) throw new ProtocolError(`message of ${data.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`);
   let value: unknown;
   try {
-    value = packr.unpack(data);
+    value = decodeUntrusted(data);
   } catch (err) {
-    throw new ProtocolError(`not a msgpack message: ${(err as Error).message}`);
+    if (!isPeriscopeError(err)) throw err;
+    throw new ProtocolError(`not a msgpack message: ${err.message}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
     throw new ProtocolError('a message must be a map');
@@ -268,11 +336,26 @@ function field(m: Record<string, unknown>, name: string): unknown {
   return m[name];
 }
 
-function str(m: Record<string, unknown>, name: string, max = 4096): string {
-  const v = field(m, name);
-  if (typeof v !== 'string') throw new ProtocolError(`${String(m.type)}.${name} must be a string`);
-  if (v.length > max) throw new ProtocolError(`${String(m.type)}.${name} is longer than ${max} characters`);
+function strAt(v: unknown, where: string, max: number): string {
+  if (typeof v !== 'string') throw new ProtocolError(`${where} must be a string`);
+  if (v.length > max) throw new ProtocolError(`${where} is longer than ${max} characters`);
   return v;
+}
+
+function intAt(v: unknown, where: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ProtocolError(`${where} must be an integer from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function boolAt(v: unknown, where: string): boolean {
+  if (typeof v !== 'boolean') throw new ProtocolError(`${where} must be true or false`);
+  return v;
+}
+
+function str(m: Record<string, unknown>, name: string, max = 4096): string {
+  return strAt(field(m, name), `${String(m.type)}.${name}`, max);
 }
 
 function id(m: Record<string, unknown>, name: string): string {
@@ -282,11 +365,7 @@ function id(m: Record<string, unknown>, name: string): string {
 }
 
 function int(m: Record<string, unknown>, name: string, min: number, max: number): number {
-  const v = field(m, name);
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ProtocolError(`${String(m.type)}.${name} must be an integer from ${min} to ${max}`);
-  }
-  return v;
+  return intAt(field(m, name), `${String(m.type)}.${name}`, min, max);
 }
 
 function num(m: Record<string, unknown>, name: string, min: number, max: number): number {
@@ -298,9 +377,7 @@ function num(m: Record<string, unknown>, name: string, min: number, max: number)
 }
 
 function bool(m: Record<string, unknown>, name: string): boolean {
-  const v = field(m, name);
-  if (typeof v !== 'boolean') throw new ProtocolError(`${String(m.type)}.${name} must be true or false`);
-  return v;
+  return boolAt(field(m, name), `${String(m.type)}.${name}`);
 }
 
 function obj(v: unknown, what: string): Record<string, unknown> {
@@ -361,6 +438,49 @@ function parseResumeList(m: Record<string, unknown>, name: string): { captureId:
   });
 }
 
+/** Dump threads, checked field by field and rebuilt with the known fields only (what the relay stores is what was checked). */
+function parseDumpThreads(m: Record<string, unknown>): DumpThreadWire[] {
+  const threads = list(m, 'threads', DUMP_LIMITS.threads);
+  const text = DUMP_LIMITS.textChars;
+  let frameCount = 0;
+  return threads.map((tv, i) => {
+    const where = `${m.type}.threads[${i}]`;
+    const t = obj(tv, where);
+    const frames = t.frames;
+    if (!Array.isArray(frames)) throw new ProtocolError(`${where}.frames must be a list`);
+    if (frames.length > DUMP_LIMITS.framesPerThread) throw new ProtocolError(`${where}.frames has more than ${DUMP_LIMITS.framesPerThread} entries`);
+    frameCount += frames.length;
+    if (frameCount > DUMP_LIMITS.frames) throw new ProtocolError(`${m.type}.threads hold more than ${DUMP_LIMITS.frames} frames in all`);
+    return {
+      pid: intAt(t.pid, `${where}.pid`, 1, 2 ** 31 - 1),
+      // CPython's thread ids are pthread_t values: unsigned 64-bit.
+      thread_id: intAt(t.thread_id, `${where}.thread_id`, 0, 2 ** 64),
+      os_thread_id: intAt(t.os_thread_id, `${where}.os_thread_id`, 0, 2 ** 31 - 1),
+      thread_name: t.thread_name === null ? null : strAt(t.thread_name, `${where}.thread_name`, text),
+      active: boolAt(t.active, `${where}.active`),
+      owns_gil: boolAt(t.owns_gil, `${where}.owns_gil`),
+      frames: frames.map((fv, j) => {
+        const fw = `${where}.frames[${j}]`;
+        const f = obj(fv, fw);
+        return {
+          name: strAt(f.name, `${fw}.name`, text),
+          filename: strAt(f.filename, `${fw}.filename`, text),
+          short_filename: strAt(f.short_filename, `${fw}.short_filename`, text),
+          line: intAt(f.line, `${fw}.line`, -(2 ** 31), 2 ** 31 - 1),
+        };
+      }),
+    };
+  });
+}
+
+function parseEndReason(m: Record<string, unknown>): CaptureEndReason {
+  const reason = str(m, 'reason', 32);
+  if (!(CAPTURE_END_REASONS as readonly string[]).includes(reason)) {
+    throw new ProtocolError(`capture_ended.reason must be one of ${CAPTURE_END_REASONS.join(', ')}, not ${JSON.stringify(reason)}`);
+  }
+  return reason as CaptureEndReason;
+}
+
 function parseError(m: Record<string, unknown>): ErrorMessage {
   return {
     type: 'error',
@@ -398,12 +518,12 @@ export function parseAgentMessage(data: Uint8Array): AgentToRelay {
       return {
         type: 'capture_ended',
         captureId: id(m, 'captureId'),
-        reason: str(m, 'reason', 32),
+        reason: parseEndReason(m),
         chunks: int(m, 'chunks', 0, 2 ** 31 - 1),
         error: errorField(m),
       };
     case 'dump_result':
-      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: list(m, 'threads', 100_000) };
+      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m) };
     case 'error':
       return parseError(m);
     default:
@@ -413,7 +533,16 @@ export function parseAgentMessage(data: Uint8Array): AgentToRelay {
 
 /** Validates a frame from the relay (on the agent). */
 export function parseRelayMessage(data: Uint8Array): RelayToAgent {
-  const m = decodeFrame(data);
+  return parseRelayFrame(data).message;
+}
+
+/** Like parseRelayMessage, also returning the decoded frame before validation dropped unknown fields (the agent's locals check reads it). */
+export function parseRelayFrame(data: Uint8Array): { message: RelayToAgent; raw: Record<string, unknown> } {
+  const raw = decodeFrame(data);
+  return { message: relayMessageFrom(raw), raw };
+}
+
+function relayMessageFrom(m: Record<string, unknown> & { type: string }): RelayToAgent {
   switch (m.type) {
     case 'welcome':
       return {
@@ -454,25 +583,33 @@ export function parseUiMessage(data: Uint8Array): UiToRelay {
   }
 }
 
+function parseUiAgent(v: unknown): UiAgentState {
+  const a = obj(v, 'agent');
+  return {
+    id: id(a, 'id'),
+    host: str(a, 'host', 255),
+    containerId: str(a, 'containerId', 128),
+    arch: str(a, 'arch', 32),
+    agentVersion: str(a, 'agentVersion', 64),
+    online: bool(a, 'online'),
+    processes: list(a, 'processes', 10_000).map(parseProcess),
+  };
+}
+
 /** Validates a frame from the relay (in the browser). */
 export function parseRelayToUi(data: Uint8Array): RelayToUi {
   const m = decodeFrame(data);
   switch (m.type) {
     case 'session_state':
+      return { type: 'session_state', sessionId: id(m, 'sessionId'), agents: list(m, 'agents', 10_000).map(parseUiAgent) };
+    case 'session_agents':
       return {
-        type: 'session_state',
+        type: 'session_agents',
         sessionId: id(m, 'sessionId'),
-        agents: list(m, 'agents', 10_000).map((v) => {
-          const a = obj(v, 'agent');
-          return {
-            id: id(a, 'id'),
-            host: str(a, 'host', 255),
-            containerId: str(a, 'containerId', 128),
-            arch: str(a, 'arch', 32),
-            agentVersion: str(a, 'agentVersion', 64),
-            online: bool(a, 'online'),
-            processes: list(a, 'processes', 10_000).map(parseProcess),
-          };
+        agents: list(m, 'agents', 10_000).map(parseUiAgent),
+        removed: list(m, 'removed', 10_000).map((v, i) => {
+          if (typeof v !== 'string' || !ID_RE.test(v)) throw new ProtocolError(`session_agents.removed[${i}] is not a valid id`);
+          return v;
         }),
       };
     case 'capture_state':
@@ -482,7 +619,7 @@ export function parseRelayToUi(data: Uint8Array): RelayToUi {
     case 'capture_reset':
       return { type: 'capture_reset', captureId: id(m, 'captureId') };
     case 'dump_result':
-      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: list(m, 'threads', 100_000) };
+      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m) };
     case 'error':
       return { type: 'error', code: str(m, 'code', 64), message: str(m, 'message', 4096) };
     default:

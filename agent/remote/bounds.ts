@@ -13,7 +13,9 @@
 //                      named like "locals" set to a true value) is refused,
 //                      with or without the flag, saying which.
 //
-// Plus a fixed limit of MAX_CONCURRENT_CAPTURES running top/record captures.
+// Plus a fixed limit of MAX_CONCURRENT_CAPTURES running top/record captures,
+// and a fixed rate of dumps (blocking ones stricter), which RemoteSession
+// counts with a DumpRateLimit (agent/remote/dump-rate.ts).
 import type { CaptureSpec } from '../../shared/protocol.ts';
 
 export const DEFAULT_MAX_RATE = 1000;

@@ -10,18 +10,21 @@
 //     and no decompression bombs), maxPayload = MAX_MESSAGE_BYTES.
 //   - Heartbeats: ws answers the relay's pings; we ping every 15 s and drop
 //     a connection that has been silent (no message, ping or pong) for 45 s.
-//   - Every frame goes through parseRelayMessage; a bad one is answered with
-//     an `error` and skipped, and a relay that keeps sending them is hung up
-//     on (BadMessage) and redialled.
+//   - Every frame goes through parseRelayFrame (the protocol's decoder for
+//     untrusted bytes, then validation); a bad one is answered with an
+//     `error` and skipped, and a relay that keeps sending them is hung up on
+//     (BadMessage) and redialled.
+//   - The credential a welcome hands out is checked (checkCredential) before
+//     it goes into a header or the redactor; a bad one is refused with
+//     BAD_CREDENTIAL and the agent carries on with what it has.
 import WebSocket from 'ws';
 import type { IncomingMessage } from 'node:http';
 import {
   CloseCode,
-  decodeFrame,
   encode,
   FINAL_CLOSE_CODES,
   MAX_MESSAGE_BYTES,
-  parseRelayMessage,
+  parseRelayFrame,
   PROTOCOL_VERSION,
   type AgentToRelay,
   type HelloMessage,
@@ -31,7 +34,8 @@ import {
 import { Backoff } from './backoff.ts';
 import type { Link } from './session.ts';
 import { formatSeconds, sanitize, type TerminalLog } from './terminal-log.ts';
-import type { Redactor } from './token.ts';
+import { checkCredential, type Redactor } from './token.ts';
+import { isPeriscopeError } from '../../shared/errors.ts';
 
 export interface ConnectionHandler {
   hello(): HelloMessage;
@@ -173,13 +177,25 @@ export class RelayConnection {
     this.#closed = new Promise((r) => (resolveClosed = r));
 
     return new Promise<Attempt>((resolve) => {
-      const ws = new WebSocket(o.url, {
-        headers: { Authorization: `Bearer ${this.#token}` },
-        maxPayload: MAX_MESSAGE_BYTES,
-        handshakeTimeout: o.handshakeTimeoutMs ?? 15_000,
-        perMessageDeflate: false,
-        followRedirects: false,
-      });
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(o.url, {
+          headers: { Authorization: `Bearer ${this.#token}` },
+          maxPayload: MAX_MESSAGE_BYTES,
+          handshakeTimeout: o.handshakeTimeoutMs ?? 15_000,
+          perMessageDeflate: false,
+          followRedirects: false,
+        });
+      } catch (err) {
+        // The HTTP client refuses a header it cannot send; checkCredential
+        // keeps that from happening, and if it ever does, it is one failed
+        // attempt (retried with backoff), not a crash. The error names a
+        // header, never its value.
+        attempt.error = sanitize(o.redactor.redact(String((err as Error)?.message ?? err)), 200);
+        resolveClosed();
+        resolve(attempt);
+        return;
+      }
       this.#ws = ws;
       let lastSeen = Date.now();
       let lastPing = Date.now();
@@ -281,8 +297,7 @@ export class RelayConnection {
         let raw: Record<string, unknown>;
         try {
           if (!isBinary) throw new Error('a text frame; the protocol uses binary msgpack frames');
-          message = parseRelayMessage(bytes);
-          raw = decodeFrame(bytes);
+          ({ message, raw } = parseRelayFrame(bytes));
         } catch (err) {
           badFrames++;
           const text = sanitize(o.redactor.redact((err as Error).message), 300);
@@ -355,11 +370,7 @@ export class RelayConnection {
         );
         return;
       }
-      if (message.credential) {
-        o.redactor.add(message.credential);
-        this.#token = message.credential;
-        this.#usingCredential = true;
-      }
+      if (message.credential !== undefined) this.#adoptCredential(message.credential, send);
       attempt.welcomed = true;
       attempt.welcomedAt = Date.now();
       this.#agentId = message.agentId;
@@ -369,6 +380,22 @@ export class RelayConnection {
     }
     if (message.type === 'welcome') return; // only one per connection
     o.handler.message(message, raw);
+  }
+
+  /** Uses the relay's credential for reconnects, if it is one; otherwise says why not, on both ends, and keeps what we have. */
+  #adoptCredential(credential: string, send: (m: AgentToRelay) => void): void {
+    let checked: string;
+    try {
+      checked = checkCredential(credential);
+    } catch (err) {
+      if (!isPeriscopeError(err)) throw err;
+      this.#o.log.line(`refused the credential the relay sent: ${err.code}: ${err.message}`);
+      send({ type: 'error', code: err.code, message: err.message });
+      return;
+    }
+    this.#o.redactor.add(checked);
+    this.#token = checked;
+    this.#usingCredential = true;
   }
 
   #closeOutcome(code: number, reason: string | undefined): Outcome {

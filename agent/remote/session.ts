@@ -7,6 +7,8 @@ import { hostname } from 'node:os';
 import {
   encode,
   MAX_MESSAGE_BYTES,
+  parseAgentMessage,
+  ProtocolError,
   PROTOCOL_VERSION,
   type AgentToRelay,
   type CaptureSpec,
@@ -22,6 +24,7 @@ import { dump } from '../dump.ts';
 import { AGENT_VERSION } from '../version.ts';
 import { checkSpec, type AgentLimits } from './bounds.ts';
 import { ChunkBudget, CaptureStream, type ChunkSource, type StreamEnd } from './capture-runner.ts';
+import { DumpRateLimit, type DumpRateLimits } from './dump-rate.ts';
 import { containerId } from './container-id.ts';
 import { PythonProcessScanner } from './python-processes.ts';
 import { formatSeconds, sanitize, type TerminalLog } from './terminal-log.ts';
@@ -42,6 +45,8 @@ export interface SessionOptions {
   /** Makes the capture for a start_capture; default: the native sampler (agent/capture.ts). */
   createSource?: (spec: CaptureSpec, durationS: number) => ChunkSource;
   scanner?: PythonProcessScanner;
+  /** How often the relay may have this agent dump; default DEFAULT_DUMP_RATE (agent/remote/dump-rate.ts). */
+  dumpRate?: DumpRateLimits;
 }
 
 /** Stop sending while the socket holds this much unsent data; resume as it drains. */
@@ -87,12 +92,14 @@ export class RemoteSession {
   #containerId = containerId();
   #closing = false;
   #changeListeners: (() => void)[] = [];
+  #dumpRate: DumpRateLimit;
 
   constructor(options: SessionOptions) {
     this.#options = options;
     this.limits = options.limits;
     this.#log = options.log;
     this.budget = new ChunkBudget(options.bufferBytes);
+    this.#dumpRate = new DumpRateLimit(options.dumpRate);
     this.budget.onRelease(() => {
       for (const s of this.#streams.values()) s.tick();
     });
@@ -230,6 +237,15 @@ export class RemoteSession {
     const target = `pid ${spec.pid} (${sanitize(proc.cmdline, 160)}, Python ${sanitize(proc.version, 20)})`;
     const extras = [spec.subprocesses ? 'with subprocesses' : '', spec.blocking ? 'blocking (pauses the process at each sample)' : ''].filter(Boolean);
     if (spec.kind === 'dump') {
+      const admission = this.#dumpRate.admit(spec.blocking);
+      if (!admission.ok) {
+        if (admission.print) {
+          const earlier = admission.unprinted > 0 ? ` (${admission.unprinted} more dump requests were refused for this limit since the last such line)` : '';
+          this.#log.line(`refused ${who}'s request for a dump of pid ${spec.pid}: ${admission.message}${earlier}; further refusals for the next ${formatSeconds(this.#dumpRate.limits.windowMs / 1000)} are counted, not printed ${tag}`);
+        }
+        this.#send({ type: 'error', captureId, code: admission.code, message: admission.message });
+        return;
+      }
       this.#log.line(`${who} asked for a dump of ${target}${extras.length ? `, ${extras.join(', ')}` : ''} ${tag}`);
       this.#dump(captureId, spec);
       return;
@@ -274,6 +290,17 @@ export class RemoteSession {
         const message = `the dump of pid ${spec.pid} is ${frame.byteLength} bytes, more than a message may hold`;
         this.#log.line(`dump of pid ${spec.pid} not sent: ${message} [capture ${captureId}]`);
         this.#send({ type: 'error', captureId, code: 'RESULT_TOO_LARGE', message });
+        return;
+      }
+      // The relay refuses a result outside the protocol's bounds by closing the
+      // connection, and would ask for the dump again after the reconnect: check
+      // with the relay's own parser, and say so instead.
+      try {
+        parseAgentMessage(frame);
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        this.#log.line(`dump of pid ${spec.pid} not sent: ${sanitize(err.message, 300)} [capture ${captureId}]`);
+        this.#send({ type: 'error', captureId, code: 'RESULT_INVALID', message: `the dump of pid ${spec.pid} is outside the protocol's bounds: ${err.message}` });
         return;
       }
       const sent = this.#sendFrame(frame);

@@ -3,17 +3,12 @@
 // (the engineer's name, a process's command line, a relay's error message)
 // is made inert first -- no escape sequences, no bidi tricks, bounded length
 // -- and every line goes through the Redactor, so no token is ever printed.
+import { inertText } from '../../shared/export/inert-text.ts';
 import type { Redactor } from './token.ts';
 
-/** Makes text safe to print on a terminal: control and bidi characters escaped, length capped. */
+/** Makes text safe to print on a terminal (see inertText), cut to one readable line. */
 export function sanitize(text: string, max = 300): string {
-  // C0, DEL, C1, line/paragraph separators, bidi embeddings/overrides/isolates.
-  let out = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g, (c) => {
-    const code = c.charCodeAt(0);
-    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
-  });
-  if (out.length > max) out = `${out.slice(0, max - 1)}…`;
-  return out;
+  return inertText(text, max);
 }
 
 function pad(n: number, width = 2): string {

@@ -49,6 +49,38 @@ function checkTokenText(raw: string, origin: string): string {
   return token;
 }
 
+/** Error code for a credential from the relay that this agent will not use. */
+export const BAD_CREDENTIAL = 'BAD_CREDENTIAL';
+export const MIN_CREDENTIAL_LENGTH = 32;
+export const MAX_CREDENTIAL_LENGTH = 4096;
+/** RFC 6750's b64token: the characters a bearer token may have (the relay's credentials are JWTs, a subset). */
+const CREDENTIAL_RE = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/**
+ * Checks the agent credential a relay's welcome hands out before it is used
+ * for anything. It goes into the Authorization header of every reconnect
+ * (a CR or LF there makes the HTTP client throw, and would split the header),
+ * and it is cut out of every line printed, so text that is not a plausible
+ * bearer token -- a short word, a sentence -- must not become the secret the
+ * customer's log is censored for. The value is never repeated in the error.
+ */
+export function checkCredential(credential: string): string {
+  const fix = 'The relay is misbehaving or is not a Periscope relay: check RELAY_URL. This agent keeps its current connection; after a disconnect it joins again with the join token, as a new agent, while that token is valid.';
+  if (credential.length < MIN_CREDENTIAL_LENGTH || credential.length > MAX_CREDENTIAL_LENGTH) {
+    throw new PeriscopeError(
+      BAD_CREDENTIAL,
+      `the relay sent an agent credential of ${credential.length} characters; a credential has ${MIN_CREDENTIAL_LENGTH} to ${MAX_CREDENTIAL_LENGTH}. ${fix}`,
+    );
+  }
+  if (!CREDENTIAL_RE.test(credential)) {
+    throw new PeriscopeError(
+      BAD_CREDENTIAL,
+      `the relay sent an agent credential with characters an Authorization header cannot carry (only A-Z a-z 0-9 - . _ ~ + / and trailing =). ${fix}`,
+    );
+  }
+  return credential;
+}
+
 /**
  * Refuses any attempt to pass a token on the command line, before anything
  * else reads argv (so no later error message can echo it). The argument

@@ -1,14 +1,21 @@
-// Slows password guessing: after MAX_FAILURES failed sign-ins for the same
-// (IP, username) within WINDOW_MS, further attempts are refused until the window
-// ends. Kept in memory with a size cap, so a flood of distinct keys cannot grow it
+// Slows password guessing: at most MAX_ATTEMPTS sign-ins for the same
+// (IP, username) per WINDOW_MS, unless one succeeds; further attempts are
+// refused until the window ends.
+//
+// An attempt counts when it starts, before its password is hashed, not when it
+// fails: checking the password takes a good fraction of a second, and attempts
+// counted only once they had failed let 300 concurrent guesses through to 100
+// real password checks before the limit applied. A success forgets the count.
+//
+// Kept in memory with a size cap, so a flood of distinct keys cannot grow it
 // without bound (the oldest entries are forgotten first).
 
-const MAX_FAILURES = 5;
+export const MAX_ATTEMPTS = 5;
 const WINDOW_MS = 15 * 60 * 1000;
 const MAX_ENTRIES = 10_000;
 
 interface Entry {
-  failures: number;
+  attempts: number;
   windowStart: number;
 }
 
@@ -19,32 +26,28 @@ export class LoginLimiter {
     return `${ip}\n${username.toLowerCase()}`;
   }
 
-  /** Milliseconds until another attempt is allowed, or 0 when allowed now. */
-  retryAfterMs(ip: string, username: string, now = Date.now()): number {
-    const entry = this.#entries.get(this.#key(ip, username));
-    if (!entry) return 0;
-    if (now - entry.windowStart >= WINDOW_MS) {
-      this.#entries.delete(this.#key(ip, username));
-      return 0;
-    }
-    return entry.failures >= MAX_FAILURES ? entry.windowStart + WINDOW_MS - now : 0;
-  }
-
-  failed(ip: string, username: string, now = Date.now()): void {
+  /**
+   * Call before checking a password. Returns 0 when the attempt may go ahead
+   * (it is counted now), or how many milliseconds until another is allowed.
+   */
+  attempt(ip: string, username: string, now = Date.now()): number {
     const key = this.#key(ip, username);
     const entry = this.#entries.get(key);
     if (!entry || now - entry.windowStart >= WINDOW_MS) {
       this.#entries.delete(key);
-      this.#entries.set(key, { failures: 1, windowStart: now });
+      this.#entries.set(key, { attempts: 1, windowStart: now });
       if (this.#entries.size > MAX_ENTRIES) {
         const [oldest] = this.#entries.keys();
         this.#entries.delete(oldest);
       }
-    } else {
-      entry.failures++;
+      return 0;
     }
+    if (entry.attempts >= MAX_ATTEMPTS) return entry.windowStart + WINDOW_MS - now;
+    entry.attempts++;
+    return 0;
   }
 
+  /** The password was right: the count starts over. */
   succeeded(ip: string, username: string): void {
     this.#entries.delete(this.#key(ip, username));
   }

@@ -1,12 +1,15 @@
 // The life of a capture on the relay: requested by an engineer, started on an
 // agent, fed by sequence-numbered chunks (stored append-only, acknowledged,
 // fanned out), ended by the agent, by an engineer, by a session closing, or by
-// the agent vanishing for longer than the grace period.
+// the agent vanishing for longer than the grace period — or by the relay, when
+// a chunk cannot be stored (disk full, over the size limit). A finished
+// capture whose file turns out unreadable is marked `damaged` when read.
 import type { CaptureSpec, CaptureStatsWire, ChunkMessage, CaptureEndedMessage, DumpResultMessage, ErrorMessage, RelayToAgent } from '../../shared/protocol.ts';
 import type { TableSizes } from '../../shared/profile/model.ts';
 import { isPeriscopeError } from '../../shared/errors.ts';
 import type { Store } from '../store/index.ts';
-import type { ChunkLog } from '../store/chunk-files.ts';
+import { CAPTURE_DAMAGED, CHUNK_TOO_LARGE, type ChunkLog } from '../store/chunk-files.ts';
+import { DISK_FULL, DiskFullError, isDiskFull } from '../store/storage-health.ts';
 import { type CaptureRecord, type CaptureStatus, isActive } from '../store/captures.ts';
 import type { AgentRecord } from '../store/agents.ts';
 import { newId } from '../store/ids.ts';
@@ -126,6 +129,8 @@ export class CaptureService {
     if (active >= MAX_ACTIVE_PER_AGENT) {
       throw new ApiError(409, 'TOO_MANY_CAPTURES', `agent ${agent.host} already runs ${active} captures; stop one first`);
     }
+    // Its chunks would have nowhere to go: refuse now rather than fail it at the first chunk.
+    if (this.#store.health.degraded) throw new DiskFullError(this.#store.dataDir, 'a new capture');
     const now = Date.now();
     const record: CaptureRecord = {
       id: newId(),
@@ -168,7 +173,7 @@ export class CaptureService {
 
   #stopLive(live: LiveCapture, requestedBy: string): void {
     live.record.stopRequestedBy = requestedBy;
-    this.#store.captures.requestStop(live.record.id, requestedBy);
+    this.#store.captures.save(live.record);
     this.#store.audit.record(requestedBy, 'capture.stopped', live.record.sessionId, { captureId: live.record.id });
     // An offline agent is told again when it reconnects (see agentConnected).
     this.#agents?.send(live.record.agentId, { type: 'stop_capture', captureId: live.record.id, requestedBy });
@@ -274,16 +279,20 @@ export class CaptureService {
         { type: 'stop_capture', captureId: m.captureId, requestedBy: 'relay' },
       ];
     }
-    live.log ??= this.#store.chunks.writer(record.id);
-    if (live.log.bytes + accepted.payload.byteLength > MAX_CAPTURE_BYTES) {
-      const message = `the capture reached the relay's limit of ${MAX_CAPTURE_BYTES / 1024 ** 3} GiB; what arrived before is kept`;
-      this.#finish(live, 'incomplete', 'too_large', { code: 'CAPTURE_TOO_LARGE', message }, `agent:${agentId}`);
-      return [
-        { type: 'error', captureId: m.captureId, code: 'CAPTURE_TOO_LARGE', message },
-        { type: 'stop_capture', captureId: m.captureId, requestedBy: 'relay' },
-      ];
+    try {
+      live.log ??= this.#store.chunks.writer(record.id);
+      if (live.log.bytes + accepted.payload.byteLength > MAX_CAPTURE_BYTES) {
+        const message = `the capture reached the relay's limit of ${MAX_CAPTURE_BYTES / 1024 ** 3} GiB; what arrived before is kept`;
+        this.#finish(live, 'incomplete', 'too_large', { code: 'CAPTURE_TOO_LARGE', message }, `agent:${agentId}`);
+        return [
+          { type: 'error', captureId: m.captureId, code: 'CAPTURE_TOO_LARGE', message },
+          { type: 'stop_capture', captureId: m.captureId, requestedBy: 'relay' },
+        ];
+      }
+      live.log.append(accepted.payload);
+    } catch (err) {
+      return this.#notStored(live, m.seq, agentId, err);
     }
-    live.log.append(accepted.payload);
     live.sizes = accepted.sizesAfter;
     record.chunks++;
     record.samples += accepted.samples;
@@ -328,6 +337,29 @@ export class CaptureService {
     live.timer.unref();
   }
 
+  /** A valid chunk the store could not take: the capture fails, keeping every chunk before it. */
+  #notStored(live: LiveCapture, seq: number, agentId: string, err: unknown): RelayToAgent[] {
+    const { id } = live.record;
+    const kept = `the ${live.record.chunks} chunks before it are kept`;
+    let error: { code: string; message: string };
+    let reason: string;
+    if (isDiskFull(err)) {
+      const full = this.#store.health.diskFull(`chunk ${seq} of capture ${id}`, err);
+      error = { code: DISK_FULL, message: `chunk ${seq} was not stored and the capture failed (${kept}): ${full.message}` };
+      reason = 'disk_full';
+    } else if (isPeriscopeError(err, CHUNK_TOO_LARGE)) {
+      error = { code: CHUNK_TOO_LARGE, message: `chunk ${seq} was refused and the capture failed (${kept}): ${err.message}; capture at a lower rate so each chunk stays smaller` };
+      reason = 'chunk_too_large';
+    } else {
+      throw err;
+    }
+    this.#finish(live, 'failed', reason, error, `agent:${agentId}`);
+    return [
+      { type: 'error', captureId: id, code: error.code, message: error.message },
+      { type: 'stop_capture', captureId: id, requestedBy: 'relay' },
+    ];
+  }
+
   #finishPending(live: LiveCapture, agentId: string): void {
     const p = live.pendingEnd!;
     this.#finish(live, p.status, p.reason, p.error, `agent:${agentId}`);
@@ -340,10 +372,14 @@ export class CaptureService {
     }
     if (record.kind !== 'dump') return [{ type: 'error', captureId: m.captureId, code: 'NOT_A_DUMP', message: `capture ${m.captureId} is a ${record.kind}, not a dump` }];
     if (record.result !== null || (!isActive(record.status) && record.status !== 'complete')) return [];
-    this.#store.captures.setResult(record.id, m.threads);
     record.result = m.threads;
     const live = this.#load(record.id);
-    if (live) this.#finish(live, 'complete', 'dump', null, `agent:${agentId}`);
+    if (live) {
+      live.record.result = m.threads;
+      this.#finish(live, 'complete', 'dump', null, `agent:${agentId}`);
+    } else {
+      this.#store.captures.save(record);
+    }
     for (const l of this.#listeners) l.dumpResult(record, m.threads);
     return [];
   }
@@ -362,8 +398,13 @@ export class CaptureService {
     return this.#live.get(captureId)?.record ?? this.#store.captures.byId(captureId);
   }
 
+  /** Chunks that read back. For a finished capture, checks its file against its row first (see #checkIntact). */
   storedChunks(captureId: string): number {
-    return this.#live.get(captureId)?.record.chunks ?? this.#store.chunks.count(captureId);
+    const live = this.#live.get(captureId);
+    if (live) return live.record.chunks;
+    const log = this.#store.chunks.reader(captureId);
+    this.#checkIntact(captureId, log);
+    return log?.count ?? 0;
   }
 
   readChunk(captureId: string, seq: number): Buffer {
@@ -381,6 +422,15 @@ export class CaptureService {
     const record = this.#store.captures.byId(captureId);
     if (!record || !isActive(record.status)) return undefined;
     const log = this.#store.chunks.writer(captureId);
+    if (log.damage) {
+      // Appending after unreadable bytes would store chunks nobody can read: the capture ends here.
+      this.#store.chunks.finish(captureId);
+      record.endedAt = Date.now();
+      record.endReason = 'damaged';
+      this.#markDamaged(record, log);
+      this.#agents?.send(record.agentId, { type: 'stop_capture', captureId, requestedBy: 'relay' });
+      return undefined;
+    }
     // The file is the truth: rows may lag a crash by one chunk, and a torn record was cut off on open.
     let sizes = { ...EMPTY_SIZES };
     for (let seq = 0; seq < log.count; seq++) sizes = sizesAfterStored(sizes, log.read(seq));
@@ -392,8 +442,39 @@ export class CaptureService {
   }
 
   #persist(live: LiveCapture): void {
-    const r = live.record;
-    this.#store.captures.progress(r.id, r.status, r.chunks, r.samples, r.stats);
+    this.#store.captures.save(live.record);
+  }
+
+  /**
+   * A finished capture's file must still hold every chunk its row counts: a
+   * checksum that fails with data after it, a file cut short or gone all mean
+   * chunks were lost after they were stored.
+   */
+  #checkIntact(captureId: string, log: ChunkLog | undefined): void {
+    const record = this.#store.captures.byId(captureId);
+    if (!record || isActive(record.status) || record.status === 'damaged') return;
+    if (log?.damage || (log?.count ?? 0) < record.chunks) this.#markDamaged(record, log);
+  }
+
+  /** Says so everywhere: status and error in the API and to viewers, the audit log, the relay's log, /metrics. */
+  #markDamaged(record: CaptureRecord, log: ChunkLog | undefined): void {
+    const path = this.#store.chunks.pathOf(record.id);
+    const readable = log?.count ?? 0;
+    const d = log?.damage;
+    const what = d
+      ? `record ${d.record} (at byte ${d.offset} of ${d.fileBytes}) cannot be read: ${d.problem}`
+      : log
+        ? `it holds ${readable} readable chunks where ${record.chunks} were stored`
+        : `it is missing (${record.chunks} chunks were stored)`;
+    const kept = readable > 0 ? `chunks 0 to ${readable - 1} still read back and download; the rest is lost` : 'none of its chunks can be read';
+    const before = record.status;
+    record.status = 'damaged';
+    record.error = { code: CAPTURE_DAMAGED, message: `the capture's file ${path} is damaged: ${what}. ${kept}. Restore that file from a backup to get all of it back` };
+    this.#store.captures.save(record);
+    this.#store.audit.record('relay', 'capture.damaged', record.sessionId, { captureId: record.id, was: before, readableChunks: readable, storedChunks: record.chunks, ...(d ? { offset: d.offset } : {}) });
+    this.#metrics.capturesDamaged++;
+    console.error(`periscope relay: ${CAPTURE_DAMAGED}: capture ${record.id} (was ${before}): ${record.error.message}`);
+    this.#emitState(record);
   }
 
   #finish(live: LiveCapture, status: CaptureStatus, reason: string, error: { code: string; message: string } | null, actor: string): void {
@@ -402,13 +483,13 @@ export class CaptureService {
     clearTimeout(live.timer);
     clearTimeout(live.deadline);
     this.#live.delete(record.id);
+    // Chunks are made durable before the row says the capture has ended.
+    this.#store.chunks.finish(record.id);
     record.status = status;
     record.endedAt = Date.now();
     record.endReason = reason;
     record.error = error;
     this.#persist(live);
-    this.#store.captures.finish(record.id, status, record.endedAt, reason, error);
-    this.#store.chunks.finish(record.id);
     this.#store.audit.record(actor, 'capture.ended', record.sessionId, {
       captureId: record.id,
       status,

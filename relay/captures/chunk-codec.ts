@@ -3,13 +3,25 @@
 // the store never holds anything a viewer or exporter could choke on. Stored
 // bytes are forwarded to viewers without decoding them again.
 import { Packr } from 'msgpackr';
+import { ErrorCode, PeriscopeError, isPeriscopeError } from '../../shared/errors.ts';
+import { MAX_MESSAGE_BYTES } from '../../shared/protocol.ts';
+import { decodeUntrusted } from '../../shared/untrusted-msgpack.ts';
 import { CHUNK_SCHEMA, validateChunk } from '../../shared/profile/chunk-validation.ts';
 import type { TableName } from '../../shared/profile/chunk-schema.ts';
 import type { ProfileChunk } from '../../shared/profile/chunk.ts';
 import { type Profile, type TableSizes } from '../../shared/profile/model.ts';
 
 // Same settings as shared/protocol.ts: typed arrays must survive the round trip.
+// Encoding only; stored chunks are decoded like frames, as untrusted bytes.
 const packr = new Packr({ moreTypes: true, useRecords: false });
+
+/**
+ * Largest normalized chunk stored. Normalizing can grow a chunk (a column sent
+ * as a list of one-byte integers is stored as 4- or 8-byte typed array
+ * elements), and a stored chunk must still fit in a message to viewers
+ * (captureChunkFrame adds a small header) and in what the chunk files accept.
+ */
+export const MAX_STORED_CHUNK_BYTES = MAX_MESSAGE_BYTES - 1024;
 
 export const EMPTY_SIZES: TableSizes = { strings: 0, frames: 0, stacks: 0, threads: 0, processes: 0, samples: 0, errors: 0 };
 
@@ -60,11 +72,24 @@ export function acceptChunk(sizes: TableSizes, chunk: unknown): AcceptedChunk {
     sizesAfter[name] += rows;
   }
   const normalized = { base: { ...sizes }, capture: valid.capture, strings: [...valid.strings], ...tables } as unknown as ProfileChunk;
-  return { payload: packr.pack(normalized), sizesAfter, samples: sizesAfter.samples - sizes.samples };
+  const payload = packr.pack(normalized);
+  if (payload.byteLength > MAX_STORED_CHUNK_BYTES) {
+    throw new PeriscopeError(
+      ErrorCode.InvalidChunk,
+      `the chunk takes ${payload.byteLength} bytes once its columns are typed arrays, more than the ${MAX_STORED_CHUNK_BYTES} a stored chunk may; send smaller chunks, with typed-array columns`,
+    );
+  }
+  return { payload, sizesAfter, samples: sizesAfter.samples - sizes.samples };
 }
 
+/** Decodes a chunk read back from the store; the bytes are checked like a frame (a damaged or planted file is not trusted). */
 export function decodeStoredChunk(payload: Uint8Array): unknown {
-  return packr.unpack(payload);
+  try {
+    return decodeUntrusted(payload);
+  } catch (err) {
+    if (!isPeriscopeError(err)) throw err;
+    throw new PeriscopeError(ErrorCode.InvalidChunk, `a stored chunk cannot be decoded: ${err.message}`);
+  }
 }
 
 /** Row counts after a stored chunk, for rebuilding a live capture's counts after a restart. */

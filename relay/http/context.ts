@@ -9,6 +9,7 @@ import type { CaptureRenderer } from '../captures/capture-render.ts';
 import type { AgentHub } from '../ws/agent-hub.ts';
 import type { UiHub } from '../ws/ui-hub.ts';
 import type { SupportSessions } from '../sessions/support-sessions.ts';
+import type { Presence } from '../sessions/presence.ts';
 import type { Metrics } from '../metrics.ts';
 
 export interface RelayServices {
@@ -17,6 +18,7 @@ export interface RelayServices {
   webSessions: WebSessions;
   limiter: LoginLimiter;
   sessions: SupportSessions;
+  presence: Presence;
   captures: CaptureService;
   renderer: CaptureRenderer;
   agentHub: AgentHub;
@@ -24,6 +26,8 @@ export interface RelayServices {
   metrics: Metrics;
   /** Known once the server listens (PORT=0 picks the port then). */
   publicUrl: () => string;
+  /** The public URL's origin or one of PERISCOPE_TRUSTED_ORIGINS (config.ts allowedOrigins); never the request's Host. */
+  isTrustedOrigin: (origin: string) => boolean;
   secure: boolean;
   startedAt: number;
 }

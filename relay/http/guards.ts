@@ -10,7 +10,7 @@ import { getCookie } from 'hono/cookie';
 import type { AppEnv, RelayServices } from './context.ts';
 import { ApiError } from './api-error.ts';
 import { SESSION_COOKIE, csrfTokenMatches, type Authenticated } from '../auth/web-sessions.ts';
-import { isOwnOrigin } from './origin.ts';
+import { untrustedOriginMessage } from './origin.ts';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -22,11 +22,8 @@ export function isUnsafe(method: string): boolean {
 export function originGuard(services: RelayServices): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const origin = c.req.header('origin');
-    if (isUnsafe(c.req.method) && origin !== undefined) {
-      const publicOrigin = new URL(services.publicUrl()).origin;
-      if (!isOwnOrigin(origin, publicOrigin, c.req.header('host'), services.secure)) {
-        throw new ApiError(403, 'CSRF_ORIGIN', `requests from ${origin} are refused; use the relay's own pages at ${publicOrigin} (or set PERISCOPE_PUBLIC_URL to the address you use)`);
-      }
+    if (isUnsafe(c.req.method) && origin !== undefined && !services.isTrustedOrigin(origin)) {
+      throw new ApiError(403, 'CSRF_ORIGIN', untrustedOriginMessage(origin, new URL(services.publicUrl()).origin));
     }
     await next();
   };

@@ -1,5 +1,7 @@
 // Serves the built web client from web/dist when it exists; otherwise a plain
 // page saying it is not built (the API and WebSockets work either way).
+// Never a source map: the build makes none by default, and one left in
+// web/dist by a debugging build must not hand anyone the client's source.
 import { Hono } from 'hono';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
@@ -15,7 +17,6 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.ico': 'image/x-icon',
   '.woff2': 'font/woff2',
-  '.map': 'application/json; charset=utf-8',
   '.txt': 'text/plain; charset=utf-8',
 };
 
@@ -44,6 +45,7 @@ export function staticFiles(distDir: string): Hono<AppEnv> {
     } catch {
       return next();
     }
+    if (decoded.toLowerCase().endsWith('.map')) return next();
     let file = resolve(root, `.${decoded}`);
     if (file !== root && !file.startsWith(root + sep)) return next();
     if (!existsSync(file) || statSync(file).isDirectory()) {

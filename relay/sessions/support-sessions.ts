@@ -10,6 +10,7 @@ import { transaction } from '../store/database.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import { generateJoinCode } from '../auth/join-codes.ts';
 import { ApiError } from '../http/api-error.ts';
+import { isPeriscopeError } from '../../shared/errors.ts';
 import type { CaptureService } from '../captures/capture-service.ts';
 import { joinCommands, type JoinCommands } from './join-commands.ts';
 
@@ -173,7 +174,12 @@ export class SupportSessions {
   /** Closes sessions whose time is up, now and every 30 s. */
   startExpirySweeper(): void {
     const sweep = () => {
-      for (const s of this.#store.sessions.expired(Date.now())) this.close(s, 'relay', 'expired');
+      try {
+        for (const s of this.#store.sessions.expired(Date.now())) this.close(s, 'relay', 'expired');
+      } catch (err) {
+        // A timer must not take the relay down; the next sweep tries again (a full disk is on /healthz already).
+        if (!isPeriscopeError(err, 'DISK_FULL')) console.error(`periscope relay: closing expired sessions failed: ${(err as Error).stack ?? String(err)}`);
+      }
     };
     sweep();
     this.#sweeper = setInterval(sweep, EXPIRY_SWEEP_MS);

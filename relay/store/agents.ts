@@ -1,5 +1,6 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { ProcessInfo } from '../../shared/protocol.ts';
+import { HeldRows, type StorageHealth } from './storage-health.ts';
 
 export interface AgentRecord {
   id: string;
@@ -48,39 +49,58 @@ function toAgent(row: AgentRow): AgentRecord {
 
 export class Agents {
   #db: DatabaseSync;
-  constructor(db: DatabaseSync) {
+  /** Agent state from while the disk was full: presence keeps working and is written once there is room. */
+  #held: HeldRows<AgentRecord>;
+
+  constructor(db: DatabaseSync, health: StorageHealth) {
     this.#db = db;
+    this.#held = new HeldRows(health, 'agents');
   }
 
   insert(a: AgentRecord): void {
-    this.#db
-      .prepare(
-        'INSERT INTO agents (id, session_id, host, container_id, arch, agent_version, protocol, created_at, connected_at, last_seen, processes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(a.id, a.sessionId, a.host, a.containerId, a.arch, a.agentVersion, a.protocol, a.createdAt, a.connectedAt, a.lastSeen, JSON.stringify(a.processes));
+    this.#save({ ...a }, `the new agent on ${a.host}`);
   }
 
   byId(id: string): AgentRecord | undefined {
+    const held = this.#held.get(id);
+    if (held) return { ...held };
     const row = this.#db.prepare('SELECT * FROM agents WHERE id = ?').get(id) as AgentRow | undefined;
     return row && toAgent(row);
   }
 
   forSession(sessionId: string): AgentRecord[] {
     const rows = this.#db.prepare('SELECT * FROM agents WHERE session_id = ? ORDER BY created_at').all(sessionId) as unknown as AgentRow[];
-    return rows.map(toAgent);
+    const agents = rows.map((r) => this.#held.get(r.id) ?? toAgent(r));
+    // A held new agent is not in the table yet.
+    for (const held of this.#held.values()) if (held.sessionId === sessionId && !agents.some((a) => a.id === held.id)) agents.push(held);
+    return agents.map((a) => ({ ...a }));
   }
 
   reconnected(id: string, hello: { host: string; containerId: string; arch: string; agentVersion: string; protocol: number }, now: number): void {
-    this.#db
-      .prepare('UPDATE agents SET host = ?, container_id = ?, arch = ?, agent_version = ?, protocol = ?, connected_at = ?, last_seen = ? WHERE id = ?')
-      .run(hello.host, hello.containerId, hello.arch, hello.agentVersion, hello.protocol, now, now, id);
+    const a = this.byId(id);
+    if (a) this.#save({ ...a, ...hello, connectedAt: now, lastSeen: now }, `the reconnect of agent ${id}`);
   }
 
   seen(id: string, now: number): void {
-    this.#db.prepare('UPDATE agents SET last_seen = ? WHERE id = ?').run(now, id);
+    const a = this.byId(id);
+    if (a) this.#save({ ...a, lastSeen: now }, `when agent ${id} was last seen`);
   }
 
   setProcesses(id: string, processes: ProcessInfo[], now: number): void {
-    this.#db.prepare('UPDATE agents SET processes = ?, last_seen = ? WHERE id = ?').run(JSON.stringify(processes), now, id);
+    const a = this.byId(id);
+    if (a) this.#save({ ...a, processes, lastSeen: now }, `the process list of agent ${id}`);
+  }
+
+  /** Writes the whole row (an upsert), so held changes to one agent collapse into its newest state. */
+  #save(a: AgentRecord, what: string): void {
+    this.#held.save(a.id, what, a, (r) =>
+      this.#db
+        .prepare(
+          `INSERT INTO agents (id, session_id, host, container_id, arch, agent_version, protocol, created_at, connected_at, last_seen, processes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(id) DO UPDATE SET host = excluded.host, container_id = excluded.container_id, arch = excluded.arch, agent_version = excluded.agent_version,
+             protocol = excluded.protocol, connected_at = excluded.connected_at, last_seen = excluded.last_seen, processes = excluded.processes`,
+        )
+        .run(r.id, r.sessionId, r.host, r.containerId, r.arch, r.agentVersion, r.protocol, r.createdAt, r.connectedAt, r.lastSeen, JSON.stringify(r.processes)),
+    );
   }
 }

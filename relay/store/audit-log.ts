@@ -1,4 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite';
+import type { StorageHealth } from './storage-health.ts';
 
 export interface AuditEntry {
   id: number;
@@ -12,12 +13,20 @@ export interface AuditEntry {
 
 export class AuditLog {
   #db: DatabaseSync;
-  constructor(db: DatabaseSync) {
+  #health: StorageHealth;
+  /** Numbers entries so a held one never replaces another (each must land). */
+  #seq = 0;
+  constructor(db: DatabaseSync, health: StorageHealth) {
     this.#db = db;
+    this.#health = health;
   }
 
+  /** Never fails for lack of space: on a full disk the entry is held (in order) and written once there is room. */
   record(actor: string, action: string, sessionId: string | null, detail: Record<string, unknown> = {}, now = Date.now()): void {
-    this.#db.prepare('INSERT INTO audit (ts, actor, session_id, action, detail) VALUES (?, ?, ?, ?, ?)').run(now, actor, sessionId, action, JSON.stringify(detail));
+    const json = JSON.stringify(detail);
+    this.#health.deferrable(`audit:${++this.#seq}`, `the audit entry ${action}`, () => {
+      this.#db.prepare('INSERT INTO audit (ts, actor, session_id, action, detail) VALUES (?, ?, ?, ?, ?)').run(now, actor, sessionId, action, json);
+    });
   }
 
   /** Newest first; `before` pages back by entry id. */

@@ -1,7 +1,9 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { CaptureKind, CaptureSpec, CaptureStatsWire } from '../../shared/protocol.ts';
+import { HeldRows, type StorageHealth } from './storage-health.ts';
 
-export type CaptureStatus = 'starting' | 'running' | 'complete' | 'incomplete' | 'target_exited' | 'failed';
+/** `damaged`: its chunk file lost data after it was stored (only the part before the damage reads back). */
+export type CaptureStatus = 'starting' | 'running' | 'complete' | 'incomplete' | 'target_exited' | 'failed' | 'damaged';
 
 export function isActive(status: CaptureStatus): boolean {
   return status === 'starting' || status === 'running';
@@ -77,64 +79,82 @@ function toCapture(row: CaptureRow): CaptureRecord {
 
 export class Captures {
   #db: DatabaseSync;
-  constructor(db: DatabaseSync) {
+  #health: StorageHealth;
+  /** Capture state from while the disk was full: served from memory, written once there is room. */
+  #held: HeldRows<CaptureRecord>;
+
+  constructor(db: DatabaseSync, health: StorageHealth) {
     this.#db = db;
+    this.#health = health;
+    this.#held = new HeldRows(health, 'captures');
   }
 
+  /** Required: a capture that cannot be recorded is refused (DiskFullError) before it starts. */
   insert(c: CaptureRecord): void {
-    this.#db
-      .prepare(
-        'INSERT INTO captures (id, session_id, agent_id, requested_by, kind, pid, options, status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(c.id, c.sessionId, c.agentId, c.requestedBy, c.kind, c.pid, JSON.stringify(c.options), c.status, c.startedAt);
+    this.#health.required('the new capture', () =>
+      this.#db
+        .prepare(
+          'INSERT INTO captures (id, session_id, agent_id, requested_by, kind, pid, options, status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(c.id, c.sessionId, c.agentId, c.requestedBy, c.kind, c.pid, JSON.stringify(c.options), c.status, c.startedAt),
+    );
   }
 
   byId(id: string): CaptureRecord | undefined {
+    const held = this.#held.get(id);
+    if (held) return { ...held };
     const row = this.#db.prepare('SELECT * FROM captures WHERE id = ?').get(id) as CaptureRow | undefined;
     return row && toCapture(row);
   }
 
   forSession(sessionId: string): CaptureRecord[] {
-    const rows = this.#db.prepare('SELECT * FROM captures WHERE session_id = ? ORDER BY started_at DESC').all(sessionId) as unknown as CaptureRow[];
-    return rows.map(toCapture);
+    return this.#merge(this.#db.prepare('SELECT * FROM captures WHERE session_id = ? ORDER BY started_at DESC').all(sessionId) as unknown as CaptureRow[]);
   }
 
   activeForAgent(agentId: string): CaptureRecord[] {
-    const rows = this.#db
-      .prepare("SELECT * FROM captures WHERE agent_id = ? AND status IN ('starting', 'running')")
-      .all(agentId) as unknown as CaptureRow[];
-    return rows.map(toCapture);
+    return this.#merge(this.#db.prepare("SELECT * FROM captures WHERE agent_id = ? AND status IN ('starting', 'running')").all(agentId) as unknown as CaptureRow[]).filter((c) => isActive(c.status));
   }
 
   activeForSession(sessionId: string): CaptureRecord[] {
-    const rows = this.#db
-      .prepare("SELECT * FROM captures WHERE session_id = ? AND status IN ('starting', 'running')")
-      .all(sessionId) as unknown as CaptureRow[];
-    return rows.map(toCapture);
+    return this.#merge(this.#db.prepare("SELECT * FROM captures WHERE session_id = ? AND status IN ('starting', 'running')").all(sessionId) as unknown as CaptureRow[]).filter((c) =>
+      isActive(c.status),
+    );
   }
 
   allActive(): CaptureRecord[] {
-    const rows = this.#db.prepare("SELECT * FROM captures WHERE status IN ('starting', 'running')").all() as unknown as CaptureRow[];
-    return rows.map(toCapture);
+    return this.#merge(this.#db.prepare("SELECT * FROM captures WHERE status IN ('starting', 'running')").all() as unknown as CaptureRow[]).filter((c) => isActive(c.status));
   }
 
-  progress(id: string, status: CaptureStatus, chunks: number, samples: number, stats: CaptureStatsWire): void {
-    this.#db
-      .prepare('UPDATE captures SET status = ?, chunks = ?, samples = ?, stats = ? WHERE id = ?')
-      .run(status, chunks, samples, JSON.stringify(stats), id);
+  /**
+   * Writes everything about the capture that changes after its start. Never
+   * fails for lack of space: on a full disk the newest state is held and
+   * written once there is room (byId and the lists already show it).
+   */
+  save(c: CaptureRecord): void {
+    this.#held.save(c.id, `the state of capture ${c.id}`, c, (r) =>
+      this.#db
+        .prepare(
+          'UPDATE captures SET status = ?, samples = ?, chunks = ?, stats = ?, ended_at = ?, end_reason = ?, error = ?, result = ?, stop_requested_by = ? WHERE id = ?',
+        )
+        .run(
+          r.status,
+          r.samples,
+          r.chunks,
+          JSON.stringify(r.stats),
+          r.endedAt,
+          r.endReason,
+          r.error ? JSON.stringify(r.error) : null,
+          r.result ? JSON.stringify(r.result) : null,
+          r.stopRequestedBy,
+          r.id,
+        ),
+    );
   }
 
-  finish(id: string, status: CaptureStatus, now: number, endReason: string, error: { code: string; message: string } | null): void {
-    this.#db
-      .prepare('UPDATE captures SET status = ?, ended_at = ?, end_reason = ?, error = ? WHERE id = ?')
-      .run(status, now, endReason, error ? JSON.stringify(error) : null, id);
-  }
-
-  setResult(id: string, threads: unknown[]): void {
-    this.#db.prepare('UPDATE captures SET result = ? WHERE id = ?').run(JSON.stringify(threads), id);
-  }
-
-  requestStop(id: string, by: string): void {
-    this.#db.prepare('UPDATE captures SET stop_requested_by = ? WHERE id = ?').run(by, id);
+  #merge(rows: CaptureRow[]): CaptureRecord[] {
+    return rows.map((r) => {
+      const held = this.#held.get(r.id);
+      return held ? { ...held } : toCapture(r);
+    });
   }
 }

@@ -2,9 +2,22 @@
 // accounts, sessions, agents, captures and the audit log. Chunk payloads live in
 // separate append-only files (chunk-files.ts); rows only count them.
 import { DatabaseSync } from 'node:sqlite';
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { PeriscopeError } from '../../shared/errors.ts';
 import { FILE_MODE } from './data-dir.ts';
+import { type StorageHealth, DiskFullError, isDiskFull } from './storage-health.ts';
+
+export const DATABASE_FILE = 'relay.db';
+/** relay.db is missing or empty although the data dir holds what it described. */
+export const DATABASE_EMPTY = 'DATABASE_EMPTY';
+/** relay.db is not a readable SQLite database, or fails its integrity check. */
+export const DATABASE_DAMAGED = 'DATABASE_DAMAGED';
+
+const SQLITE_CORRUPT = 11;
+const SQLITE_NOTADB = 26;
+/** How many problems from quick_check the start-up error quotes. */
+const QUICK_CHECK_QUOTED = 5;
 
 const SCHEMA_VERSION = 1;
 
@@ -99,34 +112,113 @@ CREATE TABLE audit (
 CREATE INDEX audit_by_session ON audit(session_id, id);
 `;
 
+/**
+ * Opens (or, for a new data dir, creates) the database. Refuses to start, with
+ * a PeriscopeError naming the file and the fix, rather than ever initialise a
+ * data dir that already holds data, or run on a damaged database.
+ */
 export function openDatabase(dataDir: string): DatabaseSync {
-  const path = join(dataDir, 'relay.db');
-  const fresh = !existsSync(path);
-  const db = new DatabaseSync(path);
-  chmodSync(path, FILE_MODE);
-  // WAL: readers (downloads, listings) never block the writer (chunk ingest).
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
-  const version = Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
-  if (fresh || version === 0) {
-    db.exec('BEGIN');
-    db.exec(SCHEMA);
-    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-    db.exec('COMMIT');
-  } else if (version > SCHEMA_VERSION) {
-    throw new Error(`the database in ${dataDir} was written by a newer relay (schema ${version}, this relay knows ${SCHEMA_VERSION}); upgrade the relay`);
-  }
-  return db;
-}
-
-/** Runs `fn` in one transaction, so a crash never leaves half an operation behind. */
-export function transaction<T>(db: DatabaseSync, fn: () => T): T {
-  db.exec('BEGIN IMMEDIATE');
+  const path = join(dataDir, DATABASE_FILE);
+  const existed = existsSync(path);
+  const leftovers = dataLeftBehind(dataDir);
+  // Checked before SQLite touches the file: opening a 0-byte file in WAL mode writes a fresh header into it.
+  if (existed && statSync(path).size === 0 && leftovers.length > 0) throw emptyDatabase(path, dataDir, 'is empty (0 bytes)', leftovers);
+  if (!existed && leftovers.some((l) => l.endsWith('capture files'))) throw emptyDatabase(path, dataDir, 'is missing', leftovers);
+  let db: DatabaseSync | undefined;
   try {
-    const result = fn();
-    db.exec('COMMIT');
-    return result;
+    db = new DatabaseSync(path);
+    quickCheck(db, path);
+    const version = Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
+    if (version === 0) {
+      const tables = Number((db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n);
+      if (tables > 0) throw damaged(path, `it has ${tables} tables but no schema version`);
+      if (existed && leftovers.length > 0) throw emptyDatabase(path, dataDir, 'holds no tables', leftovers);
+    } else if (version > SCHEMA_VERSION) {
+      throw new Error(`the database in ${dataDir} was written by a newer relay (schema ${version}, this relay knows ${SCHEMA_VERSION}); upgrade the relay`);
+    }
+    chmodSync(path, FILE_MODE);
+    // WAL: readers (downloads, listings) never block the writer (chunk ingest).
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
+    if (version === 0) {
+      db.exec('BEGIN');
+      db.exec(SCHEMA);
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      db.exec('COMMIT');
+    }
+    return db;
   } catch (err) {
-    db.exec('ROLLBACK');
+    db?.close();
+    if (err instanceof PeriscopeError || !(err instanceof Error)) throw err;
+    if (isDiskFull(err)) throw new DiskFullError(dataDir, `the journal files SQLite needs next to ${path}`, { cause: err, atStart: true });
+    const code = sqliteCode(err);
+    if (code === SQLITE_CORRUPT || code === SQLITE_NOTADB) throw damaged(path, err.message);
     throw err;
   }
+}
+
+/** What in the data dir shows it has been used: a relay.db that lost its contents would orphan these. */
+function dataLeftBehind(dataDir: string): string[] {
+  const found: string[] = [];
+  if (existsSync(join(dataDir, 'signing-key'))) found.push('signing-key');
+  const dir = join(dataDir, 'captures');
+  const captures = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.chunks')).length : 0;
+  if (captures > 0) found.push(`${captures} capture files`);
+  return found;
+}
+
+/** PRAGMA quick_check reads every page: a malformed one is found now, not at some later sign-in. */
+function quickCheck(db: DatabaseSync, path: string): void {
+  const rows = db.prepare(`PRAGMA quick_check(${QUICK_CHECK_QUOTED})`).all() as { quick_check: string }[];
+  const problems = rows.map((r) => r.quick_check).filter((p) => p !== 'ok');
+  if (problems.length > 0) throw damaged(path, `SQLite's quick_check found: ${problems.join('; ')}`);
+}
+
+function sqliteCode(err: Error): number | undefined {
+  const code = (err as { errcode?: unknown }).errcode;
+  return typeof code === 'number' ? code & 0xff : undefined;
+}
+
+function damaged(path: string, detail: string): PeriscopeError {
+  return new PeriscopeError(
+    DATABASE_DAMAGED,
+    `${path} is damaged (${detail}). The relay will not run on it. Stop here and restore ${path} from a backup (with ${path}-wal and ${path}-shm removed); ` +
+      `or salvage what is readable with \`sqlite3 ${path} .recover | sqlite3 ${path}.recovered\` and move ${path}.recovered to ${path}`,
+  );
+}
+
+function emptyDatabase(path: string, dataDir: string, state: string, leftovers: string[]): PeriscopeError {
+  return new PeriscopeError(
+    DATABASE_EMPTY,
+    `${path} ${state}, but ${dataDir} holds a relay's data (${leftovers.join(', ')}); starting would create a new admin and lose every account, session and capture record. ` +
+      `Restore ${path} from a backup; or, to really start over, move ${dataDir} away and start with an empty data dir`,
+  );
+}
+
+const healthOf = new WeakMap<DatabaseSync, StorageHealth>();
+
+/** Lets transaction() classify a full disk for the relay's storage health. */
+export function registerHealth(db: DatabaseSync, health: StorageHealth): void {
+  healthOf.set(db, health);
+  health.attach(db);
+}
+
+/**
+ * Runs `fn` in one transaction, so a crash never leaves half an operation behind.
+ * On a full disk it throws DiskFullError (HTTP 507) and nothing is changed.
+ */
+export function transaction<T>(db: DatabaseSync, fn: () => T): T {
+  const run = () => {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      // SQLite may already have rolled back (it does on SQLITE_FULL); a second ROLLBACK would hide the cause.
+      if (db.isTransaction) db.exec('ROLLBACK');
+      throw err;
+    }
+  };
+  const health = healthOf.get(db);
+  return health ? health.required('the change', run) : run();
 }

@@ -1,7 +1,8 @@
 // Everything the relay keeps across restarts, opened in one place.
 import type { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
-import { openDatabase } from './database.ts';
+import { openDatabase, registerHealth } from './database.ts';
+import { DiskFullError, StorageHealth, isDiskFull } from './storage-health.ts';
 import { ensureDataDir } from './data-dir.ts';
 import { Users } from './users.ts';
 import { WebLogins } from './web-logins.ts';
@@ -23,21 +24,31 @@ export interface Store {
   captures: Captures;
   audit: AuditLog;
   chunks: ChunkFiles;
+  /** Whether the data dir has room; holds writes a full disk refused. */
+  health: StorageHealth;
 }
 
 export function openStore(dataDir: string): Store {
-  ensureDataDir(dataDir);
+  try {
+    ensureDataDir(dataDir);
+  } catch (err) {
+    if (isDiskFull(err)) throw new DiskFullError(dataDir, 'the data dir itself', { cause: err, atStart: true });
+    throw err;
+  }
+  const health = new StorageHealth(dataDir);
   const db = openDatabase(dataDir);
+  registerHealth(db, health);
   return {
     db,
     dataDir,
-    users: new Users(db),
-    logins: new WebLogins(db),
-    sessions: new Sessions(db),
-    joinTokens: new JoinTokens(db),
-    agents: new Agents(db),
-    captures: new Captures(db),
-    audit: new AuditLog(db),
+    users: new Users(db, health),
+    logins: new WebLogins(db, health),
+    sessions: new Sessions(db, health),
+    joinTokens: new JoinTokens(db, health),
+    agents: new Agents(db, health),
+    captures: new Captures(db, health),
+    audit: new AuditLog(db, health),
     chunks: new ChunkFiles(join(dataDir, 'captures')),
+    health,
   };
 }

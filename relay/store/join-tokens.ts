@@ -1,4 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite';
+import type { StorageHealth } from './storage-health.ts';
 
 export interface JoinToken {
   jti: string;
@@ -36,14 +37,18 @@ function toJoinToken(row: JoinTokenRow): JoinToken {
 
 export class JoinTokens {
   #db: DatabaseSync;
-  constructor(db: DatabaseSync) {
+  #health: StorageHealth;
+  constructor(db: DatabaseSync, health: StorageHealth) {
     this.#db = db;
+    this.#health = health;
   }
 
   insert(t: JoinToken): void {
-    this.#db
-      .prepare('INSERT INTO join_tokens (jti, session_id, code, token, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(t.jti, t.sessionId, t.code, t.token, t.createdAt, t.expiresAt);
+    this.#health.required('the join token', () =>
+      this.#db
+        .prepare('INSERT INTO join_tokens (jti, session_id, code, token, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(t.jti, t.sessionId, t.code, t.token, t.createdAt, t.expiresAt),
+    );
   }
 
   codeExists(code: string): boolean {
@@ -69,6 +74,8 @@ export class JoinTokens {
   }
 
   revokeForSession(sessionId: string, now: number): void {
-    this.#db.prepare('UPDATE join_tokens SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL').run(now, sessionId);
+    this.#health.required("revoking the session's join token", () =>
+      this.#db.prepare('UPDATE join_tokens SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL').run(now, sessionId),
+    );
   }
 }

@@ -1,4 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite';
+import type { StorageHealth } from './storage-health.ts';
 
 export interface SupportSession {
   id: string;
@@ -49,14 +50,18 @@ export function isOpen(session: SupportSession, now: number): boolean {
 
 export class Sessions {
   #db: DatabaseSync;
-  constructor(db: DatabaseSync) {
+  #health: StorageHealth;
+  constructor(db: DatabaseSync, health: StorageHealth) {
     this.#db = db;
+    this.#health = health;
   }
 
   insert(session: SupportSession): void {
-    this.#db
-      .prepare('INSERT INTO sessions (id, name, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
-      .run(session.id, session.name, session.createdBy, session.createdAt, session.expiresAt);
+    this.#health.required('the new support session', () =>
+      this.#db
+        .prepare('INSERT INTO sessions (id, name, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
+        .run(session.id, session.name, session.createdBy, session.createdAt, session.expiresAt),
+    );
   }
 
   byId(id: string): SupportSession | undefined {
@@ -86,9 +91,9 @@ export class Sessions {
   }
 
   close(id: string, now: number, closedBy: string | null, reason: string): boolean {
-    const result = this.#db
-      .prepare('UPDATE sessions SET closed_at = ?, closed_by = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL')
-      .run(now, closedBy, reason, id);
+    const result = this.#health.required('closing the support session', () =>
+      this.#db.prepare('UPDATE sessions SET closed_at = ?, closed_by = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL').run(now, closedBy, reason, id),
+    );
     return Number(result.changes) > 0;
   }
 
@@ -97,9 +102,9 @@ export class Sessions {
   }
 
   addMember(sessionId: string, userId: string, addedBy: string | null, now: number): boolean {
-    const result = this.#db
-      .prepare('INSERT OR IGNORE INTO session_members (session_id, user_id, added_by, added_at) VALUES (?, ?, ?, ?)')
-      .run(sessionId, userId, addedBy, now);
+    const result = this.#health.required('the new session member', () =>
+      this.#db.prepare('INSERT OR IGNORE INTO session_members (session_id, user_id, added_by, added_at) VALUES (?, ?, ?, ?)').run(sessionId, userId, addedBy, now),
+    );
     return Number(result.changes) > 0;
   }
 

@@ -1,4 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite';
+import type { StorageHealth } from './storage-health.ts';
 
 export interface User {
   id: string;
@@ -22,8 +23,10 @@ function toUser(row: UserRow): User {
 
 export class Users {
   #db: DatabaseSync;
-  constructor(db: DatabaseSync) {
+  #health: StorageHealth;
+  constructor(db: DatabaseSync, health: StorageHealth) {
     this.#db = db;
+    this.#health = health;
   }
 
   count(): number {
@@ -41,8 +44,15 @@ export class Users {
   }
 
   insert(user: User, createdBy: string | null): void {
-    this.#db
-      .prepare('INSERT INTO users (id, username, password_hash, admin, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(user.id, user.username, user.passwordHash, user.admin ? 1 : 0, user.createdAt, createdBy);
+    this.#health.required(`the account ${user.username}`, () =>
+      this.#db
+        .prepare('INSERT INTO users (id, username, password_hash, admin, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(user.id, user.username, user.passwordHash, user.admin ? 1 : 0, user.createdAt, createdBy),
+    );
+  }
+
+  /** Replaces a password hash (a sign-in upgrading it to the current scrypt cost). */
+  setPasswordHash(id: string, passwordHash: string): void {
+    this.#health.required('the upgraded password hash', () => this.#db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, id));
   }
 }

@@ -21,8 +21,10 @@ import { newId } from '../store/ids.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { Metrics } from '../metrics.ts';
 import type { AgentLink, CaptureService } from '../captures/capture-service.ts';
+import type { Presence } from '../sessions/presence.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { closeAll, rawBytes, refuseFrame, truncateReason } from './frames.ts';
+import { SlicedQueue } from './sliced-queue.ts';
 
 export const HELLO_TIMEOUT_MS = 10_000;
 
@@ -51,14 +53,16 @@ export interface AgentHubDeps {
   tokens: TokenService;
   metrics: Metrics;
   heartbeatMs: number;
-  /** Presence or a process list in the session changed. */
-  onSessionChanged: (sessionId: string) => void;
+  /** Who is in each session, and the cap on how many; told of every join, leave and process list. */
+  presence: Presence;
 }
 
 export class AgentHub implements AgentLink {
   #deps: AgentHubDeps;
   #connections = new Set<Connection>();
   #byAgent = new Map<string, Connection>();
+  /** Store writes for agents that left, in slices: a crowd leaving at once must not stall the relay. */
+  #leaves = new SlicedQueue((err) => console.error(`periscope relay: recording an agent's departure failed: ${(err as Error).stack ?? String(err)}`));
 
   constructor(deps: AgentHubDeps) {
     this.#deps = deps;
@@ -106,8 +110,10 @@ export class AgentHub implements AgentLink {
   }
 
   /** Closes every agent with Restarting; resolves once they are gone (stragglers are cut after `graceMs`). */
-  shutdown(graceMs = 2000): Promise<void> {
-    return closeAll([...this.#connections].map((c) => c.ws), graceMs);
+  async shutdown(graceMs = 2000): Promise<void> {
+    await closeAll([...this.#connections].map((c) => c.ws), graceMs);
+    // Before the store closes.
+    this.#leaves.drain();
   }
 
   accept(ws: WebSocket, auth: AgentAuth): void {
@@ -174,7 +180,7 @@ export class AgentHub implements AgentLink {
       case 'processes': {
         const now = Date.now();
         this.#deps.store.agents.setProcesses(agentId, m.processes, now);
-        this.#deps.onSessionChanged(conn.sessionId);
+        this.#deps.presence.processes(conn.sessionId, agentId, m.processes, now);
         return;
       }
       case 'chunk':
@@ -210,17 +216,34 @@ export class AgentHub implements AgentLink {
       return;
     }
     const info = { host: hello.host, containerId: hello.containerId, arch: hello.arch, agentVersion: hello.agentVersion, protocol: hello.protocol };
+    const { presence } = this.#deps;
     let agentId: string;
     let credential: string | undefined;
     if (conn.auth.kind === 'join') {
+      // The place is taken before the await, so concurrent joins cannot overshoot the cap.
+      const slot = presence.reserve(session.id);
+      if (!slot) return this.#refuseFull(conn);
       agentId = newId();
-      credential = await this.#deps.tokens.signAgent({ agentId, sessionId: session.id }, session.expiresAt);
+      try {
+        credential = await this.#deps.tokens.signAgent({ agentId, sessionId: session.id }, session.expiresAt);
+      } catch (err) {
+        slot.release();
+        throw err;
+      }
       // Gone while signing: register nothing.
-      if (conn.ws.readyState !== conn.ws.OPEN) return;
-      store.agents.insert({ id: agentId, sessionId: session.id, ...info, createdAt: now, connectedAt: now, lastSeen: now, processes: [] });
+      if (conn.ws.readyState !== conn.ws.OPEN) return slot.release();
+      const record: AgentRecord = { id: agentId, sessionId: session.id, ...info, createdAt: now, connectedAt: now, lastSeen: now, processes: [] };
+      store.agents.insert(record);
+      presence.connected(record, slot);
     } else {
       agentId = conn.auth.agentId;
+      // Its departure is written before its return.
+      this.#leaves.settle(agentId);
+      // An agent still counted (online, or gone less than the retention) always comes back; a pruned one needs a free place.
+      if (!presence.hasRoom(session.id, agentId)) return this.#refuseFull(conn);
       store.agents.reconnected(agentId, info, now);
+      const record = store.agents.byId(agentId);
+      if (record) presence.connected(record);
       const previous = this.#byAgent.get(agentId);
       if (previous && previous !== conn) {
         // Claim the identity first so the old connection's close handler leaves presence alone.
@@ -243,7 +266,12 @@ export class AgentHub implements AgentLink {
     this.#send(conn.ws, encode({ type: 'welcome', protocol: PROTOCOL_VERSION, agentId, sessionId: session.id, ...(credential ? { credential } : {}), resume }));
     for (const m of followUps) this.#send(conn.ws, encode(m));
     this.#send(conn.ws, encode({ type: 'list_processes' }));
-    this.#deps.onSessionChanged(session.id);
+  }
+
+  #refuseFull(conn: Connection): void {
+    const message = this.#deps.presence.fullMessage;
+    this.#send(conn.ws, encode({ type: 'error', code: 'SESSION_FULL', message }));
+    conn.ws.close(CloseCode.SessionFull, truncateReason(message));
   }
 
   #onClose(conn: Connection, code: number, reason: string): void {
@@ -253,9 +281,15 @@ export class AgentHub implements AgentLink {
     const agentId = conn.agentId;
     if (agentId === undefined || this.#byAgent.get(agentId) !== conn) return;
     this.#byAgent.delete(agentId);
-    this.#deps.store.agents.seen(agentId, conn.heartbeat.lastSeen);
-    this.#deps.store.audit.record(`agent:${agentId}`, 'agent.disconnected', conn.sessionId, { agentId, code, reason });
-    this.#deps.captures.agentDisconnected(agentId);
-    this.#deps.onSessionChanged(conn.sessionId);
+    const { store, captures, presence } = this.#deps;
+    const lastSeen = conn.heartbeat.lastSeen;
+    const at = Date.now();
+    presence.disconnected(conn.sessionId, agentId, lastSeen);
+    // Nothing else can act on this agent before it is back (it is offline above), and a hello from it settles this first.
+    this.#leaves.add(agentId, () => {
+      store.agents.seen(agentId, lastSeen);
+      store.audit.record(`agent:${agentId}`, 'agent.disconnected', conn.sessionId, { agentId, code, reason }, at);
+      captures.agentDisconnected(agentId);
+    });
   }
 }

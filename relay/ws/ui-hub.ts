@@ -7,7 +7,7 @@
 // socket drains. So relay memory per viewer is bounded, and a slow viewer costs
 // the agent and the other viewers nothing.
 import type { WebSocket } from 'ws';
-import { CloseCode, ProtocolError, encode, parseUiMessage, type RelayToUi, type UiSessionState, type UiToRelay } from '../../shared/protocol.ts';
+import { CloseCode, ProtocolError, encode, parseUiMessage, type RelayToUi, type UiSessionAgents, type UiSessionState, type UiToRelay } from '../../shared/protocol.ts';
 import type { Store } from '../store/index.ts';
 import type { CaptureRecord } from '../store/captures.ts';
 import type { User } from '../store/users.ts';
@@ -55,6 +55,7 @@ export interface UiHubDeps {
   captures: CaptureService;
   metrics: Metrics;
   heartbeatMs: number;
+  /** The whole presence of a session (a viewer's snapshot); changes after it come through presenceChanged. */
   sessionState: (sessionId: string) => UiSessionState;
   /** Re-checks a sign-in (logout or expiry since the socket opened). */
   stillSignedIn: (login: WebLogin) => boolean;
@@ -112,11 +113,24 @@ export class UiHub implements CaptureListener {
 
   // ---- events from the rest of the relay ------------------------------------
 
+  /** Something beyond presence changed (the session closed): each subscriber gets a fresh snapshot, once its queue has drained. */
   sessionChanged(sessionId: string): void {
+    for (const v of this.#viewers) {
+      const s = v.subscriptions.get(sessionId);
+      if (!s) continue;
+      s.dirty = true;
+      this.#schedulePump(v, 0);
+    }
+  }
+
+  /** Coalesced presence changes (relay/sessions/presence.ts): one frame, shared by every subscriber. */
+  presenceChanged(update: UiSessionAgents): void {
     let frame: Uint8Array | undefined;
     for (const v of this.#viewers) {
-      if (!v.subscriptions.has(sessionId)) continue;
-      frame ??= encode(this.#deps.sessionState(sessionId));
+      const s = v.subscriptions.get(update.sessionId);
+      // A viewer still owed its snapshot gets the current state with it; changes before it would be redundant.
+      if (!s || s.dirty) continue;
+      frame ??= encode(update);
       this.#enqueue(v, frame);
     }
   }

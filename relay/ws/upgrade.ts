@@ -3,7 +3,7 @@
 // (401/403/404 with a JSON body naming the cause) on the raw socket.
 //
 //   /ws/agent  Authorization: Bearer <join token | agent credential>  (never a URL query)
-//   /ws/ui     the sign-in cookie, and an Origin that is the relay's own
+//   /ws/ui     the sign-in cookie, and an Origin the relay trusts (never one derived from Host)
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
@@ -15,7 +15,8 @@ import { SESSION_COOKIE, type WebSessions } from '../auth/web-sessions.ts';
 import type { Metrics } from '../metrics.ts';
 import type { AgentAuth, AgentHub } from './agent-hub.ts';
 import type { UiHub } from './ui-hub.ts';
-import { isOwnOrigin, readCookie } from '../http/origin.ts';
+import type { Presence } from '../sessions/presence.ts';
+import { readCookie, untrustedOriginMessage } from '../http/origin.ts';
 
 export interface UpgradeDeps {
   wss: WebSocketServer;
@@ -24,9 +25,11 @@ export interface UpgradeDeps {
   webSessions: WebSessions;
   agentHub: AgentHub;
   uiHub: UiHub;
+  presence: Presence;
   metrics: Metrics;
+  isTrustedOrigin: (origin: string) => boolean;
+  /** For refusal messages only. */
   publicOrigin: () => string;
-  secure: boolean;
 }
 
 class Refusal extends Error {
@@ -107,15 +110,18 @@ export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, 
             throw new Refusal(400, 'TOKEN_IN_URL', 'tokens go in the Authorization header, never in the URL (URLs end up in logs)');
           }
           const auth = await authenticateAgent(deps, req.headers.authorization);
+          // Cheap early refusal for a crowd on one code: no WebSocket, no hello. The hello re-checks (and holds the place).
+          if (!deps.presence.hasRoom(auth.sessionId, auth.kind === 'agent' ? auth.agentId : undefined)) {
+            throw new Refusal(409, 'SESSION_FULL', deps.presence.fullMessage);
+          }
           if (socket.destroyed) return;
           deps.wss.handleUpgrade(req, socket, head, (ws) => deps.agentHub.accept(ws, auth));
           return;
         }
         if (path === '/ws/ui') {
           const origin = req.headers.origin;
-          if (!origin || !isOwnOrigin(origin, deps.publicOrigin(), req.headers.host, deps.secure)) {
-            throw new Refusal(403, 'BAD_ORIGIN', "connections to /ws/ui must come from the relay's own pages (Origin header)");
-          }
+          if (!origin) throw new Refusal(403, 'BAD_ORIGIN', "connections to /ws/ui must come from the relay's own pages, and carry their Origin header");
+          if (!deps.isTrustedOrigin(origin)) throw new Refusal(403, 'BAD_ORIGIN', untrustedOriginMessage(origin, deps.publicOrigin()));
           const auth = await deps.webSessions.authenticate(readCookie(req.headers.cookie, SESSION_COOKIE));
           if (!auth) throw new Refusal(401, 'UNAUTHENTICATED', 'sign in first (POST /api/login)');
           if (socket.destroyed) return;

@@ -8,12 +8,14 @@
 // about 40 s of debootstrap, 222 MB. It is built beside the cache and renamed
 // into place when complete, so an interrupted run leaves no half root; a
 // marker file records the recipe, and a root made by another recipe is
-// rebuilt. Delete the directory to force a rebuild.
+// rebuilt. Delete the directory to force a rebuild. Test files run in
+// parallel: one builds while the others wait on a lock (a directory beside the
+// cache, held by a live pid), so no test ever sees a root being replaced.
 //
 // Run directly (`node test/build/minroot.ts`) it makes the cache and prints
 // how long debootstrap took.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -74,6 +76,54 @@ function tail(text: string, lines = 15): string {
   return text.trim().split('\n').slice(-lines).join('\n');
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Runs `fn` holding the build lock; a lock left by a dead process is taken over. */
+function withBuildLock<T>(log: (line: string) => void, fn: () => T): T {
+  const lock = `${MINROOT}.lock`;
+  const owner = join(lock, 'pid');
+  mkdirSync(join(MINROOT, '..'), { recursive: true });
+  let waited = false;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(owner, String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let holder = 0;
+      try {
+        holder = Number(readFileSync(owner, 'utf8'));
+      } catch {
+        // created, pid not written yet
+      }
+      if (holder && !alive(holder)) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (!waited) log(`waiting for another test (pid ${holder || '?'}) that is building ${MINROOT}`);
+      waited = true;
+      sleepSync(500);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 /**
  * The cached root, made first if missing; or why it cannot be made here
  * (not root, no debootstrap and no apt to install it, no mirror).
@@ -81,6 +131,10 @@ function tail(text: string, lines = 15): string {
 export function ensureMinroot(log: (line: string) => void = () => {}): Minroot {
   if (minrootReady()) return { root: MINROOT };
   if (process.getuid?.() !== 0) return { skip: `${MINROOT} is missing and making it needs root (debootstrap)` };
+  return withBuildLock(log, () => (minrootReady() ? { root: MINROOT } : buildMinroot(log)));
+}
+
+function buildMinroot(log: (line: string) => void): Minroot {
   if (!have('debootstrap')) {
     log('installing debootstrap with apt-get');
     const apt = spawnSync('sh', ['-c', 'apt-get install -y -q debootstrap || (apt-get update -q && apt-get install -y -q debootstrap)'], {
@@ -106,14 +160,8 @@ export function ensureMinroot(log: (line: string) => void = () => {}): Minroot {
   const archives = join(building, 'var', 'cache', 'apt', 'archives');
   for (const f of readdirSync(archives)) if (f.endsWith('.deb')) rmSync(join(archives, f));
   writeFileSync(join(building, MARKER), `${RECIPE}\n`);
-  rmSync(MINROOT, { recursive: true, force: true }); // an older recipe
-  try {
-    renameSync(building, MINROOT);
-  } catch (err) {
-    // Another run finished first: use its root.
-    rmSync(building, { recursive: true, force: true });
-    if (!minrootReady()) throw err;
-  }
+  rmSync(MINROOT, { recursive: true, force: true }); // an older recipe (under the lock, nobody uses it)
+  renameSync(building, MINROOT);
   return { root: MINROOT, debootstrapSeconds };
 }
 

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProfileBuilder, applyChunk, emptyProfile, profileFromChunks } from '../../shared/profile/index.ts';
 import type { ProfileChunk } from '../../shared/profile/chunk.ts';
-import type { UiCaptureChunk, UiSessionState } from '../../shared/protocol.ts';
+import type { UiCaptureChunk } from '../../shared/protocol.ts';
 import { exportRaw } from '../../shared/export/index.ts';
 import {
   Client,
@@ -38,7 +38,7 @@ after(async () => {
 });
 
 describe('session presence', () => {
-  test('subscribe_session sends the state now and on every change (processes, presence)', async () => {
+  test('subscribe_session sends the state now, then each change (processes, presence) as an update', async () => {
     const { session, agent, welcome } = await joinedAgent(relay, carol);
     const ui = await connectUi(relay, carol);
     ui.send({ type: 'subscribe_session', sessionId: session.id });
@@ -48,12 +48,17 @@ describe('session presence', () => {
     assert.equal(await metric(relay, 'periscope_viewers'), 1);
 
     agent.send({ type: 'processes', processes: [{ pid: 10, cmdline: 'python3 -m celery worker', version: '3.10.4', user: 'celery', threads: 9 }] });
-    const withProcs = await ui.nextOfType('session_state');
+    const withProcs = await ui.nextOfType('session_agents');
+    assert.equal(withProcs.sessionId, session.id);
+    assert.deepEqual(withProcs.removed, []);
+    assert.equal(withProcs.agents[0].id, welcome.agentId);
     assert.equal(withProcs.agents[0].processes[0].cmdline, 'python3 -m celery worker');
 
     agent.close();
-    const gone = await ui.next((m): m is UiSessionState => m.type === 'session_state' && !m.agents[0].online, 5000, 'offline state');
-    assert.equal(gone.type, 'session_state');
+    const gone = await ui.nextOfType('session_agents', 5000, (m) => m.agents.some((a) => a.id === welcome.agentId && !a.online));
+    assert.equal(gone.agents.length, 1);
+    // Updates only: the whole state is not sent again.
+    assert.equal(ui.received.filter((m) => m.type === 'session_state').length, 0);
     ui.close();
   });
 
@@ -115,9 +120,10 @@ describe('watching a capture', () => {
     const ui = await connectUi(relay, carol);
     ui.send({ type: 'watch_capture', captureId });
     assert.equal((await ui.nextOfType('capture_state')).status, 'starting');
-    agent.send({ type: 'dump_result', captureId, threads: [{ thread_name: 'MainThread', frames: [] }] });
+    const threads = [{ pid: 1, thread_id: 7, os_thread_id: 1, thread_name: 'MainThread', active: false, owns_gil: false, frames: [] }];
+    agent.send({ type: 'dump_result', captureId, threads });
     const result = await ui.nextOfType('dump_result');
-    assert.deepEqual(result.threads, [{ thread_name: 'MainThread', frames: [] }]);
+    assert.deepEqual(result.threads, threads);
     const late = await connectUi(relay, carol);
     late.send({ type: 'watch_capture', captureId });
     assert.equal((await late.nextOfType('capture_state')).status, 'complete');

@@ -65,14 +65,14 @@ export interface Relay {
   log: () => string;
 }
 
-export async function startRelay(t: TestContext): Promise<Relay> {
+export async function startRelay(t: TestContext, env: Record<string, string> = {}): Promise<Relay> {
   await ensureWebBuilt();
   const dataDir = mkdtempSync(join(tmpdir(), 'periscope-relay-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const adminPassword = `admin-${Math.random().toString(36).slice(2)}-pw`;
   const child = spawn(NODE, [join(ROOT, 'relay', 'main.ts')], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', PERISCOPE_DATA_DIR: dataDir, PERISCOPE_ADMIN_PASSWORD: adminPassword, PERISCOPE_HEARTBEAT_SECONDS: '5' },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', PERISCOPE_DATA_DIR: dataDir, PERISCOPE_ADMIN_PASSWORD: adminPassword, PERISCOPE_HEARTBEAT_SECONDS: '5', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

@@ -11,7 +11,10 @@ import { ApiClient, chromiumMissing, launchBrowser, signIn, sleep, startAgent, s
 
 const python = newestPython();
 const skip = chromiumMissing() ?? (python ? undefined : 'no Python interpreter found');
-const HOSTILE_ARG = '<img src=x onerror=alert(2)><script>alert(4)</script>';
+// The right-to-left override would show "exe.png" as "gnp.exe" if rendered
+// as is: the page must show the control itself, as a visible \u202e.
+const HOSTILE_ARG = '<img src=x onerror=alert(2)><script>alert(4)</script>\u202egnp.exe';
+const SHOWN_ARG = HOSTILE_ARG.replace('\u202e', '\\u202e');
 
 /** No markup from the target may have become DOM: only our own bundle's script, no images/frames, no on* attributes. */
 async function assertNoInjection(page: Page, where: string): Promise<void> {
@@ -59,7 +62,9 @@ test('hostile function, file, thread names and command line render as text', { s
   } catch (err) {
     throw new Error(`process never appeared: ${(err as Error).message}\n--- agent ---\n${agent.log()}`);
   }
-  assert.ok((await row.locator('td.cmdline').textContent())?.includes(HOSTILE_ARG), 'command line shown verbatim');
+  const cmdline = (await row.locator('td.cmdline').textContent()) ?? '';
+  assert.ok(cmdline.includes(SHOWN_ARG), `command line shown as text, the bidi override visible: ${JSON.stringify(cmdline)}`);
+  assert.ok(!cmdline.includes('\u202e'), 'no raw bidi override on the page');
   await assertNoInjection(page, 'session page');
 
   // Record 2 s.
@@ -70,7 +75,7 @@ test('hostile function, file, thread names and command line render as text', { s
   await page.waitForURL(/#\/captures\//);
   await page.waitForFunction(() => (document.querySelector('.capture-status') as HTMLElement | null)?.dataset.status === 'complete', undefined, { timeout: 30_000 });
   await page.waitForFunction((name) => [...document.querySelectorAll('.fn-table .fn-name')].some((b) => b.textContent === name), truth.name, { timeout: 10_000 });
-  assert.ok((await page.locator('.capture-status').textContent())?.includes(HOSTILE_ARG), 'command line in the status line is text');
+  assert.ok((await page.locator('.capture-status').textContent())?.includes(SHOWN_ARG), 'command line in the status line is text');
   assert.ok((await page.locator('.fn-table').textContent())?.includes(truth.filename.split('/').pop()!), 'file name shown as text');
 
   // Tooltip over the hostile box (it is the only leaf: the busy thread spins in it).

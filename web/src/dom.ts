@@ -1,6 +1,10 @@
 // Tiny DOM helpers. Every string goes in through textContent or a property,
 // never through HTML parsing: names, files and command lines come from the
-// customer's processes and must be treated as hostile.
+// customer's processes and must be treated as hostile. Text also passes
+// through inertText, so a bidi override or control character in a name is
+// shown as a visible \uNNNN instead of silently reordering what is read.
+
+import { inertText } from '../../shared/export/inert-text.ts';
 
 export type Child = Node | string | number | null | undefined | false;
 
@@ -47,7 +51,7 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs | 
 export function setAttrs(el: HTMLElement, attrs: Attrs): void {
   if (attrs.class !== undefined) el.className = attrs.class;
   if (attrs.id !== undefined) el.id = attrs.id;
-  if (attrs.title !== undefined) el.title = attrs.title;
+  if (attrs.title !== undefined) el.title = shown(attrs.title);
   if (attrs.role !== undefined) el.setAttribute('role', attrs.role);
   if (attrs.tabindex !== undefined) el.tabIndex = attrs.tabindex;
   if (attrs.href !== undefined) {
@@ -88,7 +92,7 @@ export function setAttrs(el: HTMLElement, attrs: Attrs): void {
 export function append(el: Node, ...children: Child[]): void {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;
-    el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
+    el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(shown(String(c))) : c);
   }
 }
 
@@ -103,7 +107,13 @@ export function replace(el: Node, ...children: Child[]): void {
 
 /** Sets text only when it changed (cheap to call every refresh). */
 export function setText(el: Node, text: string): void {
-  if (el.textContent !== text) el.textContent = text;
+  const safe = shown(text);
+  if (el.textContent !== safe) el.textContent = safe;
+}
+
+/** Text as it may be shown: controls and bidi overrides made visible, line breaks kept. */
+export function shown(text: string): string {
+  return inertText(text, Number.POSITIVE_INFINITY, { keepLineBreaks: true });
 }
 
 export function button(label: Child, onclick: (ev: MouseEvent) => void, attrs: Attrs = {}): HTMLButtonElement {

@@ -42,6 +42,12 @@ export function explain(code: string | undefined, message: string | undefined): 
   if (/^(NOT_FOUND|HTTP_404)$/.test(c)) return { title: 'Not found', detail: m || 'It does not exist, or you may not see it.' };
   if (/SESSION_CLOSED|EXPIRED/.test(c)) return { title: 'Session closed', detail: m || 'This support session is closed.' };
   if (c === 'NETWORK') return { title: 'Relay unreachable', detail: m };
+  if (c === 'CAPTURE_DAMAGED') {
+    return { title: 'The capture’s file on the relay is damaged', detail: m || 'Part of this capture can no longer be read.', fix: ['What is shown (and what downloads) is the part before the damage. The relay’s operator can restore the file from a backup.'] };
+  }
+  if (c === 'DISK_FULL') {
+    return { title: 'The relay’s disk is full', detail: m || 'The relay could not store data.', fix: ['Ask the relay’s operator to free space in its data dir (or make the volume larger); captures work again once there is room.'] };
+  }
   return { title: 'Something went wrong', detail: m ? (c ? `${m} (${c})` : m) : c || 'Unknown error' };
 }
 

@@ -5,7 +5,7 @@ import type { AppEnv, RelayServices } from '../context.ts';
 import { ApiError } from '../api-error.ts';
 import { clientIp, currentAuth, jsonBody, requireUser } from '../guards.ts';
 import { SESSION_COOKIE } from '../../auth/web-sessions.ts';
-import { decoyHash, verifyPassword } from '../../auth/passwords.ts';
+import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../../auth/passwords.ts';
 import { createUser, publicUser } from '../../auth/accounts.ts';
 
 export function authRoutes(s: RelayServices): Hono<AppEnv> {
@@ -19,7 +19,8 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
       throw new ApiError(400, 'INVALID_ARGUMENT', 'send {"username": "...", "password": "..."}');
     }
     const ip = clientIp(c);
-    const wait = s.limiter.retryAfterMs(ip, username);
+    // Counted before the (slow) password check, so concurrent guesses cannot outrun the limit.
+    const wait = s.limiter.attempt(ip, username);
     if (wait > 0) {
       s.metrics.authFailures++;
       const seconds = Math.ceil(wait / 1000);
@@ -28,12 +29,12 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
     const user = s.store.users.byUsername(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
     if (!user || !ok) {
-      s.limiter.failed(ip, username);
       s.metrics.authFailures++;
       s.store.audit.record(username, 'login.failed', null, { ip });
       throw new ApiError(401, 'BAD_CREDENTIALS', 'wrong username or password');
     }
     s.limiter.succeeded(ip, username);
+    if (needsRehash(user.passwordHash)) await upgradeHash(s, user.id, password);
     const { token, login } = await s.webSessions.start(user);
     setCookie(c, SESSION_COOKIE, token, {
       httpOnly: true,
@@ -81,6 +82,15 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
   });
 
   return app;
+}
+
+/** A hash from before the current scrypt cost is replaced now that the password is proven; the sign-in goes on if that fails. */
+async function upgradeHash(s: RelayServices, userId: string, password: string): Promise<void> {
+  try {
+    s.store.users.setPasswordHash(userId, await hashPassword(password));
+  } catch (err) {
+    console.error(`periscope relay: could not upgrade a password hash (the old one keeps working): ${(err as Error).message}`);
+  }
 }
 
 export function pageParams(limitRaw: string | undefined, beforeRaw: string | undefined): { limit: number; before: number | undefined } {

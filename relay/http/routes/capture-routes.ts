@@ -98,7 +98,12 @@ export function captureRoutes(s: RelayServices): Hono<AppEnv> {
       threads: boolParam(c, 'threads', false),
     };
     const chunks = s.captures.storedChunks(capture.id);
-    if (chunks === 0) throw new ApiError(409, 'CAPTURE_EMPTY', `no samples have arrived for this capture yet (status ${capture.status})`);
+    if (chunks === 0) {
+      // storedChunks checks the file: the capture may have just been found damaged.
+      const now = s.captures.get(capture.id) ?? capture;
+      if (now.status === 'damaged') throw new ApiError(409, 'CAPTURE_DAMAGED', now.error?.message ?? 'the capture\'s file is damaged and none of it can be read');
+      throw new ApiError(409, 'CAPTURE_EMPTY', `no samples have arrived for this capture yet (status ${capture.status})`);
+    }
     const { body, fileName } = await s.renderer.render(capture.id, chunks, format, options, capture.startedAt);
     s.metrics.bytesOut += Buffer.byteLength(body);
     s.store.audit.record(user.username, 'capture.downloaded', capture.sessionId, { captureId: capture.id, format, options });

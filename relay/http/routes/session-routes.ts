@@ -54,7 +54,8 @@ export function sessionRoutes(s: RelayServices): Hono<AppEnv> {
 
   app.get('/api/sessions/:id/agents', (c) => {
     const session = s.sessions.forMember(c.req.param('id'), currentAuth(c).user);
-    return c.json({ agents: s.store.agents.forSession(session.id).map((a) => s.agentHub.view(a)) });
+    // What engineers see live: agents that left long ago are pruned (relay/sessions/presence.ts).
+    return c.json({ agents: s.presence.records(session.id).map((a) => s.agentHub.view(a)) });
   });
 
   app.get('/api/sessions/:id/captures', (c) => {

@@ -8,7 +8,7 @@
 // icicle at the top. Text goes through fillText only.
 
 import { type FlameModel, FlameSearch, NodeKind } from './flame-model.ts';
-import { h } from '../dom.ts';
+import { h, shown } from '../dom.ts';
 
 export const ROW_HEIGHT = 17;
 const MIN_BOX_WIDTH = 0.5;
@@ -330,9 +330,9 @@ export class FlameCanvas {
     }
     const room = Math.floor((w - 6) / this.#charWidth);
     if (room < 3) return;
-    let text = m.label(node);
+    let text = shown(m.label(node));
     if (text.length > room) {
-      const name = m.name(node);
+      const name = shown(m.name(node));
       text = name.length <= room ? name : `${name.slice(0, room - 1)}…`;
     }
     ctx.fillStyle = '#000';

@@ -1,6 +1,7 @@
 // A support session: the customer's one-liner, the agents that joined and their
 // Python processes, a form to start dump / top / record, the capture history
-// and the audit log. Agents are live (session_state over the WebSocket).
+// and the audit log. Agents are live over the WebSocket: one session_state
+// snapshot, then session_agents updates carrying only what changed.
 
 import { type Agent, type AuditEntry, type Capture, type CaptureKind, type ProcessInfo, type Session, ApiError, api, downloadUrl } from '../api.ts';
 import { app, createdSessions, type Screen } from '../app.ts';
@@ -89,7 +90,7 @@ function auditDetail(detail: unknown): string {
 
 function statusBadge(status: string): HTMLElement {
   const cls =
-    status === 'complete' ? 'badge-ok' : status === 'running' || status === 'starting' ? 'badge-active' : status === 'failed' ? 'badge-bad' : status === 'target_exited' || status === 'incomplete' ? 'badge-warn' : '';
+    status === 'complete' ? 'badge-ok' : status === 'running' || status === 'starting' ? 'badge-active' : status === 'failed' || status === 'damaged' ? 'badge-bad' : status === 'target_exited' || status === 'incomplete' ? 'badge-warn' : '';
   const label = status === 'target_exited' ? 'target exited' : status;
   return h('span', { class: `badge ${cls}` }, label);
 }
@@ -101,6 +102,10 @@ export const sessionScreen: Screen = (root, params) => {
   let alive = true;
   let session: Session | undefined = createdSessions.get(sessionId);
   let agents: Agent[] = [];
+  /** Each shown agent's card, so an update rebuilds only the cards of agents that changed. */
+  const cards = new Map<string, HTMLElement>();
+  /** A snapshot came over the WebSocket: the HTTP list, possibly older, must not replace it. */
+  let live = false;
   let selected: { agentId: string; pid: number } | null = null;
   const timers: ReturnType<typeof setInterval>[] = [];
 
@@ -252,11 +257,41 @@ export const sessionScreen: Screen = (root, params) => {
 
   // ---- agents ----
   function renderAgents(): void {
+    cards.clear();
     if (agents.length === 0) {
       replace(agentsBox, h('p', { class: 'muted waiting' }, 'No agent has joined yet. Once the customer runs the one-liner, their agent and its Python processes appear here.'));
       return;
     }
-    replace(agentsBox, ...agents.map(agentCard));
+    replace(
+      agentsBox,
+      ...agents.map((a) => {
+        const card = agentCard(a);
+        cards.set(a.id, card);
+        return card;
+      }),
+    );
+  }
+
+  /** A session_agents update: agents that joined or changed replace their card (new ones go last); pruned ones go. */
+  function applyAgentChanges(changed: Agent[], removed: string[]): void {
+    const gone = new Set(removed);
+    const updated = new Map(changed.map((a) => [a.id, a]));
+    const wasEmpty = agents.length === 0;
+    const kept = agents.filter((a) => !gone.has(a.id));
+    const keptIds = new Set(kept.map((a) => a.id));
+    agents = [...kept.map((a) => updated.get(a.id) ?? a), ...changed.filter((a) => !keptIds.has(a.id))];
+    if (wasEmpty || agents.length === 0) return renderAgents();
+    for (const id of removed) {
+      cards.get(id)?.remove();
+      cards.delete(id);
+    }
+    for (const a of changed) {
+      const card = agentCard(a);
+      const old = cards.get(a.id);
+      if (old) old.replaceWith(card);
+      else agentsBox.append(card);
+      cards.set(a.id, card);
+    }
   }
 
   function agentCard(a: Agent): HTMLElement {
@@ -414,7 +449,7 @@ export const sessionScreen: Screen = (root, params) => {
   async function loadAgents(): Promise<void> {
     try {
       const list = await api.agents(sessionId);
-      if (!alive) return;
+      if (!alive || live) return;
       agents = list;
       renderAgents();
     } catch (err) {
@@ -496,9 +531,14 @@ export const sessionScreen: Screen = (root, params) => {
   // ---- live updates ----
   const offMessage = socket.onMessage((m) => {
     if (m.type === 'session_state' && m.sessionId === sessionId) {
+      live = true;
       agents = m.agents;
       renderAgents();
       if (selected && !formCard.hidden) renderForm();
+    } else if (m.type === 'session_agents' && m.sessionId === sessionId && live) {
+      applyAgentChanges(m.agents, m.removed);
+      const touched = selected && (m.agents.some((a) => a.id === selected!.agentId) || m.removed.includes(selected.agentId));
+      if (touched && !formCard.hidden) renderForm();
     }
   });
   const unsubscribe = socket.subscribeSession(sessionId);
