@@ -3,6 +3,7 @@
 // into the shared profile model, from which every view and exporter reads.
 import { ProfileBuilder, type FrameInput } from '../shared/profile/index.ts';
 import { PeriscopeError } from '../shared/errors.ts';
+import type { SamplingEndReason } from '../shared/capture-states.ts';
 import { asPeriscopeError, loadNative, type NativeTargetInfo } from './native.ts';
 
 export interface CaptureOptions {
@@ -28,7 +29,8 @@ export interface CaptureStats {
   walkUs: number;
 }
 
-export type EndReason = 'duration' | 'stopped' | 'target_exited' | 'error';
+/** How sampling ended: the agent's end reasons of shared/capture-states.ts, less `refused`. */
+export type EndReason = SamplingEndReason;
 
 export interface CaptureProgress {
   stats: CaptureStats;

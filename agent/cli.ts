@@ -1,5 +1,5 @@
-// The agent's command line: local `dump` (and, as they land, `record`,
-// `top`, `connect`). Errors print `periscope: CODE: message` and exit 1.
+// The agent's command line: local `dump`, `top` and `record`, and `connect`
+// to a relay. Errors print `periscope: CODE: message` and exit 1.
 import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
 import { dump, formatDumpText } from './dump.ts';
 import { isPeriscopeError } from '../shared/errors.ts';
@@ -7,6 +7,7 @@ import { AGENT_VERSION } from './version.ts';
 import { runRecord } from './record.ts';
 import { runTop } from './top.ts';
 import { inertText } from '../shared/export/inert-text.ts';
+import { FORMAT_NAMES } from '../shared/export/formats.ts';
 
 const dumpSpecs: OptionSpec[] = [
   { name: 'pid', short: 'p', type: 'number', description: 'process id of the Python program to dump' },
@@ -21,7 +22,7 @@ const topUsage = `periscope ${AGENT_VERSION} - sample the Python stacks of a run
 
 usage:
   periscope dump --pid PID [--json] [--blocking] [--subprocesses]
-  periscope record --pid PID [-r RATE] [-d SECONDS] [-f flamegraph|speedscope|raw|chrometrace] [-o FILE] [options]
+  periscope record --pid PID [-r RATE] [-d SECONDS] [-f ${FORMAT_NAMES.join('|')}] [-o FILE] [options]
   periscope record [options] -- python3 app.py ...
   periscope top --pid PID [-r RATE] [options]
   periscope connect RELAY_URL [--token-file FILE] [--pids 12,34] [--max-rate N] [--max-duration S]

@@ -4,28 +4,12 @@ import { basename } from 'node:path';
 import { attach, asPeriscopeError, type NativeThread, type NativeTargetInfo } from './native.ts';
 import { descendantsOf } from './processes.ts';
 import { isPeriscopeError } from '../shared/errors.ts';
+import type { DumpThread } from '../shared/protocol.ts';
 import { inertText } from '../shared/export/inert-text.ts';
-
-export interface DumpedFrame {
-  name: string;
-  filename: string;
-  short_filename: string;
-  line: number;
-}
-
-export interface DumpedThread {
-  pid: number;
-  thread_id: number;
-  os_thread_id: number;
-  thread_name: string | null;
-  active: boolean;
-  owns_gil: boolean;
-  frames: DumpedFrame[];
-}
 
 export interface DumpedProcess {
   info: NativeTargetInfo;
-  threads: DumpedThread[];
+  threads: DumpThread[];
 }
 
 export interface DumpOptions {
@@ -34,7 +18,7 @@ export interface DumpOptions {
   ignoreSymbols?: boolean;
 }
 
-function toDumped(pid: number, t: NativeThread): DumpedThread {
+function toDumped(pid: number, t: NativeThread): DumpThread {
   return {
     pid,
     thread_id: t.threadId,
@@ -42,6 +26,7 @@ function toDumped(pid: number, t: NativeThread): DumpedThread {
     thread_name: t.name,
     active: t.active,
     owns_gil: t.ownsGil,
+    truncated: t.truncated,
     frames: t.frames.map((f) => ({ name: f.name, filename: f.filename, short_filename: basename(f.filename), line: f.line })),
   };
 }
@@ -86,6 +71,7 @@ export function formatDumpText(processes: DumpedProcess[]): string {
       const name = t.thread_name === null ? '' : `: "${inertText(t.thread_name).replace(/"/g, '\\"')}"`;
       lines.push(`Thread ${t.os_thread_id} (${state})${name}`);
       for (const f of t.frames) lines.push(`    ${inertText(f.name)} (${inertText(f.filename)}:${f.line})`);
+      if (t.truncated) lines.push('    (stack truncated)');
       lines.push('');
     }
   }

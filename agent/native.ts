@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PeriscopeError } from '../shared/errors.ts';
+import { PeriscopeError, asErrorCode } from '../shared/errors.ts';
 
 export interface NativeFrame {
   name: string;
@@ -74,7 +74,7 @@ export function attach(pid: number, options: { ignoreSymbols?: boolean } = {}): 
 
 export function asPeriscopeError(err: unknown): unknown {
   if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string' && !(err instanceof PeriscopeError)) {
-    return new PeriscopeError((err as Error & { code: string }).code, err.message);
+    return new PeriscopeError(asErrorCode((err as Error & { code: string }).code, 'READ_FAILED'), err.message);
   }
   return err;
 }

@@ -6,16 +6,22 @@ import { inertText } from '../shared/export/inert-text.ts';
 import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
 import { Capture, type CaptureProgress } from './capture.ts';
 import { captureOptionsFrom, gilFilterFor, samplingSpecs, viewOptionsFrom } from './capture-options.ts';
-import { defaultOutputName, FORMATS, parseFormat, render } from './formats.ts';
+import { DEFAULT_FORMAT, FORMAT_NAMES, isFormat, outputFileName, type Format } from '../shared/export/formats.ts';
+import { render } from '../shared/export/renderers.ts';
 import { attachWhenReady, launch, type Launched } from './launch.ts';
 
 const recordSpecs: OptionSpec[] = [
   ...samplingSpecs.filter((s) => s.name !== 'help'),
   { name: 'duration', short: 'd', type: 'number', description: 'seconds to record (default: until Ctrl-C or the program exits)' },
-  { name: 'format', short: 'f', type: 'string', description: `output format: ${FORMATS.join(', ')}`, default: 'flamegraph' },
+  { name: 'format', short: 'f', type: 'string', description: `output format: ${FORMAT_NAMES.join(', ')}`, default: DEFAULT_FORMAT },
   { name: 'output', short: 'o', type: 'string', description: 'output file (default: PROGRAM-TIME.EXT)' },
   { name: 'help', short: 'h', type: 'boolean', description: 'show this help' },
 ];
+
+function parseFormat(value: unknown): Format {
+  if (isFormat(value)) return value;
+  throw new PeriscopeError('BAD_ARGUMENT', `--format must be one of ${FORMAT_NAMES.join(', ')}; got ${JSON.stringify(value)}`);
+}
 
 function progressLine(p: CaptureProgress): string {
   const late = p.stats.ticks > 0 ? ((100 * p.stats.late) / p.stats.ticks).toFixed(1) : '0.0';
@@ -58,7 +64,7 @@ export async function runRecord(argv: string[]): Promise<number> {
     launched?.child.kill('SIGKILL');
     throw err;
   }
-  const output = (options.output as string | undefined) ?? defaultOutputName(capture.target.cmdline, format);
+  const output = (options.output as string | undefined) ?? outputFileName(capture.target.cmdline, format);
   const view = viewOptionsFrom(options);
   view.gil = gilFilterFor(view.gil === true, capture.target, (line) => process.stderr.write(`${line}\n`));
 

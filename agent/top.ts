@@ -3,7 +3,7 @@
 // second and takes keys; piped, it prints the header and table once per second
 // as plain text, so it can be logged, grepped and tested.
 import { readlinkSync } from 'node:fs';
-import { PeriscopeError } from '../shared/errors.ts';
+import { PeriscopeError, asErrorCode } from '../shared/errors.ts';
 import { type LiveTopRow, samplePeriodUs, TopAccumulator, type TopSortKey, type TopWindow } from '../shared/profile/index.ts';
 import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
 import { Capture, type CaptureProgress, type EndReason } from './capture.ts';
@@ -400,7 +400,7 @@ export async function runTop(argv: string[]): Promise<number> {
 
   if (reason === 'error') {
     const e = capture.progress.lastError;
-    throw new PeriscopeError(e?.code ?? 'READ_FAILED', e?.message ?? 'sampling failed');
+    throw new PeriscopeError(asErrorCode(e?.code, 'READ_FAILED'), e?.message ?? 'sampling failed');
   }
   const line = endLine(reason, pid, capture);
   if (line) process.stdout.write(`${line}\n`);

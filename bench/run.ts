@@ -6,10 +6,14 @@
 //   3. highest rate sustained with < 1 % late samples
 //   4. slowdown of the busy target while profiled (100 Hz / 1 kHz,
 //      non-blocking / blocking), alternating unprofiled and profiled phases
+//   5. beside the peers: whole-process CPU per sample at 1 kHz of
+//      `periscope record`, austin 3.7 and CPython 3.15's profiler; CPython's
+//      highest rate; a short record's start-up cost (bench/peers.ts)
+//   6. instructions per sample under callgrind (bench/callgrind.ts)
 // plus, once, a platform baseline for 3: how late a bare sleep loop wakes up.
 // Prints tables, then one line `BENCH_JSON {...}` with every figure.
 //
-// Options: --quick (shorter phases, fewer repetitions), --only=timer,dump,cpu,rate,slowdown,
+// Options: --quick (shorter phases, fewer repetitions), --only=timer,dump,cpu,rate,slowdown,peers,callgrind,
 // --wait-idle=SECONDS (before each interpreter, wait up to that long for the
 // rest of the machine to go quiet), and any other argument filters
 // interpreters by label or version prefix ("3.11" matches 3.11.x and
@@ -26,6 +30,8 @@ import { ensureNativeBuilt } from '../scripts/build-native.ts';
 import { EXPECTED, type Python, pythons, skippedPythons } from '../test/helpers/pythons.ts';
 import { benchCpu, CPU_RATE, type CpuResult } from './cpu.ts';
 import { benchDump, DUMP_DEPTH, type DumpResult } from './dump.ts';
+import { benchPeers, PEER_RATE, type PeersResult } from './peers.ts';
+import { benchCallgrind, type CallgrindResult } from './callgrind.ts';
 import { benchMaxRate, LATE_LIMIT, type MaxRateResult } from './maxrate.ts';
 import { benchTimer, type TimerBaseline } from './timer.ts';
 import { benchSlowdown, CONFIGS, type Estimate, SLOWDOWN_TARGET, type SlowdownResult } from './slowdown.ts';
@@ -35,7 +41,7 @@ import { fixed, nowMs, pct, rateLabel, round } from './lib/stats.ts';
 import { renderTable } from './lib/table.ts';
 
 const BUSY_DEPTH = 50;
-const ALL_BENCHES = ['timer', 'dump', 'cpu', 'rate', 'slowdown'] as const;
+const ALL_BENCHES = ['timer', 'dump', 'cpu', 'rate', 'slowdown', 'peers', 'callgrind'] as const;
 type BenchName = (typeof ALL_BENCHES)[number];
 
 interface PythonResult {
@@ -46,6 +52,8 @@ interface PythonResult {
   cpu: CpuResult | null;
   rate: MaxRateResult | null;
   slowdown: SlowdownResult | null;
+  peers: PeersResult | null;
+  callgrind: CallgrindResult | null;
   errors: string[];
   seconds: number;
   /** Cores used by other processes while the busy-target benchmarks ran. */
@@ -133,6 +141,8 @@ async function benchPython(py: Python, quick: boolean, only: Set<BenchName>, idl
     cpu: null,
     rate: null,
     slowdown: null,
+    peers: null,
+    callgrind: null,
     errors: [],
     seconds: 0,
     backgroundCores: Number.NaN,
@@ -156,7 +166,7 @@ async function benchPython(py: Python, quick: boolean, only: Set<BenchName>, idl
     res.dump = await step('dump latency', () => benchDump(py, quick));
     if (res.dump?.error) res.errors.push(`dump: ${res.dump.error}`);
   }
-  if (only.has('cpu') || only.has('rate') || only.has('slowdown')) {
+  if (['cpu', 'rate', 'slowdown', 'peers', 'callgrind'].some((b) => only.has(b as BenchName))) {
     const target = await step('busy target start', () => startTarget(py, 'busy', BUSY_DEPTH, true));
     if (target) {
       const load = new LoadMeter([target.pid]);
@@ -167,6 +177,8 @@ async function benchPython(py: Python, quick: boolean, only: Set<BenchName>, idl
         if (only.has('cpu')) res.cpu = await step('sampler CPU', () => benchCpu(py, target, quick));
         if (only.has('rate')) res.rate = await step('max rate', () => benchMaxRate(py, target, quick));
         if (only.has('slowdown')) res.slowdown = await step('slowdown', () => benchSlowdown(py, target, quick));
+        if (only.has('peers')) res.peers = await step('peers', () => benchPeers(py, target, quick));
+        if (only.has('callgrind')) res.callgrind = await step('callgrind', async () => benchCallgrind(target, quick));
       } finally {
         res.backgroundCores = load.read().backgroundCores;
         await target.kill();
@@ -359,7 +371,44 @@ function tables(results: PythonResult[], quick: boolean, baselines: TimerBaselin
       ['From /proc/PID/task/PID/schedstat and status: non-zero run-queue wait while profiled means the target had to wait for a core.'],
     ),
   );
+  if (only.has('peers') || only.has('callgrind')) out.push(peersTable(results));
   return out.join('\n\n');
+}
+
+/** a / b as "0.42", or "—" when either is missing. */
+function ratio(a: number | null | undefined, b: number | null | undefined): string {
+  return a && b ? fixed(a / b, 2) : '—';
+}
+
+function peersTable(results: PythonResult[]): string {
+  const rows = results.map((r) => {
+    const p = r.peers;
+    const cell = (f: PeersResult['austin'] | undefined) => (!f ? '—' : f.cpuPerSampleUs === null ? 'missing' : fixed(f.cpuPerSampleUs, 1));
+    return [
+      r.label,
+      cell(p?.periscope),
+      cell(p?.austin),
+      ratio(p?.periscope.cpuPerSampleUs, p?.austin.cpuPerSampleUs),
+      cell(p?.cpython),
+      ratio(p?.periscope.cpuPerSampleUs, p?.cpython.cpuPerSampleUs),
+      r.rate ? `${rateLabel(r.rate.maxRate)}Hz` : '—',
+      p ? (p.cpythonMaxRateHz === null ? 'missing' : `${rateLabel(Math.round(p.cpythonMaxRateHz))}Hz`) : '—',
+      ratio(r.rate?.maxRate, p?.cpythonMaxRateHz),
+      r.callgrind ? (r.callgrind.instructionsPerSample === null ? 'missing' : String(Math.round(r.callgrind.instructionsPerSample))) : '—',
+      p && p.shortRecordColdS !== null && p.shortRecordWarmS !== null ? `${fixed(p.shortRecordColdS, 2)} / ${fixed(p.shortRecordWarmS, 2)}` : '—',
+    ];
+  });
+  const seconds = results.find((r) => r.peers)?.peers?.seconds ?? '?';
+  return renderTable(
+    `5. Beside the peers, same busy target, same run: whole-process CPU µs/sample at ${rateLabel(PEER_RATE)}Hz for ${seconds} s (goal: periscope ≤ 0.5× each peer), highest rate, instructions per sample`,
+    ['python', 'periscope', 'austin 3.7', 'P/austin', 'CPython 3.15', 'P/CPython', 'P max <1% late', 'CPython @100kHz', 'P/CPython rate', 'instr/sample', 'record -d 1 CPU s (no cache / cache)'],
+    rows,
+    [
+      'periscope = `bin/periscope record -r 1000 -d S -f raw` (Node start-up, sampling, building and writing the profile); austin = `austin -i 1000 -x S -p PID`; CPython = `python3.15 -m profiling.sampling attach -r 1000 -d S --collapsed`. CPU = user+sys of the process tree; tools take turns.',
+      'P max = bench 3\'s highest rate with < 1 % late samples; CPython @100kHz = samples per second CPython\'s profiler achieved when asked for 100 kHz (it spins between samples).',
+      'instr/sample = callgrind instructions in Sampler::sample_once per sample (reading, caching, recording; no kernel time). "missing" = that peer cannot run here (notes below).',
+    ],
+  );
 }
 
 function toJson(results: PythonResult[], meta: Record<string, unknown>): unknown {
@@ -408,6 +457,18 @@ function toJson(results: PythonResult[], meta: Record<string, unknown>): unknown
           pass: t.pass,
         })),
       },
+      peers: r.peers && {
+        seconds: r.peers.seconds,
+        periscopeCpuUs: r.peers.periscope.cpuPerSampleUs && round(r.peers.periscope.cpuPerSampleUs, 2),
+        austinCpuUs: r.peers.austin.cpuPerSampleUs && round(r.peers.austin.cpuPerSampleUs, 2),
+        austinMissing: r.peers.austin.missing,
+        cpythonCpuUs: r.peers.cpython.cpuPerSampleUs && round(r.peers.cpython.cpuPerSampleUs, 2),
+        cpythonMissing: r.peers.cpython.missing,
+        cpythonMaxRateHz: r.peers.cpythonMaxRateHz && round(r.peers.cpythonMaxRateHz, 0),
+        shortRecordCpuS: { noCompileCache: r.peers.shortRecordColdS, compileCache: r.peers.shortRecordWarmS },
+        runs: { periscope: r.peers.periscope.runs, austin: r.peers.austin.runs, cpython: r.peers.cpython.runs },
+      },
+      callgrind: r.callgrind && { instructionsPerSample: r.callgrind.instructionsPerSample && round(r.callgrind.instructionsPerSample, 0), samples: r.callgrind.samples, missing: r.callgrind.missing },
       slowdown: r.slowdown && {
         offRate: round(r.slowdown.offRate, 0),
         noise: round(r.slowdown.noise, 5),
@@ -525,6 +586,12 @@ async function main(): Promise<void> {
   }
   for (const r of results) if (r.dump?.cliError) console.log(`note: ${r.label} CLI dump failed: ${r.dump.cliError}`);
   for (const r of results) if (r.dump?.peerMissing) console.log(`note: ${r.label} CPython dump baseline missing: ${r.dump.peerMissing}`);
+  for (const r of results) {
+    if (r.peers?.austin.missing) console.log(`note: ${r.label} austin baseline missing: ${r.peers.austin.missing}`);
+    if (r.peers?.cpython.missing) console.log(`note: ${r.label} CPython profiler baseline missing: ${r.peers.cpython.missing}`);
+    if (r.peers?.periscope.missing) console.log(`note: ${r.label} periscope record failed: ${r.peers.periscope.missing}`);
+    if (r.callgrind?.missing) console.log(`note: ${r.label} callgrind missing: ${r.callgrind.missing}`);
+  }
   const totalS = (nowMs() - started) / 1000;
   console.log('');
   console.log(`total ${totalS.toFixed(0)} s; missing interpreters: ${missing.length ? missing.join(', ') : 'none'}`);

@@ -17,6 +17,7 @@
 // Version history:
 //   1  first version: hello/welcome, process lists, captures as chunk streams
 //      with sequence numbers and acknowledgements, dump results, stop.
+//      Every field without a mark below is from version 1.
 //   ui+  (still protocol 1) session_agents: presence to browsers as
 //      incremental, coalesced updates after one session_state snapshot; close
 //      code 4008 SessionFull for agents. The relay serves the web client it
@@ -24,10 +25,16 @@
 //      that does not know 4008 retries, and its retry is refused at the
 //      upgrade with HTTP 409, which it already treats as final. So
 //      PROTOCOL_VERSION stays 1. Marked `ui+` below.
+//   dump+  (still protocol 1) dump threads carry `truncated`, and
+//      os_thread_id may be -1 (a thread not running yet). A missing
+//      `truncated` reads as false, so older agents' results still parse; an
+//      older relay drops the field, as it keeps known fields only. Marked `dump+`.
 
 import { Packr } from 'msgpackr';
 import { PeriscopeError, isPeriscopeError } from './errors.ts';
 import { decodeUntrusted } from './untrusted-msgpack.ts';
+import { CAPTURE_END_REASONS, CAPTURE_KINDS, CAPTURE_STATUSES, CAPTURE_STAT_NAMES, isCaptureStatus } from './capture-states.ts';
+import type { CaptureEndReason, CaptureKind, CaptureStatsWire, CaptureStatus } from './capture-states.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Oldest protocol version a relay of this build still speaks. */
@@ -60,97 +67,90 @@ export const CloseCode = {
 // SessionFull is final: slots free up only as agents that left are forgotten (an hour by default), so retrying would just knock.
 export const FINAL_CLOSE_CODES: readonly number[] = [CloseCode.BadAuth, CloseCode.Version, CloseCode.SessionClosed, CloseCode.Replaced, CloseCode.SessionFull];
 
-export type CaptureKind = 'dump' | 'top' | 'record';
-export const CAPTURE_KINDS: readonly CaptureKind[] = ['dump', 'top', 'record'];
-
 /** What a capture request may ask for; the agent enforces its own bounds on top. */
 export interface CaptureSpec {
-  kind: CaptureKind; // v1
-  pid: number; // v1
-  rate: number; // v1 samples per second
-  /** Seconds; 0 means until stopped (top). v1 */
+  kind: CaptureKind;
+  pid: number;
+  rate: number; // samples per second
+  /** Seconds; 0 means until stopped (top). */
   duration: number;
-  subprocesses: boolean; // v1
-  idle: boolean; // v1
-  gil: boolean; // v1
-  blocking: boolean; // v1
+  subprocesses: boolean;
+  idle: boolean;
+  gil: boolean;
+  blocking: boolean;
 }
 
 export interface ProcessInfo {
-  pid: number; // v1
-  cmdline: string; // v1
-  /** Python version, e.g. "3.11.7". v1 */
+  pid: number;
+  cmdline: string;
+  /** Python version, e.g. "3.11.7". */
   version: string;
-  user: string; // v1
-  threads: number; // v1
-}
-
-export interface CaptureStatsWire {
-  samples: number; // v1
-  late: number; // v1
-  ticks: number; // v1
-  errors: number; // v1
+  user: string;
+  threads: number;
 }
 
 // ---- agent → relay --------------------------------------------------------
 
 export interface HelloMessage {
   type: 'hello';
-  protocol: number; // v1
-  agentVersion: string; // v1
-  host: string; // v1
-  /** Container id from /proc/self/cgroup or mountinfo; '' when not in a container. v1 */
+  protocol: number;
+  agentVersion: string;
+  host: string;
+  /** Container id from /proc/self/cgroup or mountinfo; '' when not in a container. */
   containerId: string;
-  arch: string; // v1
-  /** Captures this agent is still running, to resume after a reconnect. v1 */
+  arch: string;
+  /** Captures this agent is still running, to resume after a reconnect. */
   captures: { captureId: string; nextSeq: number }[];
 }
 
 export interface ProcessesMessage {
   type: 'processes';
-  processes: ProcessInfo[]; // v1
+  processes: ProcessInfo[];
 }
 
 /** One slice of a capture's profile; seq counts from 0 per capture. */
 export interface ChunkMessage {
   type: 'chunk';
-  captureId: string; // v1
-  seq: number; // v1
-  /** A shared/profile ProfileChunk; validated by applyChunk on the relay. v1 */
+  captureId: string;
+  seq: number;
+  /** A shared/profile ProfileChunk; validated by applyChunk on the relay. */
   chunk: unknown;
-  stats: CaptureStatsWire; // v1
+  stats: CaptureStatsWire;
 }
-
-/** Why an agent ended a capture. v1 */
-export const CAPTURE_END_REASONS = ['duration', 'stopped', 'target_exited', 'error', 'refused'] as const;
-export type CaptureEndReason = (typeof CAPTURE_END_REASONS)[number];
 
 export interface CaptureEndedMessage {
   type: 'capture_ended';
-  captureId: string; // v1
-  reason: CaptureEndReason; // v1
-  /** Number of chunks sent in total (the last seq + 1). v1 */
+  captureId: string;
+  reason: CaptureEndReason;
+  /** Number of chunks sent in total (the last seq + 1). */
   chunks: number;
-  error?: { code: string; message: string }; // v1
+  error?: { code: string; message: string };
 }
 
-/** One frame of a dumped thread, innermost first: as in `periscope dump --json`. v1 */
-export interface DumpFrameWire {
+/**
+ * One frame of a dumped thread, innermost first. The one dump-thread shape:
+ * `periscope dump --json` prints it, the agent sends it, the relay stores it
+ * and the web shows it, each after parseDumpThreads.
+ */
+export interface DumpFrame {
   name: string;
   filename: string;
   short_filename: string;
   line: number;
 }
 
-/** One thread of `periscope dump --json`. v1 */
-export interface DumpThreadWire {
+/** One thread of `periscope dump --json`. */
+export interface DumpThread {
   pid: number;
   thread_id: number;
+  /** -1: a thread state not bound to an OS thread yet (started, not yet running). dump+ */
   os_thread_id: number;
   thread_name: string | null;
   active: boolean;
   owns_gil: boolean;
-  frames: DumpFrameWire[];
+  /** The reader stopped before the outermost frame: too deep, or torn while the target ran. dump+ */
+  truncated: boolean;
+  frames: DumpFrame[];
 }
 
 /**
@@ -163,42 +163,42 @@ export const DUMP_LIMITS = { threads: 65_536, framesPerThread: 4096, frames: 500
 
 export interface DumpResultMessage {
   type: 'dump_result';
-  captureId: string; // v1
-  /** The same JSON as `periscope dump --json`. v1 */
-  threads: DumpThreadWire[];
+  captureId: string;
+  /** The same JSON as `periscope dump --json`. */
+  threads: DumpThread[];
 }
 
 // ---- relay → agent --------------------------------------------------------
 
 export interface WelcomeMessage {
   type: 'welcome';
-  protocol: number; // v1
-  agentId: string; // v1
-  sessionId: string; // v1
-  /** Credential for reconnects (only after a join token was presented). v1 */
+  protocol: number;
+  agentId: string;
+  sessionId: string;
+  /** Credential for reconnects (only after a join token was presented). */
   credential?: string;
-  /** For each capture in hello.captures the relay knows: the next seq it needs. v1 */
+  /** For each capture in hello.captures the relay knows: the next seq it needs. */
   resume: { captureId: string; nextSeq: number }[];
 }
 
 export interface StartCaptureMessage {
   type: 'start_capture';
-  captureId: string; // v1
-  spec: CaptureSpec; // v1
-  /** Who asked, shown on the customer's terminal. v1 */
+  captureId: string;
+  spec: CaptureSpec;
+  /** Who asked, shown on the customer's terminal. */
   requestedBy: string;
 }
 
 export interface StopCaptureMessage {
   type: 'stop_capture';
-  captureId: string; // v1
-  requestedBy: string; // v1
+  captureId: string;
+  requestedBy: string;
 }
 
 export interface AckMessage {
   type: 'ack';
-  captureId: string; // v1
-  /** Every chunk with seq < nextSeq is stored. v1 */
+  captureId: string;
+  /** Every chunk with seq < nextSeq is stored. */
   nextSeq: number;
 }
 
@@ -209,9 +209,9 @@ export interface ListProcessesMessage {
 /** Either side: a request could not be honoured. */
 export interface ErrorMessage {
   type: 'error';
-  captureId?: string; // v1
-  code: string; // v1
-  message: string; // v1
+  captureId?: string;
+  code: string;
+  message: string;
 }
 
 export type AgentToRelay = HelloMessage | ProcessesMessage | ChunkMessage | CaptureEndedMessage | DumpResultMessage | ErrorMessage;
@@ -221,15 +221,15 @@ export type RelayToAgent = WelcomeMessage | StartCaptureMessage | StopCaptureMes
 
 export interface UiSubscribeSession {
   type: 'subscribe_session';
-  sessionId: string; // v1
+  sessionId: string;
 }
 export interface UiWatchCapture {
   type: 'watch_capture';
-  captureId: string; // v1
+  captureId: string;
 }
 export interface UiUnwatchCapture {
   type: 'unwatch_capture';
-  captureId: string; // v1
+  captureId: string;
 }
 export type UiToRelay = UiSubscribeSession | UiWatchCapture | UiUnwatchCapture;
 
@@ -245,8 +245,8 @@ export interface UiAgentState {
 /** Every agent of the session: sent once on subscribe_session, and again only when the viewer must rebuild (it fell behind). */
 export interface UiSessionState {
   type: 'session_state';
-  sessionId: string; // v1
-  agents: UiAgentState[]; // v1
+  sessionId: string;
+  agents: UiAgentState[];
 }
 /**
  * Presence changes since the last session_state or session_agents, coalesced
@@ -263,28 +263,28 @@ export interface UiSessionAgents {
 }
 export interface UiCaptureState {
   type: 'capture_state';
-  captureId: string; // v1
-  status: string; // v1 'starting' | 'running' | 'complete' | 'incomplete' | 'target_exited' | 'failed' | 'damaged'
-  stats: CaptureStatsWire; // v1
-  error?: { code: string; message: string }; // v1
+  captureId: string;
+  status: CaptureStatus; // shared/capture-states.ts
+  stats: CaptureStatsWire;
+  error?: { code: string; message: string };
 }
 /** Chunks of a watched capture: first the stored ones (snapshot), then live. */
 export interface UiCaptureChunk {
   type: 'capture_chunk';
-  captureId: string; // v1
-  seq: number; // v1
-  chunk: unknown; // v1
+  captureId: string;
+  seq: number;
+  chunk: unknown;
 }
 /** The viewer fell behind and must rebuild the capture from seq 0. */
 export interface UiCaptureReset {
   type: 'capture_reset';
-  captureId: string; // v1
+  captureId: string;
 }
 export interface UiDumpResult {
   type: 'dump_result';
-  captureId: string; // v1
-  /** What the relay stored from a DumpResultMessage; parseRelayToUi checks it again, as DumpThreadWire[]. v1 */
-  threads: unknown[];
+  captureId: string;
+  /** What the relay stored from a DumpResultMessage, checked again by parseRelayToUi. */
+  threads: DumpThread[];
 }
 export type RelayToUi = UiSessionState | UiSessionAgents | UiCaptureState | UiCaptureChunk | UiCaptureReset | UiDumpResult | ErrorMessage;
 
@@ -417,7 +417,7 @@ export function parseCaptureSpec(v: unknown): CaptureSpec {
 function parseStats(v: unknown): CaptureStatsWire {
   const s = obj(v, 'stats');
   const count = (n: string) => int(s, n, 0, Number.MAX_SAFE_INTEGER);
-  return { samples: count('samples'), late: count('late'), ticks: count('ticks'), errors: count('errors') };
+  return Object.fromEntries(CAPTURE_STAT_NAMES.map((name) => [name, count(name)])) as CaptureStatsWire;
 }
 
 function parseProcess(v: unknown): ProcessInfo {
@@ -438,29 +438,34 @@ function parseResumeList(m: Record<string, unknown>, name: string): { captureId:
   });
 }
 
-/** Dump threads, checked field by field and rebuilt with the known fields only (what the relay stores is what was checked). */
-function parseDumpThreads(m: Record<string, unknown>): DumpThreadWire[] {
-  const threads = list(m, 'threads', DUMP_LIMITS.threads);
+/**
+ * Dump threads, checked field by field and rebuilt with the known fields only
+ * (what the relay stores is what was checked). `where` names the list in errors.
+ */
+export function parseDumpThreads(value: unknown, where: string): DumpThread[] {
+  if (!Array.isArray(value)) throw new ProtocolError(`${where} must be a list`);
+  if (value.length > DUMP_LIMITS.threads) throw new ProtocolError(`${where} has more than ${DUMP_LIMITS.threads} entries`);
   const text = DUMP_LIMITS.textChars;
   let frameCount = 0;
-  return threads.map((tv, i) => {
-    const where = `${m.type}.threads[${i}]`;
-    const t = obj(tv, where);
+  return value.map((tv, i) => {
+    const tw = `${where}[${i}]`;
+    const t = obj(tv, tw);
     const frames = t.frames;
-    if (!Array.isArray(frames)) throw new ProtocolError(`${where}.frames must be a list`);
-    if (frames.length > DUMP_LIMITS.framesPerThread) throw new ProtocolError(`${where}.frames has more than ${DUMP_LIMITS.framesPerThread} entries`);
+    if (!Array.isArray(frames)) throw new ProtocolError(`${tw}.frames must be a list`);
+    if (frames.length > DUMP_LIMITS.framesPerThread) throw new ProtocolError(`${tw}.frames has more than ${DUMP_LIMITS.framesPerThread} entries`);
     frameCount += frames.length;
-    if (frameCount > DUMP_LIMITS.frames) throw new ProtocolError(`${m.type}.threads hold more than ${DUMP_LIMITS.frames} frames in all`);
+    if (frameCount > DUMP_LIMITS.frames) throw new ProtocolError(`${where} hold more than ${DUMP_LIMITS.frames} frames in all`);
     return {
-      pid: intAt(t.pid, `${where}.pid`, 1, 2 ** 31 - 1),
+      pid: intAt(t.pid, `${tw}.pid`, 1, 2 ** 31 - 1),
       // CPython's thread ids are pthread_t values: unsigned 64-bit.
-      thread_id: intAt(t.thread_id, `${where}.thread_id`, 0, 2 ** 64),
-      os_thread_id: intAt(t.os_thread_id, `${where}.os_thread_id`, 0, 2 ** 31 - 1),
-      thread_name: t.thread_name === null ? null : strAt(t.thread_name, `${where}.thread_name`, text),
-      active: boolAt(t.active, `${where}.active`),
-      owns_gil: boolAt(t.owns_gil, `${where}.owns_gil`),
+      thread_id: intAt(t.thread_id, `${tw}.thread_id`, 0, 2 ** 64),
+      os_thread_id: intAt(t.os_thread_id, `${tw}.os_thread_id`, -1, 2 ** 31 - 1),
+      thread_name: t.thread_name === null ? null : strAt(t.thread_name, `${tw}.thread_name`, text),
+      active: boolAt(t.active, `${tw}.active`),
+      owns_gil: boolAt(t.owns_gil, `${tw}.owns_gil`),
+      truncated: t.truncated === undefined ? false : boolAt(t.truncated, `${tw}.truncated`),
       frames: frames.map((fv, j) => {
-        const fw = `${where}.frames[${j}]`;
+        const fw = `${tw}.frames[${j}]`;
         const f = obj(fv, fw);
         return {
           name: strAt(f.name, `${fw}.name`, text),
@@ -471,6 +476,12 @@ function parseDumpThreads(m: Record<string, unknown>): DumpThreadWire[] {
       }),
     };
   });
+}
+
+function parseStatus(m: Record<string, unknown>): CaptureStatus {
+  const status = str(m, 'status', 32);
+  if (!isCaptureStatus(status)) throw new ProtocolError(`capture_state.status must be one of ${CAPTURE_STATUSES.join(', ')}, not ${JSON.stringify(status)}`);
+  return status;
 }
 
 function parseEndReason(m: Record<string, unknown>): CaptureEndReason {
@@ -523,7 +534,7 @@ export function parseAgentMessage(data: Uint8Array): AgentToRelay {
         error: errorField(m),
       };
     case 'dump_result':
-      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m) };
+      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m.threads, `${m.type}.threads`) };
     case 'error':
       return parseError(m);
     default:
@@ -613,13 +624,13 @@ export function parseRelayToUi(data: Uint8Array): RelayToUi {
         }),
       };
     case 'capture_state':
-      return { type: 'capture_state', captureId: id(m, 'captureId'), status: str(m, 'status', 32), stats: parseStats(m.stats), error: errorField(m) };
+      return { type: 'capture_state', captureId: id(m, 'captureId'), status: parseStatus(m), stats: parseStats(m.stats), error: errorField(m) };
     case 'capture_chunk':
       return { type: 'capture_chunk', captureId: id(m, 'captureId'), seq: int(m, 'seq', 0, 2 ** 31 - 1), chunk: obj(m.chunk, 'chunk') };
     case 'capture_reset':
       return { type: 'capture_reset', captureId: id(m, 'captureId') };
     case 'dump_result':
-      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m) };
+      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m.threads, `${m.type}.threads`) };
     case 'error':
       return { type: 'error', code: str(m, 'code', 64), message: str(m, 'message', 4096) };
     default:

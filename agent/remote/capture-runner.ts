@@ -18,7 +18,8 @@
 // reason 'error' (code BUFFER_FULL); what it sampled up to then is still cut
 // and delivered when space frees. A capture ends (capture_ended) only after
 // its last rows are cut and every chunk has been sent on the current link.
-import { encode, MAX_MESSAGE_BYTES, type CaptureStatsWire, type CaptureSpec } from '../../shared/protocol.ts';
+import { encode, MAX_MESSAGE_BYTES, type CaptureSpec } from '../../shared/protocol.ts';
+import type { CaptureStatsWire } from '../../shared/capture-states.ts';
 import { type Profile, type ProfileChunk, type TableSizes } from '../../shared/profile/index.ts';
 import type { EndReason } from '../capture.ts';
 

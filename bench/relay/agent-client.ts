@@ -16,9 +16,9 @@ import {
   PROTOCOL_VERSION,
   type AgentToRelay,
   type CaptureSpec,
-  type CaptureStatsWire,
   type RelayToAgent,
 } from '../../shared/protocol.ts';
+import type { CaptureStatsWire } from '../../shared/capture-states.ts';
 import { ProfileBuilder, type FrameInput } from '../../shared/profile/index.ts';
 import { CaptureStream, ChunkBudget, DEFAULT_CHUNK_INTERVAL_MS, type ChunkSource } from '../../agent/remote/capture-runner.ts';
 import type { EndReason } from '../../agent/capture.ts';

@@ -1,10 +1,10 @@
-// Downloads: render a capture's stored chunks in one of the four formats, in a
-// worker thread, at most MAX_CONCURRENT at a time.
+// Downloads: render a capture's stored chunks in one of the formats of
+// shared/export/formats.ts, in a worker thread, at most MAX_CONCURRENT at a time.
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
-import type { Format } from '../../agent/formats.ts';
+import type { Format } from '../../shared/export/formats.ts';
 import type { ExportOptions } from '../../shared/export/options.ts';
-import { ApiError } from '../http/api-error.ts';
+import { PeriscopeError } from '../../shared/errors.ts';
 import type { RenderJob, RenderResult } from './render-worker.ts';
 
 const MAX_CONCURRENT = 2;
@@ -21,7 +21,7 @@ export class CaptureRenderer {
 
   async render(captureId: string, chunks: number, format: Format, options: ExportOptions, startedAt: number): Promise<{ body: string; fileName: string }> {
     if (this.#running >= MAX_CONCURRENT) {
-      if (this.#waiting.length >= MAX_WAITING) throw new ApiError(503, 'BUSY', 'too many downloads are being rendered right now; try again in a minute', { 'Retry-After': '30' });
+      if (this.#waiting.length >= MAX_WAITING) throw new PeriscopeError('BUSY', 'too many downloads are being rendered right now; try again in a minute', { retryAfterSeconds: 30 });
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     }
     this.#running++;
@@ -34,8 +34,8 @@ export class CaptureRenderer {
         worker.once('exit', (code) => reject(new Error(`render worker exited with code ${code}`)));
       });
       if (!result.ok) {
-        if (result.code === 'EXPORT_TOO_LARGE') throw new ApiError(413, result.code, `${result.message}; download the raw format or a shorter capture instead`);
-        throw new ApiError(500, result.code, `could not render the capture: ${result.message}`);
+        if (result.code === 'EXPORT_TOO_LARGE') throw new PeriscopeError(result.code, `${result.message}; download the raw format or a shorter capture instead`);
+        throw new PeriscopeError(result.code, `could not render the capture: ${result.message}`);
       }
       return { body: result.body, fileName: result.fileName };
     } finally {

@@ -2,14 +2,14 @@
 // defaults, checks the protocol's bounds (parseCaptureSpec) and then the relay's
 // tighter ones. The agent applies its own bounds again on its side.
 import { ProtocolError, parseCaptureSpec, type CaptureSpec } from '../../shared/protocol.ts';
-import { ApiError } from '../http/api-error.ts';
+import { PeriscopeError } from '../../shared/errors.ts';
 import { MAX_DURATION_S, MAX_RATE_HZ } from './capture-service.ts';
 
 const DEFAULT_RATE = 100;
 const DEFAULT_RECORD_SECONDS = 60;
 
 function invalid(message: string): never {
-  throw new ApiError(400, 'INVALID_ARGUMENT', message);
+  throw new PeriscopeError('BAD_ARGUMENT', message);
 }
 
 export function captureSpecFromRequest(body: unknown): CaptureSpec {

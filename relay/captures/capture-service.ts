@@ -4,17 +4,17 @@
 // the agent vanishing for longer than the grace period — or by the relay, when
 // a chunk cannot be stored (disk full, over the size limit). A finished
 // capture whose file turns out unreadable is marked `damaged` when read.
-import type { CaptureSpec, CaptureStatsWire, ChunkMessage, CaptureEndedMessage, DumpResultMessage, ErrorMessage, RelayToAgent } from '../../shared/protocol.ts';
+import type { CaptureSpec, ChunkMessage, CaptureEndedMessage, DumpResultMessage, ErrorMessage, RelayToAgent } from '../../shared/protocol.ts';
 import type { TableSizes } from '../../shared/profile/model.ts';
-import { isPeriscopeError } from '../../shared/errors.ts';
+import { PeriscopeError, isPeriscopeError } from '../../shared/errors.ts';
 import type { Store } from '../store/index.ts';
 import { CAPTURE_DAMAGED, CHUNK_TOO_LARGE, type ChunkLog } from '../store/chunk-files.ts';
 import { DISK_FULL, DiskFullError, isDiskFull } from '../store/storage-health.ts';
-import { type CaptureRecord, type CaptureStatus, isActive } from '../store/captures.ts';
+import type { CaptureRecord } from '../store/captures.ts';
+import { STATUS_AFTER_END, isActiveStatus, type CaptureStatsWire, type CaptureStatus, type EndReason } from '../../shared/capture-states.ts';
 import type { AgentRecord } from '../store/agents.ts';
 import { newId } from '../store/ids.ts';
 import type { Metrics } from '../metrics.ts';
-import { ApiError } from '../http/api-error.ts';
 import { EMPTY_SIZES, acceptChunk, sizesAfterStored } from './chunk-codec.ts';
 
 /** What the capture service needs from the agent hub. */
@@ -42,7 +42,7 @@ export const MAX_CAPTURE_BYTES = 1024 ** 3;
 
 interface PendingEnd {
   status: CaptureStatus;
-  reason: string;
+  reason: EndReason;
   chunks: number;
   error: { code: string; message: string } | null;
 }
@@ -56,14 +56,6 @@ interface LiveCapture {
   timer: NodeJS.Timeout | undefined;
   deadline: NodeJS.Timeout | undefined;
 }
-
-const END_STATUS: Record<string, CaptureStatus> = {
-  duration: 'complete',
-  stopped: 'complete',
-  target_exited: 'target_exited',
-  error: 'failed',
-  refused: 'failed',
-};
 
 export class CaptureService {
   #store: Store;
@@ -123,11 +115,11 @@ export class CaptureService {
 
   start(agent: AgentRecord, spec: CaptureSpec, requestedBy: string): CaptureRecord {
     if (!this.#agents?.isOnline(agent.id)) {
-      throw new ApiError(409, 'AGENT_OFFLINE', `agent ${agent.host} is not connected; ask the customer to run the session's command again (or check it is still running)`);
+      throw new PeriscopeError('AGENT_OFFLINE', `agent ${agent.host} is not connected; ask the customer to run the session's command again (or check it is still running)`);
     }
     const active = this.#store.captures.activeForAgent(agent.id).length;
     if (active >= MAX_ACTIVE_PER_AGENT) {
-      throw new ApiError(409, 'TOO_MANY_CAPTURES', `agent ${agent.host} already runs ${active} captures; stop one first`);
+      throw new PeriscopeError('TOO_MANY_CAPTURES', `agent ${agent.host} already runs ${active} captures; stop one first`);
     }
     // Its chunks would have nowhere to go: refuse now rather than fail it at the first chunk.
     if (this.#store.health.degraded) throw new DiskFullError(this.#store.dataDir, 'a new capture');
@@ -165,7 +157,7 @@ export class CaptureService {
     const live = this.#load(captureId);
     if (!live) {
       const record = this.#store.captures.byId(captureId);
-      throw new ApiError(409, 'CAPTURE_NOT_ACTIVE', `the capture has already ended (${record?.status ?? 'unknown'}); nothing to stop`);
+      throw new PeriscopeError('CAPTURE_NOT_ACTIVE', `the capture has already ended (${record?.status ?? 'unknown'}); nothing to stop`);
     }
     this.#stopLive(live, requestedBy);
     return live.record;
@@ -222,7 +214,7 @@ export class CaptureService {
     for (const captureId of claimed) {
       if (resume.some((r) => r.captureId === captureId)) continue;
       const record = this.#store.captures.byId(captureId);
-      if (record && record.agentId === agentId && !isActive(record.status)) followUps.push({ type: 'stop_capture', captureId, requestedBy: 'relay' });
+      if (record && record.agentId === agentId && !isActiveStatus(record.status)) followUps.push({ type: 'stop_capture', captureId, requestedBy: 'relay' });
     }
     return { resume, followUps };
   }
@@ -310,7 +302,7 @@ export class CaptureService {
   ended(agentId: string, m: CaptureEndedMessage): RelayToAgent[] {
     const live = this.#load(m.captureId);
     if (!live || live.record.agentId !== agentId) return [];
-    const status = END_STATUS[m.reason] ?? 'failed';
+    const status = STATUS_AFTER_END[m.reason] ?? 'failed';
     let error = m.error ?? null;
     if (status === 'failed' && !error) {
       error = m.reason === 'refused'
@@ -342,7 +334,7 @@ export class CaptureService {
     const { id } = live.record;
     const kept = `the ${live.record.chunks} chunks before it are kept`;
     let error: { code: string; message: string };
-    let reason: string;
+    let reason: EndReason;
     if (isDiskFull(err)) {
       const full = this.#store.health.diskFull(`chunk ${seq} of capture ${id}`, err);
       error = { code: DISK_FULL, message: `chunk ${seq} was not stored and the capture failed (${kept}): ${full.message}` };
@@ -371,7 +363,7 @@ export class CaptureService {
       return [{ type: 'error', captureId: m.captureId, code: 'UNKNOWN_CAPTURE', message: `capture ${m.captureId} is not one of this agent's captures; result ignored` }];
     }
     if (record.kind !== 'dump') return [{ type: 'error', captureId: m.captureId, code: 'NOT_A_DUMP', message: `capture ${m.captureId} is a ${record.kind}, not a dump` }];
-    if (record.result !== null || (!isActive(record.status) && record.status !== 'complete')) return [];
+    if (record.result !== null || (!isActiveStatus(record.status) && record.status !== 'complete')) return [];
     record.result = m.threads;
     const live = this.#load(record.id);
     if (live) {
@@ -420,7 +412,7 @@ export class CaptureService {
     const existing = this.#live.get(captureId);
     if (existing) return existing;
     const record = this.#store.captures.byId(captureId);
-    if (!record || !isActive(record.status)) return undefined;
+    if (!record || !isActiveStatus(record.status)) return undefined;
     const log = this.#store.chunks.writer(captureId);
     if (log.damage) {
       // Appending after unreadable bytes would store chunks nobody can read: the capture ends here.
@@ -452,7 +444,7 @@ export class CaptureService {
    */
   #checkIntact(captureId: string, log: ChunkLog | undefined): void {
     const record = this.#store.captures.byId(captureId);
-    if (!record || isActive(record.status) || record.status === 'damaged') return;
+    if (!record || isActiveStatus(record.status) || record.status === 'damaged') return;
     if (log?.damage || (log?.count ?? 0) < record.chunks) this.#markDamaged(record, log);
   }
 
@@ -477,9 +469,9 @@ export class CaptureService {
     this.#emitState(record);
   }
 
-  #finish(live: LiveCapture, status: CaptureStatus, reason: string, error: { code: string; message: string } | null, actor: string): void {
+  #finish(live: LiveCapture, status: CaptureStatus, reason: EndReason, error: { code: string; message: string } | null, actor: string): void {
     const record = live.record;
-    if (!isActive(record.status)) return;
+    if (!isActiveStatus(record.status)) return;
     clearTimeout(live.timer);
     clearTimeout(live.deadline);
     this.#live.delete(record.id);

@@ -1,27 +1,6 @@
-// The JSON shape of a capture in the HTTP API.
+// Builds a capture's JSON view for the HTTP API (the shape is shared/http-views.ts).
 import type { CaptureRecord } from '../store/captures.ts';
-import type { CaptureSpec, CaptureStatsWire } from '../../shared/protocol.ts';
-
-export interface CaptureView {
-  id: string;
-  sessionId: string;
-  agentId: string;
-  requestedBy: string;
-  kind: string;
-  pid: number;
-  options: Omit<CaptureSpec, 'kind' | 'pid'>;
-  status: string;
-  samples: number;
-  chunks: number;
-  stats: CaptureStatsWire;
-  startedAt: string;
-  endedAt: string | null;
-  /** Wall-clock seconds from request to end (or to now while it runs). */
-  durationSeconds: number;
-  endReason: string | null;
-  stopRequestedBy: string | null;
-  error: { code: string; message: string } | null;
-}
+import type { CaptureView } from '../../shared/http-views.ts';
 
 export function captureView(c: CaptureRecord, now = Date.now()): CaptureView {
   const { rate, duration, subprocesses, idle, gil, blocking } = c.options;

@@ -3,7 +3,7 @@
 // the store never holds anything a viewer or exporter could choke on. Stored
 // bytes are forwarded to viewers without decoding them again.
 import { Packr } from 'msgpackr';
-import { ErrorCode, PeriscopeError, isPeriscopeError } from '../../shared/errors.ts';
+import { PeriscopeError, isPeriscopeError } from '../../shared/errors.ts';
 import { MAX_MESSAGE_BYTES } from '../../shared/protocol.ts';
 import { decodeUntrusted } from '../../shared/untrusted-msgpack.ts';
 import { CHUNK_SCHEMA, validateChunk } from '../../shared/profile/chunk-validation.ts';
@@ -75,7 +75,7 @@ export function acceptChunk(sizes: TableSizes, chunk: unknown): AcceptedChunk {
   const payload = packr.pack(normalized);
   if (payload.byteLength > MAX_STORED_CHUNK_BYTES) {
     throw new PeriscopeError(
-      ErrorCode.InvalidChunk,
+      'INVALID_CHUNK',
       `the chunk takes ${payload.byteLength} bytes once its columns are typed arrays, more than the ${MAX_STORED_CHUNK_BYTES} a stored chunk may; send smaller chunks, with typed-array columns`,
     );
   }
@@ -88,7 +88,7 @@ export function decodeStoredChunk(payload: Uint8Array): unknown {
     return decodeUntrusted(payload);
   } catch (err) {
     if (!isPeriscopeError(err)) throw err;
-    throw new PeriscopeError(ErrorCode.InvalidChunk, `a stored chunk cannot be decoded: ${err.message}`);
+    throw new PeriscopeError('INVALID_CHUNK', `a stored chunk cannot be decoded: ${err.message}`);
   }
 }
 

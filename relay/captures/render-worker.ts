@@ -5,9 +5,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ChunkLog } from '../store/chunk-files.ts';
 import { decodeStoredChunk } from './chunk-codec.ts';
 import { profileFromChunks } from '../../shared/profile/chunk.ts';
-import { defaultOutputName, render, type Format } from '../../agent/formats.ts';
+import { outputFileName, type Format } from '../../shared/export/formats.ts';
+import { render } from '../../shared/export/renderers.ts';
 import type { ExportOptions } from '../../shared/export/options.ts';
-import { isPeriscopeError } from '../../shared/errors.ts';
+import { isPeriscopeError, type ErrorCode } from '../../shared/errors.ts';
 
 export interface RenderJob {
   path: string;
@@ -18,7 +19,7 @@ export interface RenderJob {
   startedAt: number;
 }
 
-export type RenderResult = { ok: true; body: string; fileName: string } | { ok: false; code: string; message: string };
+export type RenderResult = { ok: true; body: string; fileName: string } | { ok: false; code: ErrorCode; message: string };
 
 function run(job: RenderJob): RenderResult {
   const log = new ChunkLog(job.path, false);
@@ -29,7 +30,7 @@ function run(job: RenderJob): RenderResult {
     };
     const profile = profileFromChunks(chunks());
     const body = render(job.format, profile, job.options);
-    return { ok: true, body, fileName: defaultOutputName(profile.capture.commandLine, job.format, new Date(job.startedAt)) };
+    return { ok: true, body, fileName: outputFileName(profile.capture.commandLine, job.format, new Date(job.startedAt)) };
   } catch (err) {
     if (isPeriscopeError(err)) return { ok: false, code: err.code, message: err.message };
     return { ok: false, code: 'RENDER_FAILED', message: (err as Error).message };

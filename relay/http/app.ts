@@ -5,7 +5,9 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { join } from 'node:path';
 import type { AppEnv, RelayServices } from './context.ts';
-import { ApiError, errorBody } from './api-error.ts';
+import { errorBody } from './api-error.ts';
+import { httpStatusOf } from './error-status.ts';
+import { PeriscopeError, isPeriscopeError } from '../../shared/errors.ts';
 import { securityHeaders } from './security-headers.ts';
 import { originGuard } from './guards.ts';
 import { authRoutes } from './routes/auth-routes.ts';
@@ -26,7 +28,7 @@ export function createApp(s: RelayServices, webDist = WEB_DIST): Hono<AppEnv> {
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
       onError: () => {
-        throw new ApiError(413, 'BODY_TOO_LARGE', `request bodies are limited to ${MAX_BODY_BYTES / 1024} KiB`);
+        throw new PeriscopeError('BODY_TOO_LARGE', `request bodies are limited to ${MAX_BODY_BYTES / 1024} KiB`);
       },
     }),
   );
@@ -40,7 +42,11 @@ export function createApp(s: RelayServices, webDist = WEB_DIST): Hono<AppEnv> {
 
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}; see docs/api.md`), 404));
   app.onError((err, c) => {
-    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status, err.headers);
+    const status = isPeriscopeError(err) ? httpStatusOf(err.code) : undefined;
+    if (isPeriscopeError(err) && status !== undefined) {
+      const headers: Record<string, string> = err.retryAfterSeconds === undefined ? {} : { 'Retry-After': String(err.retryAfterSeconds) };
+      return c.json(errorBody(err.code, err.message), status, headers);
+    }
     console.error(`periscope relay: internal error on ${c.req.method} ${c.req.path}: ${err.stack ?? String(err)}`);
     return c.json(errorBody('INTERNAL', 'the relay hit an internal error; it has been logged. Try again, and report it if it persists'), 500);
   });

@@ -8,7 +8,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { AppEnv, RelayServices } from './context.ts';
-import { ApiError } from './api-error.ts';
+import { PeriscopeError } from '../../shared/errors.ts';
 import { SESSION_COOKIE, csrfTokenMatches, type Authenticated } from '../auth/web-sessions.ts';
 import { untrustedOriginMessage } from './origin.ts';
 
@@ -23,7 +23,7 @@ export function originGuard(services: RelayServices): MiddlewareHandler<AppEnv> 
   return async (c, next) => {
     const origin = c.req.header('origin');
     if (isUnsafe(c.req.method) && origin !== undefined && !services.isTrustedOrigin(origin)) {
-      throw new ApiError(403, 'CSRF_ORIGIN', untrustedOriginMessage(origin, new URL(services.publicUrl()).origin));
+      throw new PeriscopeError('CSRF_ORIGIN', untrustedOriginMessage(origin, new URL(services.publicUrl()).origin));
     }
     await next();
   };
@@ -33,9 +33,9 @@ export function originGuard(services: RelayServices): MiddlewareHandler<AppEnv> 
 export function requireUser(services: RelayServices): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const auth = await services.webSessions.authenticate(getCookie(c, SESSION_COOKIE));
-    if (!auth) throw new ApiError(401, 'UNAUTHENTICATED', 'sign in first: POST /api/login with {"username", "password"}');
+    if (!auth) throw new PeriscopeError('UNAUTHENTICATED', 'sign in first: POST /api/login with {"username", "password"}');
     if (isUnsafe(c.req.method) && !csrfTokenMatches(auth.login.csrfToken, c.req.header('x-csrf-token'))) {
-      throw new ApiError(403, 'CSRF_TOKEN', 'missing or wrong X-CSRF-Token header; send the csrfToken from GET /api/me');
+      throw new PeriscopeError('CSRF_TOKEN', 'missing or wrong X-CSRF-Token header; send the csrfToken from GET /api/me');
     }
     c.set('auth', auth);
     await next();
@@ -51,17 +51,17 @@ export async function jsonBody(c: Context<AppEnv>, optional = false): Promise<Re
   const text = await c.req.text();
   if (text.trim() === '') {
     if (optional) return {};
-    throw new ApiError(400, 'BAD_JSON', 'this endpoint needs a JSON body');
+    throw new PeriscopeError('BAD_JSON', 'this endpoint needs a JSON body');
   }
   const type = c.req.header('content-type') ?? '';
-  if (!/^application\/json\b/i.test(type)) throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON with Content-Type: application/json');
+  if (!/^application\/json\b/i.test(type)) throw new PeriscopeError('UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON with Content-Type: application/json');
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch (err) {
-    throw new ApiError(400, 'BAD_JSON', `the body is not valid JSON: ${(err as Error).message}`);
+    throw new PeriscopeError('BAD_JSON', `the body is not valid JSON: ${(err as Error).message}`);
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ApiError(400, 'BAD_JSON', 'the body must be a JSON object');
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new PeriscopeError('BAD_JSON', 'the body must be a JSON object');
   return body as Record<string, unknown>;
 }
 

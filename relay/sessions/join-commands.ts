@@ -2,13 +2,7 @@
 // at startup to contain no character a shell or Python would interpret, and the
 // code and token are base32 / base64url, so nothing here needs quoting beyond
 // what is written.
-export interface JoinCommands {
-  curl: string;
-  wget: string;
-  python: string;
-  /** For operators and tests: the token goes in the environment, never in argv. */
-  env: string;
-}
+import type { JoinCommands } from '../../shared/http-views.ts';
 
 export function joinCommands(publicUrl: string, code: string, joinToken: string): JoinCommands {
   const script = `${publicUrl}/j/${code}`;

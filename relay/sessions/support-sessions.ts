@@ -9,31 +9,15 @@ import { newId } from '../store/ids.ts';
 import { transaction } from '../store/database.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import { generateJoinCode } from '../auth/join-codes.ts';
-import { ApiError } from '../http/api-error.ts';
-import { isPeriscopeError } from '../../shared/errors.ts';
+import { PeriscopeError, isPeriscopeError } from '../../shared/errors.ts';
 import type { CaptureService } from '../captures/capture-service.ts';
-import { joinCommands, type JoinCommands } from './join-commands.ts';
+import { joinCommands } from './join-commands.ts';
+import type { SessionView } from '../../shared/http-views.ts';
 
 export const DEFAULT_TTL_HOURS = 24;
 export const MAX_TTL_HOURS = 7 * 24;
 const MAX_NAME_LENGTH = 200;
 const EXPIRY_SWEEP_MS = 30_000;
-
-export interface SessionView {
-  id: string;
-  name: string;
-  status: 'open' | 'closed' | 'expired';
-  createdBy: string;
-  createdAt: string;
-  expiresAt: string;
-  closedAt: string | null;
-  closedBy: string | null;
-  members: { username: string; addedAt: string }[];
-  /** Only while the session is open. */
-  code?: string;
-  joinToken?: string;
-  commands?: JoinCommands;
-}
 
 export interface SessionHooks {
   /** Disconnect the session's agents (CloseCode.SessionClosed). */
@@ -62,10 +46,10 @@ export class SupportSessions {
 
   async create(user: User, input: { name?: unknown; ttlHours?: unknown }): Promise<SessionView> {
     const name = input.name ?? '';
-    if (typeof name !== 'string' || name.length > MAX_NAME_LENGTH) throw new ApiError(400, 'INVALID_ARGUMENT', `name must be a string of at most ${MAX_NAME_LENGTH} characters`);
+    if (typeof name !== 'string' || name.length > MAX_NAME_LENGTH) throw new PeriscopeError('BAD_ARGUMENT', `name must be a string of at most ${MAX_NAME_LENGTH} characters`);
     const ttl = input.ttlHours ?? DEFAULT_TTL_HOURS;
     if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_HOURS) {
-      throw new ApiError(400, 'INVALID_ARGUMENT', `ttlHours must be a number above 0 and at most ${MAX_TTL_HOURS} (7 days); the default is ${DEFAULT_TTL_HOURS}`);
+      throw new PeriscopeError('BAD_ARGUMENT', `ttlHours must be a number above 0 and at most ${MAX_TTL_HOURS} (7 days); the default is ${DEFAULT_TTL_HOURS}`);
     }
     const now = Date.now();
     const session: SupportSession = {
@@ -116,12 +100,12 @@ export class SupportSessions {
   /** The session if `user` is a member; 404 otherwise, exactly as for a session that does not exist. */
   forMember(sessionId: string, user: User): SupportSession {
     const session = this.#store.sessions.forMember(sessionId, user.id);
-    if (!session) throw new ApiError(404, 'NOT_FOUND', 'no support session with that id is visible to you; check the id, or ask a member to add you');
+    if (!session) throw new PeriscopeError('NOT_FOUND', 'no support session with that id is visible to you; check the id, or ask a member to add you');
     return session;
   }
 
   requireOpen(session: SupportSession): void {
-    if (!isOpen(session, Date.now())) throw new ApiError(409, 'SESSION_CLOSED', 'the support session has ended; create a new one');
+    if (!isOpen(session, Date.now())) throw new PeriscopeError('SESSION_CLOSED', 'the support session has ended; create a new one');
   }
 
   close(session: SupportSession, by: string, reason: 'closed' | 'expired'): void {
@@ -139,9 +123,9 @@ export class SupportSessions {
   }
 
   addMember(session: SupportSession, by: User, username: unknown): boolean {
-    if (typeof username !== 'string' || username === '') throw new ApiError(400, 'INVALID_ARGUMENT', 'send {"username": "..."} naming an existing account');
+    if (typeof username !== 'string' || username === '') throw new PeriscopeError('BAD_ARGUMENT', 'send {"username": "..."} naming an existing account');
     const user = this.#store.users.byUsername(username);
-    if (!user) throw new ApiError(404, 'USER_NOT_FOUND', `there is no account named ${username}; an admin can create it with POST /api/users`);
+    if (!user) throw new PeriscopeError('USER_NOT_FOUND', `there is no account named ${username}; an admin can create it with POST /api/users`);
     const added = this.#store.sessions.addMember(session.id, user.id, by.id, Date.now());
     if (added) this.#store.audit.record(by.username, 'session.member_added', session.id, { username: user.username });
     return added;

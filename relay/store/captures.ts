@@ -1,13 +1,10 @@
 import type { DatabaseSync } from 'node:sqlite';
-import type { CaptureKind, CaptureSpec, CaptureStatsWire } from '../../shared/protocol.ts';
+import type { CaptureSpec } from '../../shared/protocol.ts';
+import { ACTIVE_CAPTURE_STATUSES, isActiveStatus, zeroStats, type CaptureKind, type CaptureStatsWire, type CaptureStatus, type EndReason } from '../../shared/capture-states.ts';
 import { HeldRows, type StorageHealth } from './storage-health.ts';
 
-/** `damaged`: its chunk file lost data after it was stored (only the part before the damage reads back). */
-export type CaptureStatus = 'starting' | 'running' | 'complete' | 'incomplete' | 'target_exited' | 'failed' | 'damaged';
-
-export function isActive(status: CaptureStatus): boolean {
-  return status === 'starting' || status === 'running';
-}
+/** `status IN (...)` for the active statuses; constants, not input. */
+const ACTIVE_SQL = `status IN (${ACTIVE_CAPTURE_STATUSES.map((s) => `'${s}'`).join(', ')})`;
 
 export interface CaptureRecord {
   id: string;
@@ -26,7 +23,7 @@ export interface CaptureRecord {
   stats: CaptureStatsWire;
   startedAt: number;
   endedAt: number | null;
-  endReason: string | null;
+  endReason: EndReason | null;
   error: { code: string; message: string } | null;
   /** Dump captures: the threads of `periscope dump --json`. */
   result: unknown[] | null;
@@ -53,8 +50,6 @@ interface CaptureRow {
   stop_requested_by: string | null;
 }
 
-const ZERO_STATS: CaptureStatsWire = { samples: 0, late: 0, ticks: 0, errors: 0 };
-
 function toCapture(row: CaptureRow): CaptureRecord {
   return {
     id: row.id,
@@ -67,10 +62,10 @@ function toCapture(row: CaptureRow): CaptureRecord {
     status: row.status as CaptureStatus,
     samples: row.samples,
     chunks: row.chunks,
-    stats: row.stats ? (JSON.parse(row.stats) as CaptureStatsWire) : { ...ZERO_STATS },
+    stats: row.stats ? (JSON.parse(row.stats) as CaptureStatsWire) : zeroStats(),
     startedAt: row.started_at,
     endedAt: row.ended_at,
-    endReason: row.end_reason,
+    endReason: row.end_reason as EndReason | null,
     error: row.error ? (JSON.parse(row.error) as { code: string; message: string }) : null,
     result: row.result ? (JSON.parse(row.result) as unknown[]) : null,
     stopRequestedBy: row.stop_requested_by,
@@ -112,17 +107,17 @@ export class Captures {
   }
 
   activeForAgent(agentId: string): CaptureRecord[] {
-    return this.#merge(this.#db.prepare("SELECT * FROM captures WHERE agent_id = ? AND status IN ('starting', 'running')").all(agentId) as unknown as CaptureRow[]).filter((c) => isActive(c.status));
+    return this.#merge(this.#db.prepare(`SELECT * FROM captures WHERE agent_id = ? AND ${ACTIVE_SQL}`).all(agentId) as unknown as CaptureRow[]).filter((c) => isActiveStatus(c.status));
   }
 
   activeForSession(sessionId: string): CaptureRecord[] {
-    return this.#merge(this.#db.prepare("SELECT * FROM captures WHERE session_id = ? AND status IN ('starting', 'running')").all(sessionId) as unknown as CaptureRow[]).filter((c) =>
-      isActive(c.status),
+    return this.#merge(this.#db.prepare(`SELECT * FROM captures WHERE session_id = ? AND ${ACTIVE_SQL}`).all(sessionId) as unknown as CaptureRow[]).filter((c) =>
+      isActiveStatus(c.status),
     );
   }
 
   allActive(): CaptureRecord[] {
-    return this.#merge(this.#db.prepare("SELECT * FROM captures WHERE status IN ('starting', 'running')").all() as unknown as CaptureRow[]).filter((c) => isActive(c.status));
+    return this.#merge(this.#db.prepare(`SELECT * FROM captures WHERE ${ACTIVE_SQL}`).all() as unknown as CaptureRow[]).filter((c) => isActiveStatus(c.status));
   }
 
   /**

@@ -10,7 +10,7 @@
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { ErrorCode, PeriscopeError } from '../../shared/errors.ts';
+import { PeriscopeError } from '../../shared/errors.ts';
 // One limit for what is accepted, written and read back: the writer refuses
 // what the reader would reject, so nothing is stored that cannot be read.
 import { MAX_STORED_CHUNK_BYTES } from '../captures/chunk-codec.ts';
@@ -19,8 +19,8 @@ import { FILE_MODE } from './data-dir.ts';
 const HEADER_BYTES = 8;
 const READER_CACHE_SIZE = 64;
 
-export const CHUNK_TOO_LARGE = 'CHUNK_TOO_LARGE';
-export const CAPTURE_DAMAGED = ErrorCode.CaptureDamaged;
+export const CHUNK_TOO_LARGE = 'CHUNK_TOO_LARGE' as const;
+export const CAPTURE_DAMAGED = 'CAPTURE_DAMAGED' as const;
 
 /** Where a chunk file stops being readable although more data follows. */
 export interface ChunkDamage {

@@ -13,11 +13,10 @@
 // new is written around them, so a revoke can never land before its insert.
 import { statfsSync } from 'node:fs';
 import type { DatabaseSync } from 'node:sqlite';
-import { ErrorCode } from '../../shared/errors.ts';
-import { ApiError } from '../http/api-error.ts';
+import { PeriscopeError } from '../../shared/errors.ts';
 import { MAX_STORED_CHUNK_BYTES } from '../captures/chunk-codec.ts';
 
-export const DISK_FULL = ErrorCode.DiskFull;
+export const DISK_FULL = 'DISK_FULL' as const;
 
 /** Free space the data dir needs before the relay calls itself healthy again: a whole chunk and room for the database to grow. */
 export const MIN_FREE_BYTES = MAX_STORED_CHUNK_BYTES + 8 * 1024 * 1024;
@@ -39,12 +38,11 @@ export function isDiskFull(err: unknown): boolean {
   return (e.errcode & 0xff) === SQLITE_FULL || e.errcode === SQLITE_IOERR_SHMSIZE;
 }
 
-/** A write refused because the data dir is full. An ApiError so HTTP routes answer 507 with no extra handling. */
-export class DiskFullError extends ApiError {
+/** A write refused because the data dir is full. Its code, DISK_FULL, is what HTTP routes answer 507 for (relay/http/error-status.ts). */
+export class DiskFullError extends PeriscopeError {
   constructor(dataDir: string, what: string, options?: ErrorOptions & { atStart?: boolean }) {
     const then = options?.atStart ? 'then start the relay again' : 'the relay carries on by itself once there is room (GET /healthz says when)';
-    super(507, DISK_FULL, `the relay's data dir ${dataDir} is full, so ${what} could not be saved; free space on that volume (captures are in ${dataDir}/captures) or make it larger; ${then}`);
-    if (options?.cause !== undefined) this.cause = options.cause;
+    super(DISK_FULL, `the relay's data dir ${dataDir} is full, so ${what} could not be saved; free space on that volume (captures are in ${dataDir}/captures) or make it larger; ${then}`, options?.cause !== undefined ? { cause: options.cause } : undefined);
   }
 }
 

@@ -25,16 +25,12 @@ import type { Presence } from '../sessions/presence.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { closeAll, rawBytes, refuseFrame, truncateReason } from './frames.ts';
 import { SlicedQueue } from './sliced-queue.ts';
+import type { AgentView } from '../../shared/http-views.ts';
 
 export const HELLO_TIMEOUT_MS = 10_000;
 
 export type AgentAuth = { kind: 'join'; sessionId: string; jti: string } | { kind: 'agent'; sessionId: string; agentId: string };
 
-/** What the HTTP API shows of an agent: its live state plus when it was seen. */
-export interface AgentView extends UiAgentState {
-  connectedAt: string;
-  lastSeen: string;
-}
 
 interface Connection {
   ws: WebSocket;

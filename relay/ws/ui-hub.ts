@@ -7,7 +7,7 @@
 // socket drains. So relay memory per viewer is bounded, and a slow viewer costs
 // the agent and the other viewers nothing.
 import type { WebSocket } from 'ws';
-import { CloseCode, ProtocolError, encode, parseUiMessage, type RelayToUi, type UiSessionAgents, type UiSessionState, type UiToRelay } from '../../shared/protocol.ts';
+import { CloseCode, type DumpThread, ProtocolError, encode, parseUiMessage, type RelayToUi, type UiSessionAgents, type UiSessionState, type UiToRelay } from '../../shared/protocol.ts';
 import type { Store } from '../store/index.ts';
 import type { CaptureRecord } from '../store/captures.ts';
 import type { User } from '../store/users.ts';
@@ -17,6 +17,7 @@ import { type CaptureListener, type CaptureService, statsOf } from '../captures/
 import { captureChunkFrame } from '../captures/chunk-codec.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { closeAll, rawBytes, refuseFrame } from './frames.ts';
+import type { ErrorCode } from '../../shared/errors.ts';
 
 export const QUEUE_LIMIT_BYTES = 4 * 1024 * 1024;
 /** Above this much unsent data in the socket, new frames wait in the queue instead. */
@@ -166,6 +167,7 @@ export class UiHub implements CaptureListener {
     }
   }
 
+  // The store keeps dump results as unknown[]; they are what parseAgentMessage checked (and the browser checks them again).
   dumpResult(capture: CaptureRecord, threads: unknown[]): void {
     let frame: Uint8Array | undefined;
     for (const v of this.#viewers) {
@@ -173,7 +175,7 @@ export class UiHub implements CaptureListener {
       if (!w) continue;
       // A resyncing viewer gets the result when it goes live.
       if (w.mode === 'resync') continue;
-      frame ??= encode({ type: 'dump_result', captureId: capture.id, threads });
+      frame ??= encode({ type: 'dump_result', captureId: capture.id, threads: threads as DumpThread[] });
       this.#enqueue(v, frame);
     }
   }
@@ -228,7 +230,7 @@ export class UiHub implements CaptureListener {
     }
   }
 
-  #error(v: Viewer, code: string, message: string): void {
+  #error(v: Viewer, code: ErrorCode, message: string): void {
     this.#enqueue(v, encode({ type: 'error', code, message }));
   }
 
@@ -335,7 +337,7 @@ export class UiHub implements CaptureListener {
       this.#enqueue(v, encode(captureStateMessage(current)));
     }
     if (current.kind === 'dump' && current.result !== null) {
-      this.#enqueue(v, encode({ type: 'dump_result', captureId: current.id, threads: current.result }));
+      this.#enqueue(v, encode({ type: 'dump_result', captureId: current.id, threads: current.result as DumpThread[] }));
     }
     return true;
   }

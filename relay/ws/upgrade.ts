@@ -17,6 +17,7 @@ import type { AgentAuth, AgentHub } from './agent-hub.ts';
 import type { UiHub } from './ui-hub.ts';
 import type { Presence } from '../sessions/presence.ts';
 import { readCookie, untrustedOriginMessage } from '../http/origin.ts';
+import type { ErrorCode } from '../../shared/errors.ts';
 
 export interface UpgradeDeps {
   wss: WebSocketServer;
@@ -34,8 +35,8 @@ export interface UpgradeDeps {
 
 class Refusal extends Error {
   readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
+  readonly code: ErrorCode;
+  constructor(status: number, code: ErrorCode, message: string) {
     super(message);
     this.status = status;
     this.code = code;

@@ -1,4 +1,4 @@
-import { ErrorCode, PeriscopeError } from '../errors.ts';
+import { PeriscopeError } from '../errors.ts';
 
 /**
  * Runs a string-building step, turning V8's "Invalid string length" (output over
@@ -9,7 +9,7 @@ export function buildOrTooLarge(format: string, build: () => string): string {
     return build();
   } catch (error) {
     if (error instanceof RangeError) {
-      throw new PeriscopeError(ErrorCode.ExportTooLarge, `${format} export is too large to build as one string`, { cause: error });
+      throw new PeriscopeError('EXPORT_TOO_LARGE', `${format} export is too large to build as one string`, { cause: error });
     }
     throw error;
   }

@@ -153,7 +153,3 @@ export function exportFlamegraph(profile: Profile, options: ExportOptions = {}):
   return buildOrTooLarge('flame graph', () => `${out.join('\n')}\n`);
 }
 
-/** Convenience for writing the SVG to a file or HTTP response. */
-export function exportFlamegraphBytes(profile: Profile, options: ExportOptions = {}): Uint8Array {
-  return new TextEncoder().encode(exportFlamegraph(profile, options));
-}

@@ -2,7 +2,7 @@
 // so that repeated stacks (the common case in sampling) cost one map lookup per frame
 // and no new rows. takeChunk() hands out what was appended since the last call.
 
-import { ErrorCode, PeriscopeError } from '../errors.ts';
+import { PeriscopeError } from '../errors.ts';
 import {
   type CaptureInfo,
   NONE,
@@ -42,7 +42,7 @@ export interface ProcessInput {
 }
 
 function badArgument(message: string): never {
-  throw new PeriscopeError(ErrorCode.InvalidArgument, message);
+  throw new PeriscopeError('BAD_ARGUMENT', message);
 }
 
 function isInt32(n: number): boolean {

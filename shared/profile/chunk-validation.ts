@@ -1,7 +1,7 @@
 // Chunks arrive from the network, so nothing in them is trusted: a bad index here
 // would otherwise surface much later as a crash deep inside an exporter or view.
 
-import { ErrorCode, PeriscopeError } from '../errors.ts';
+import { PeriscopeError } from '../errors.ts';
 import { type CaptureInfo, KNOWN_SAMPLE_FLAGS, NONE, type Profile, type TableSizes, tableSizes } from './model.ts';
 import { type ColumnRule, type RowTable, type TableName, chunkSchema } from './chunk-schema.ts';
 
@@ -17,7 +17,7 @@ const TYPED_ARRAYS = { Int32Array, Float64Array, Uint8Array };
 const INT_RANGE = { Int32Array: [-(2 ** 31), 2 ** 31 - 1], Uint8Array: [0, 255] } as const;
 
 function invalid(message: string): never {
-  throw new PeriscopeError(ErrorCode.InvalidChunk, `invalid profile chunk: ${message}`);
+  throw new PeriscopeError('INVALID_CHUNK', `invalid profile chunk: ${message}`);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -116,7 +116,7 @@ export function validateChunk(profile: Profile, chunk: unknown): ValidChunk {
   for (const key of Object.keys(current) as (keyof TableSizes)[]) {
     if (base[key] !== current[key]) {
       throw new PeriscopeError(
-        ErrorCode.ChunkOutOfSequence,
+        'CHUNK_OUT_OF_SEQUENCE',
         `profile chunk continues ${key} from row ${base[key]} but the profile has ${current[key]} rows`,
       );
     }

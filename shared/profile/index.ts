@@ -6,6 +6,5 @@ export * from './sample-filter.ts';
 export * from './frame-groups.ts';
 export * from './grouped-stacks.ts';
 export * from './root-frames.ts';
-export * from './top-table.ts';
 export * from './call-tree.ts';
 export * from './top-accumulator.ts';

@@ -39,24 +39,36 @@ export interface RootFrame {
 }
 
 /**
- * Root frames to put above a thread's stacks (outermost first), memoized per thread row.
- * The process frame appears only when `samples` come from more than one process.
+ * Root frames to put above a thread's stacks, outermost first: one for its
+ * process when the view spans several (`withProcess`), one for the thread with
+ * `options.threads`. Threads with equal root frames share one subtree.
+ */
+export function rootFrames(profile: Profile, threadRow: number, withProcess: boolean, options: Pick<ViewOptions, 'threads'>): RootFrame[] {
+  const roots: RootFrame[] = [];
+  if (withProcess) roots.push({ kind: 'process', label: processLabel(profile, profile.threads.pid[threadRow]) });
+  if (options.threads) roots.push({ kind: 'thread', label: threadLabel(profile, threadRow) });
+  return roots;
+}
+
+/** Identifies the subtree that threads with these root frames share. */
+export function rootKey(roots: readonly RootFrame[]): string {
+  return JSON.stringify(roots);
+}
+
+/**
+ * rootFrames() memoized per thread row, for a fixed set of samples: the
+ * process frame appears only when `samples` come from more than one process.
  */
 export function rootFramesFor(
   profile: Profile,
   samples: readonly number[],
-  options: ViewOptions,
+  options: Pick<ViewOptions, 'threads'>,
 ): (threadRow: number) => RootFrame[] {
   const withProcess = spansSeveralProcesses(profile, samples);
   const cache = new Map<number, RootFrame[]>();
   return (threadRow) => {
     let roots = cache.get(threadRow);
-    if (!roots) {
-      roots = [];
-      if (withProcess) roots.push({ kind: 'process', label: processLabel(profile, profile.threads.pid[threadRow]) });
-      if (options.threads) roots.push({ kind: 'thread', label: threadLabel(profile, threadRow) });
-      cache.set(threadRow, roots);
-    }
+    if (!roots) cache.set(threadRow, (roots = rootFrames(profile, threadRow, withProcess, options)));
     return roots;
   };
 }

@@ -1,20 +1,33 @@
+// Which samples a view counts: py-spy's idle and GIL filters plus a thread
+// selection. sampleFilter() is the one rule; exporters select all rows at once,
+// the live top table and flame graph test each sample as it arrives.
+
 import { NONE, type Profile, SampleFlag } from './model.ts';
 import type { ViewOptions } from './view-options.ts';
 
+export type SampleFilterOptions = Pick<ViewOptions, 'idle' | 'gil' | 'threadRows'>;
+
 /**
- * Rows of the samples that pass the idle / GIL / thread filters, in table order.
- * Samples without Python frames never pass: there is nothing to attribute them to.
+ * Whether sample `row` passes the idle / GIL / thread filters. Samples without
+ * Python frames never pass: there is nothing to attribute them to.
  */
-export function selectSamples(profile: Profile, options: ViewOptions = {}): number[] {
-  const { stack, thread, flags } = profile.samples;
+export function sampleFilter(options: SampleFilterOptions = {}): (profile: Profile, row: number) => boolean {
+  const idle = Boolean(options.idle);
+  const gil = Boolean(options.gil);
   const threads = options.threadRows ? new Set(options.threadRows) : undefined;
+  return (profile, row) => {
+    const { stack, thread, flags } = profile.samples;
+    if (stack[row] === NONE) return false;
+    if (!idle && flags[row] & SampleFlag.Idle) return false;
+    if (gil && !(flags[row] & SampleFlag.Gil)) return false;
+    return !threads || threads.has(thread[row]);
+  };
+}
+
+/** Rows of the samples that pass the filters, in table order. */
+export function selectSamples(profile: Profile, options: SampleFilterOptions = {}): number[] {
+  const accepts = sampleFilter(options);
   const selected: number[] = [];
-  for (let i = 0; i < stack.length; i++) {
-    if (stack[i] === NONE) continue;
-    if (!options.idle && flags[i] & SampleFlag.Idle) continue;
-    if (options.gil && !(flags[i] & SampleFlag.Gil)) continue;
-    if (threads && !threads.has(thread[i])) continue;
-    selected.push(i);
-  }
+  for (let i = 0; i < profile.samples.stack.length; i++) if (accepts(profile, i)) selected.push(i);
   return selected;
 }

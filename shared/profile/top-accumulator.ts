@@ -1,24 +1,20 @@
 // The live version of py-spy top's table, for `periscope top` and the web
 // client's live view: the profile only ever grows, so each refresh folds in the
 // samples appended since the previous one (cost: new samples × stack depth)
-// instead of re-aggregating everything as topTable() does.
+// instead of re-aggregating everything.
 //
-// Two sets of counts are kept per row: the current window (what %Own/%Total
+// Frames are grouped by FrameGrouper and samples filtered by sampleFilter(),
+// as in every other view. Two sets of counts are kept per row: the current window (what %Own/%Total
 // show: the samples since the last endWindow()) and the cumulative ones (what
 // OwnTime/TotalTime show: everything since construction or reset()). Rows are
 // tallied per line and per function at the same time, so switching between
 // the two at run time is instant and loses no history.
 
 import { NONE, type Profile, SampleFlag, stringAt } from './model.ts';
+import { FrameGrouper } from './frame-groups.ts';
+import { sampleFilter, type SampleFilterOptions } from './sample-filter.ts';
 
-export interface TopAccumulatorOptions {
-  /** Count idle samples too (default false, like py-spy). */
-  idle?: boolean;
-  /** Only count samples whose thread held the GIL. */
-  gil?: boolean;
-  /** Only samples from these rows of the thread table (default: all threads). */
-  threadRows?: readonly number[];
-}
+export type TopAccumulatorOptions = SampleFilterOptions;
 
 export type TopSortKey = 'ownPercent' | 'totalPercent' | 'ownTime' | 'totalTime';
 
@@ -27,8 +23,7 @@ export interface LiveTopRow {
   file: string;
   /**
    * Line in line mode; in function mode the lowest line seen for the function
-   * (the closest stand-in for its first line, which frames do not carry), as in
-   * groupFrames(). null when unknown.
+   * (FrameGrouper's rule). null when unknown.
    */
   line: number | null;
   /** Samples of the last closed window with this row as the innermost frame. */
@@ -60,58 +55,42 @@ function emptyWindow(): TopWindow {
   return { counted: 0, all: 0, gil: 0, active: 0, threads: 0, processes: 0 };
 }
 
-/** Own/total counts per row key, for one way of keying frames (per line or per function). */
+/** Own/total counts per frame group, for one way of grouping frames (per line or per function). */
 class RowTally {
-  readonly #byFunction: boolean;
-  readonly #keyOfFrame: number[] = [];
-  readonly #ids = new Map<string, number>();
-  readonly name: number[] = [];
-  readonly file: number[] = [];
-  readonly line: number[] = [];
+  readonly groups: FrameGrouper;
   windowOwn: number[] = [];
   windowTotal: number[] = [];
   closedOwn: number[] = [];
   closedTotal: number[] = [];
   readonly cumulativeOwn: number[] = [];
   readonly cumulativeTotal: number[] = [];
-  // stamp[k] === visit: key k was already counted for the stack being walked,
+  // stamp[g] === visit: group g was already counted for the stack being walked,
   // so recursion counts once per sample towards total.
   readonly #stamp: number[] = [];
   #visit = 0;
 
   constructor(byFunction: boolean) {
-    this.#byFunction = byFunction;
+    this.groups = new FrameGrouper(byFunction);
   }
 
-  /** Keys frames appended to the frame table since the last call. */
+  /** Groups frames appended to the frame table since the last call. */
   catchUp(profile: Profile): void {
-    const frames = profile.frames;
-    for (let f = this.#keyOfFrame.length; f < frames.name.length; f++) {
-      const line = frames.line[f];
-      const id = this.#byFunction ? `${frames.name[f]},${frames.file[f]}` : `${frames.name[f]},${frames.file[f]},${line}`;
-      let k = this.#ids.get(id);
-      if (k === undefined) {
-        k = this.name.push(frames.name[f]) - 1;
-        this.file.push(frames.file[f]);
-        this.line.push(line);
-        for (const column of [this.windowOwn, this.windowTotal, this.closedOwn, this.closedTotal, this.cumulativeOwn, this.cumulativeTotal]) column.push(0);
-        this.#stamp.push(-1);
-        this.#ids.set(id, k);
-      } else if (line !== 0 && (this.line[k] === 0 || line < this.line[k])) {
-        this.line[k] = line;
-      }
-      this.#keyOfFrame.push(k);
+    this.groups.catchUp(profile);
+    for (let g = this.#stamp.length; g < this.groups.count; g++) {
+      for (const column of [this.windowOwn, this.windowTotal, this.closedOwn, this.closedTotal, this.cumulativeOwn, this.cumulativeTotal]) column.push(0);
+      this.#stamp.push(-1);
     }
   }
 
   addStack(profile: Profile, stack: number, count: number): void {
     const { prefix, frame } = profile.stacks;
     const visit = this.#visit++;
-    const leaf = this.#keyOfFrame[frame[stack]];
+    const groupOfFrame = this.groups.groupOfFrame;
+    const leaf = groupOfFrame[frame[stack]];
     this.windowOwn[leaf] += count;
     this.cumulativeOwn[leaf] += count;
     for (let s = stack; s !== NONE; s = prefix[s]) {
-      const k = this.#keyOfFrame[frame[s]];
+      const k = groupOfFrame[frame[s]];
       if (this.#stamp[k] === visit) continue;
       this.#stamp[k] = visit;
       this.windowTotal[k] += count;
@@ -122,8 +101,8 @@ class RowTally {
   endWindow(): void {
     this.closedOwn = this.windowOwn;
     this.closedTotal = this.windowTotal;
-    this.windowOwn = new Array<number>(this.name.length).fill(0);
-    this.windowTotal = new Array<number>(this.name.length).fill(0);
+    this.windowOwn = new Array<number>(this.groups.count).fill(0);
+    this.windowTotal = new Array<number>(this.groups.count).fill(0);
   }
 
   reset(): void {
@@ -152,7 +131,7 @@ export class TopAccumulator {
   readonly options: TopAccumulatorOptions;
   readonly #byLine = new RowTally(false);
   readonly #byFunction = new RowTally(true);
-  readonly #threadRows: Set<number> | undefined;
+  readonly #accepts: (profile: Profile, row: number) => boolean;
   #next = 0;
   #window = emptyWindow();
   #windowThreads = new Set<number>();
@@ -164,7 +143,7 @@ export class TopAccumulator {
   constructor(profile: Profile, options: TopAccumulatorOptions = {}, fromSample = 0) {
     this.profile = profile;
     this.options = options;
-    this.#threadRows = options.threadRows ? new Set(options.threadRows) : undefined;
+    this.#accepts = sampleFilter(options);
     this.#next = fromSample;
   }
 
@@ -196,10 +175,7 @@ export class TopAccumulator {
       if (!(f & SampleFlag.Idle)) w.active++;
       this.#windowThreads.add(thread[i]);
       this.#windowPids.add(profile.threads.pid[thread[i]]);
-      if (stack[i] === NONE) continue;
-      if (!this.options.idle && f & SampleFlag.Idle) continue;
-      if (this.options.gil && !(f & SampleFlag.Gil)) continue;
-      if (this.#threadRows && !this.#threadRows.has(thread[i])) continue;
+      if (!this.#accepts(profile, i)) continue;
       w.counted++;
       stackCounts.set(stack[i], (stackCounts.get(stack[i]) ?? 0) + 1);
     }
@@ -247,12 +223,13 @@ export class TopAccumulator {
   rows(sortBy: TopSortKey = 'ownTime', byFunction = false): LiveTopRow[] {
     const tally = byFunction ? this.#byFunction : this.#byLine;
     const rows: LiveTopRow[] = [];
-    for (let k = 0; k < tally.name.length; k++) {
+    const { groups } = tally;
+    for (let k = 0; k < groups.count; k++) {
       if (tally.closedTotal[k] === 0 && tally.cumulativeTotal[k] === 0) continue;
       rows.push({
-        function: stringAt(this.profile, tally.name[k]),
-        file: stringAt(this.profile, tally.file[k]),
-        line: tally.line[k] === 0 ? null : tally.line[k],
+        function: stringAt(this.profile, groups.name[k]),
+        file: stringAt(this.profile, groups.file[k]),
+        line: groups.line[k] === 0 ? null : groups.line[k],
         windowOwn: tally.closedOwn[k],
         windowTotal: tally.closedTotal[k],
         cumulativeOwn: tally.cumulativeOwn[k],

@@ -1,6 +1,6 @@
 // `periscope top`: the incremental aggregation it shares with the web client
-// (exact counts on a handcrafted profile, checked against topTable() on random
-// ones), the piped output against a target with a known hot function, and the
+// (exact counts on a handcrafted profile, checked against the exporters' call
+// tree on random ones), the piped output against a target with a known hot function, and the
 // full-screen view with keys under tmux.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -8,7 +8,9 @@ import { describe, it, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type FrameInput, ProfileBuilder } from '../../shared/profile/builder.ts';
 import { type LiveTopRow, TopAccumulator, type TopAccumulatorOptions } from '../../shared/profile/top-accumulator.ts';
-import { topTable } from '../../shared/profile/top-table.ts';
+import { type CallTreeNode, callTree } from '../../shared/profile/call-tree.ts';
+import type { Profile } from '../../shared/profile/model.ts';
+import type { ViewOptions } from '../../shared/profile/view-options.ts';
 import { displayWidth, fitLabel, shortFile } from '../../agent/top.ts';
 import { describeRun, PERISCOPE, ROOT, runPeriscope } from '../helpers/periscope.ts';
 import { newestPython, type Python, pythons } from '../helpers/pythons.ts';
@@ -56,6 +58,27 @@ type Counts = [windowOwn: number, windowTotal: number, cumulativeOwn: number, cu
 function counts(rows: LiveTopRow[], name: string, line: number | null): Counts | undefined {
   const r = rows.find((row) => row.function === name && row.line === line);
   return r && [r.windowOwn, r.windowTotal, r.cumulativeOwn, r.cumulativeTotal];
+}
+
+/**
+ * "name file:line own/total" per frame group, read off the call tree the
+ * exporters draw: own is a node's self, total counts each sample once per
+ * group on its path (so recursion counts once).
+ */
+function rowsOfCallTree(profile: Profile, options: ViewOptions): string[] {
+  const own = new Map<string, number>();
+  const total = new Map<string, number>();
+  const walk = (node: CallTreeNode, onPath: ReadonlySet<string>): void => {
+    const key = node.kind === 'frame' ? `${node.name} ${node.file}:${node.line}` : undefined;
+    const path = key === undefined || onPath.has(key) ? onPath : new Set([...onPath, key]);
+    if (node.self > 0) {
+      if (key !== undefined) own.set(key, (own.get(key) ?? 0) + node.self);
+      for (const k of path) total.set(k, (total.get(k) ?? 0) + node.self);
+    }
+    for (const child of node.children) walk(child, path);
+  };
+  walk(callTree(profile, options), new Set());
+  return [...total].map(([k, t]) => `${k} ${own.get(k) ?? 0}/${t}`);
 }
 
 function closedFirstWindow(options: TopAccumulatorOptions = {}): TopAccumulator {
@@ -191,7 +214,7 @@ describe('TopAccumulator', () => {
     assert.equal(acc.endWindow().counted, 2);
   });
 
-  it('adds up, chunk by chunk, to what topTable() counts over the whole profile', () => {
+  it("adds up, chunk by chunk, to what the exporters' call tree counts over the whole profile", () => {
     // A small deterministic generator: every run checks the same random profiles.
     let seed = 12345;
     const random = (n: number) => {
@@ -217,7 +240,7 @@ describe('TopAccumulator', () => {
         { accumulator: fnAcc, options: { idle: true, gil: true, function: true }, byFunction: true },
       ];
       for (const { accumulator, options, byFunction } of checks) {
-        const expected = topTable(builder.profile, options).rows.map((r) => `${r.function} ${r.file}:${r.line} ${r.ownSamples}/${r.totalSamples}`);
+        const expected = rowsOfCallTree(builder.profile, options);
         const actual = accumulator
           .rows('ownTime', byFunction)
           .filter((r) => r.cumulativeTotal > 0)

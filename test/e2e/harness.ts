@@ -33,7 +33,7 @@ import {
   sleep,
   startRelay,
 } from '../relay/helpers.ts';
-import type { CaptureView as RelayCaptureView } from '../../relay/captures/capture-view.ts';
+import type { CaptureView as RelayCaptureView } from '../../shared/http-views.ts';
 
 // ---- the agent ------------------------------------------------------------------
 

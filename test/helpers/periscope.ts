@@ -3,6 +3,7 @@
 // output shapes (`periscope dump --json` threads, `periscope: CODE: message`).
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { type DumpThread, parseDumpThreads } from '../../shared/protocol.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const PERISCOPE = join(ROOT, 'bin', 'periscope');
@@ -108,28 +109,15 @@ export function errorCode(stderr: string): string | undefined {
   return /^periscope: ([A-Z_]+): \S.*$/m.exec(stderr)?.[1];
 }
 
-export interface DumpFrame {
-  name: string;
-  filename: string;
-  short_filename: string;
-  line: number;
-}
-
-export interface DumpThread {
-  pid: number;
-  thread_id: number;
-  os_thread_id: number;
-  thread_name: string | null;
-  active: boolean;
-  owns_gil: boolean;
-  frames: DumpFrame[];
-}
-
 function fail(message: string): never {
   throw new Error(message);
 }
 
-/** Parses `dump --json` stdout and checks every field's type; throws a precise message otherwise. */
+/**
+ * Parses `dump --json` stdout with the protocol's own dump validator (the
+ * shape the agent sends and the web shows), plus what only a local dump
+ * promises: short_filename is a non-empty suffix of filename.
+ */
 export function parseDump(stdout: string): DumpThread[] {
   let data: unknown;
   try {
@@ -137,35 +125,18 @@ export function parseDump(stdout: string): DumpThread[] {
   } catch (e) {
     fail(`stdout is not valid JSON (${(e as Error).message}): ${clip(stdout, 500)}`);
   }
-  if (!Array.isArray(data)) fail(`expected a JSON list of threads, got ${typeof data}`);
-  data.forEach((t: unknown, i: number) => {
-    const where = `threads[${i}]`;
-    if (typeof t !== 'object' || t === null) fail(`${where} is not an object`);
-    const o = t as Record<string, unknown>;
-    for (const key of ['pid', 'thread_id'] as const) {
-      if (!Number.isSafeInteger(o[key]) || (o[key] as number) < 0) fail(`${where}.${key} is not a non-negative integer: ${JSON.stringify(o[key])}`);
-    }
-    // -1: a thread state not bound to an OS thread (yet), e.g. one that
-    // threading.Thread.start() has created but whose thread has not run.
-    if (!Number.isSafeInteger(o.os_thread_id) || (o.os_thread_id as number) < -1) {
-      fail(`${where}.os_thread_id is not an integer >= -1: ${JSON.stringify(o.os_thread_id)}`);
-    }
-    if (o.thread_name !== null && typeof o.thread_name !== 'string') fail(`${where}.thread_name is not a string or null`);
-    if (typeof o.active !== 'boolean') fail(`${where}.active is not a boolean`);
-    if (typeof o.owns_gil !== 'boolean') fail(`${where}.owns_gil is not a boolean`);
-    if (!Array.isArray(o.frames)) fail(`${where}.frames is not a list`);
-    (o.frames as unknown[]).forEach((f: unknown, j: number) => {
-      const fw = `${where}.frames[${j}]`;
-      if (typeof f !== 'object' || f === null) fail(`${fw} is not an object`);
-      const fo = f as Record<string, unknown>;
-      if (typeof fo.name !== 'string') fail(`${fw}.name is not a string`);
-      if (typeof fo.filename !== 'string') fail(`${fw}.filename is not a string`);
-      if (typeof fo.short_filename !== 'string' || fo.short_filename === '') fail(`${fw}.short_filename is not a non-empty string`);
-      if (!(fo.filename as string).endsWith(fo.short_filename as string)) {
-        fail(`${fw}.short_filename ${JSON.stringify(fo.short_filename)} is not a suffix of filename ${JSON.stringify(fo.filename)}`);
+  const threads = parseDumpThreads(data, 'threads');
+  threads.forEach((t, i) => {
+    const raw = (data as Record<string, unknown>[])[i];
+    // The validator reads a missing `truncated` as false (older agents); the CLI always prints it.
+    if (typeof raw.truncated !== 'boolean') fail(`threads[${i}].truncated is not a boolean`);
+    t.frames.forEach((f, j) => {
+      const fw = `threads[${i}].frames[${j}]`;
+      if (f.short_filename === '') fail(`${fw}.short_filename is empty`);
+      if (!f.filename.endsWith(f.short_filename)) {
+        fail(`${fw}.short_filename ${JSON.stringify(f.short_filename)} is not a suffix of filename ${JSON.stringify(f.filename)}`);
       }
-      if (!Number.isSafeInteger(fo.line)) fail(`${fw}.line is not an integer: ${JSON.stringify(fo.line)}`);
     });
   });
-  return data as DumpThread[];
+  return threads;
 }

@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeRun, type DumpFrame, type DumpThread, errorCode, parseDump, type RunResult, runPeriscope } from '../helpers/periscope.ts';
+import type { DumpFrame, DumpThread } from '../../shared/protocol.ts';
+import { describeRun, errorCode, parseDump, type RunResult, runPeriscope } from '../helpers/periscope.ts';
 import { newestPython, type Python, pythons, skippedPythons } from '../helpers/pythons.ts';
 import { startTarget, type Target, threadStates } from '../helpers/targets.ts';
 
@@ -109,6 +110,7 @@ function dumpProblems(threads: DumpThread[], truth: ProcessTruth, label: string,
     if (got.thread_id !== want.ident) problems.push(`${what}: thread_id ${got.thread_id}, expected the threading ident ${want.ident}`);
     if (got.thread_name !== want.name) problems.push(`${what}: thread_name ${JSON.stringify(got.thread_name)}, expected ${JSON.stringify(want.name)}`);
     problems.push(...frameProblems(what, got.frames, want));
+    if (got.truncated) problems.push(`${what}: reported truncated, though its ${want.frames.length} frames were all read`);
     if (want.busy) {
       if (!got.active) problems.push(`${what}: spins in pure Python but is reported idle (active=false)`);
       // Every other thread sleeps without asking for the GIL, so the spinner
@@ -372,4 +374,35 @@ test('periscope dump: --subprocesses', { timeout: 120_000 }, async (t) => {
     assertNoProblems(dumpProblems(threads, truth, `parent pid ${truth.pid}`, py), run);
     assert.deepEqual([...new Set(threads.map((th) => th.pid))], [truth.pid]);
   });
+});
+
+test('periscope dump: a stack deeper than the reader walks is marked truncated', { timeout: 120_000 }, async (t) => {
+  const py = newestPython();
+  if (!py) {
+    t.skip('no Python interpreter installed');
+    return;
+  }
+  const MAX_FRAMES = 4096; // native/src/stack_walker.h kMaxFrames
+  const target = await startTarget(py, 'deep_stack.py', { args: [String(MAX_FRAMES + 500)], t });
+  const truth = await target.truth<{ pid: number; deep_tid: number; deep_frames: number }>();
+  assert.ok(truth.deep_frames > MAX_FRAMES, `the target parked only ${truth.deep_frames} frames deep`);
+
+  const json = await runPeriscope(['dump', '--pid', String(target.pid), '--json'], { timeoutMs: RUN_TIMEOUT_MS });
+  assertSucceeded(json);
+  const threads = parseOrFail(json);
+  const deep = threads.find((th) => th.os_thread_id === truth.deep_tid);
+  assert.ok(deep, `no thread ${truth.deep_tid} in the dump:\n${describeRun(json)}`);
+  assert.equal(deep.truncated, true, 'the deep thread is not marked truncated');
+  assert.equal(deep.frames.length, MAX_FRAMES, 'the deep thread should keep the innermost frames up to the bound');
+  assert.equal(deep.frames[0]!.name, 'dive');
+  const shallow = threads.filter((th) => th !== deep);
+  assert.ok(shallow.length > 0 && shallow.every((th) => !th.truncated), `only the deep thread may be truncated:\n${describeRun(json)}`);
+
+  const text = await runPeriscope(['dump', '--pid', String(target.pid)], { timeoutMs: RUN_TIMEOUT_MS });
+  assertSucceeded(text);
+  const lines = text.stdout.split('\n');
+  const header = lines.findIndex((l) => l.startsWith(`Thread ${truth.deep_tid} `));
+  assert.ok(header >= 0, `no header for thread ${truth.deep_tid}:\n${describeRun(text)}`);
+  assert.equal(lines[header + 1 + MAX_FRAMES], '    (stack truncated)', `the deep stack's last line should say it was truncated:\n${describeRun(text)}`);
+  assert.equal(lines.filter((l) => l === '    (stack truncated)').length, 1, 'only the deep thread is marked truncated in the text');
 });

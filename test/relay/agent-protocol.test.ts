@@ -272,7 +272,7 @@ describe('captures', () => {
     const { agent, welcome } = await joinedAgent(relay, admin);
     const { captureId, start } = await startCapture(admin, agent, welcome.agentId, { kind: 'dump', pid: 4242 });
     assert.equal(start.spec.kind, 'dump');
-    const threads = [{ pid: 4242, thread_id: 1, os_thread_id: 4242, thread_name: 'MainThread', active: true, owns_gil: true, frames: [{ name: 'main', filename: '/app/app.py', short_filename: 'app.py', line: 3 }] }];
+    const threads = [{ pid: 4242, thread_id: 1, os_thread_id: 4242, thread_name: 'MainThread', active: true, owns_gil: true, truncated: false, frames: [{ name: 'main', filename: '/app/app.py', short_filename: 'app.py', line: 3 }] }];
     agent.send({ type: 'dump_result', captureId, threads });
     const c = await eventually(async () => {
       const x = await capture(captureId);
@@ -315,7 +315,7 @@ describe('captures', () => {
     for (const [body, message] of cases) {
       const res = await admin.post(`/api/agents/${welcome.agentId}/captures`, body);
       assert.equal(res.status, 400, JSON.stringify(body));
-      assert.equal(res.json.error.code, 'INVALID_ARGUMENT');
+      assert.equal(res.json.error.code, 'BAD_ARGUMENT');
       assert.match(res.json.error.message, message);
       assert.doesNotMatch(res.json.error.message, /undefined/);
     }

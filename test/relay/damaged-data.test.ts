@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { profileFromChunks } from '../../shared/profile/index.ts';
 import type { ProfileChunk } from '../../shared/profile/chunk.ts';
-import { render } from '../../agent/formats.ts';
+import { render } from '../../shared/export/renderers.ts';
 import { MAX_STORED_CHUNK_BYTES } from '../../relay/captures/chunk-codec.ts';
 import {
   Client,

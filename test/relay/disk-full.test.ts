@@ -10,7 +10,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { profileFromChunks } from '../../shared/profile/index.ts';
-import { render } from '../../agent/formats.ts';
+import { render } from '../../shared/export/renderers.ts';
 import {
   Client,
   adminClient,

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { profileFromChunks } from '../../shared/profile/index.ts';
-import { FORMATS, render } from '../../agent/formats.ts';
+import { FORMAT_NAMES } from '../../shared/export/formats.ts';
+import { render } from '../../shared/export/renderers.ts';
 import {
   Client,
   adminClient,
@@ -65,7 +66,7 @@ async function download(id: string, query: string) {
 }
 
 describe('downloads', () => {
-  for (const format of FORMATS) {
+  for (const format of FORMAT_NAMES) {
     test(`${format}: rendered from the stored chunks, as an attachment with a sensible name`, async () => {
       const res = await download(recordId, `format=${format}`);
       assert.equal(res.status, 200, res.body);

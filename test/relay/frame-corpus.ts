@@ -3,7 +3,7 @@
 // attacker's tools: msgpackr with its records, structured clone and bundled
 // strings turned on, and hand-made frames whose values point at earlier data.
 import { Packr } from 'msgpackr';
-import { encode, type DumpThreadWire } from '../../shared/protocol.ts';
+import { encode, type DumpThread } from '../../shared/protocol.ts';
 import type { ProfileChunk } from '../../shared/profile/chunk.ts';
 import { EMPTY_SIZES, acceptChunk, captureChunkFrame } from '../../relay/captures/chunk-codec.ts';
 import { buildChunks, STATS } from './helpers.ts';
@@ -17,7 +17,7 @@ export interface Seed {
 }
 
 /** A dump as `periscope dump --json` would send it: two threads of a small web app. */
-export function realDumpThreads(pid = 4242): DumpThreadWire[] {
+export function realDumpThreads(pid = 4242): DumpThread[] {
   const frame = (name: string, filename: string, line: number) => ({ name, filename, short_filename: filename.split('/').at(-1)!, line });
   return [
     {
@@ -27,6 +27,7 @@ export function realDumpThreads(pid = 4242): DumpThreadWire[] {
       thread_name: 'MainThread',
       active: true,
       owns_gil: true,
+      truncated: false,
       frames: [frame('compute', '/app/work.py', 12), frame('handle', '/app/server.py', 42), frame('<module>', '/app/app.py', 1)],
     },
     {
@@ -36,6 +37,7 @@ export function realDumpThreads(pid = 4242): DumpThreadWire[] {
       thread_name: null,
       active: false,
       owns_gil: false,
+      truncated: false,
       frames: [frame('wait', '/usr/lib/python3.12/threading.py', 355), frame('run', '/app/worker.py', 8)],
     },
   ];

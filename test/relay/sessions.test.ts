@@ -70,7 +70,7 @@ describe('creating a session', () => {
     for (const body of [{ ttlHours: 0 }, { ttlHours: 1000 }, { ttlHours: '5' }, { name: 42 }]) {
       const res = await alice.post('/api/sessions', body);
       assert.equal(res.status, 400, JSON.stringify(body));
-      assert.equal(res.json.error.code, 'INVALID_ARGUMENT');
+      assert.equal(res.json.error.code, 'BAD_ARGUMENT');
     }
   });
 

@@ -120,7 +120,7 @@ describe('watching a capture', () => {
     const ui = await connectUi(relay, carol);
     ui.send({ type: 'watch_capture', captureId });
     assert.equal((await ui.nextOfType('capture_state')).status, 'starting');
-    const threads = [{ pid: 1, thread_id: 7, os_thread_id: 1, thread_name: 'MainThread', active: false, owns_gil: false, frames: [] }];
+    const threads = [{ pid: 1, thread_id: 7, os_thread_id: 1, thread_name: 'MainThread', active: false, owns_gil: false, truncated: true, frames: [] }];
     agent.send({ type: 'dump_result', captureId, threads });
     const result = await ui.nextOfType('dump_result');
     assert.deepEqual(result.threads, threads);

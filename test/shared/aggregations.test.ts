@@ -2,10 +2,26 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type CallTreeNode, callTree } from '../../shared/profile/call-tree.ts';
 import { selectSamples } from '../../shared/profile/sample-filter.ts';
-import { type TopRow, topTable } from '../../shared/profile/top-table.ts';
+import { TopAccumulator, type TopAccumulatorOptions } from '../../shared/profile/top-accumulator.ts';
 import { KNOWN_THREADS, buildKnownProfile, f } from './fixtures.ts';
 
 const profile = buildKnownProfile().profile;
+
+interface TopRow {
+  function: string;
+  line: number | null;
+  ownSamples: number;
+  totalSamples: number;
+}
+
+/** The top table over the whole profile: one window of the live accumulator, most own samples first. */
+function topTable(options: TopAccumulatorOptions = {}, byFunction = false): { sampleCount: number; rows: TopRow[] } {
+  const acc = new TopAccumulator(profile, options);
+  acc.ingest();
+  const { counted } = acc.endWindow();
+  const rows = acc.rows('ownPercent', byFunction).map((r) => ({ function: r.function, line: r.line, ownSamples: r.windowOwn, totalSamples: r.windowTotal }));
+  return { sampleCount: counted, rows };
+}
 
 function row(rows: TopRow[], name: string, line: number | null): Pick<TopRow, 'ownSamples' | 'totalSamples'> {
   const found = rows.find((r) => r.function === name && r.line === line);
@@ -28,9 +44,9 @@ describe('selectSamples', () => {
   });
 });
 
-describe('topTable', () => {
+describe('top table', () => {
   it('counts own and total samples per line', () => {
-    const { sampleCount, rows } = topTable(profile);
+    const { sampleCount, rows } = topTable();
     assert.equal(sampleCount, 8);
     assert.deepEqual(row(rows, 'work', 10), { ownSamples: 3, totalSamples: 4 });
     assert.deepEqual(row(rows, 'work', 11), { ownSamples: 1, totalSamples: 1 });
@@ -43,17 +59,16 @@ describe('topTable', () => {
   });
 
   it('aggregates by function, counting a recursive function once per sample', () => {
-    const { rows } = topTable(profile, { function: true });
+    const { rows } = topTable({}, true);
     assert.deepEqual(row(rows, 'work', 10), { ownSamples: 4, totalSamples: 5 });
     assert.deepEqual(row(rows, 'main', 20), { ownSamples: 0, totalSamples: 6 });
     assert.deepEqual(row(rows, 'recurse', 1), { ownSamples: 1, totalSamples: 1 });
-    assert.deepEqual(row(topTable(profile, { nolineno: true }).rows, 'work', null), { ownSamples: 4, totalSamples: 5 });
   });
 
   it('applies idle, GIL and thread filters', () => {
-    assert.deepEqual(row(topTable(profile, { idle: true }).rows, 'sleep', 1), { ownSamples: 1, totalSamples: 1 });
-    assert.equal(topTable(profile, { gil: true }).rows.find((r) => r.function === 'helper'), undefined);
-    const worker = topTable(profile, { threadRows: [KNOWN_THREADS.worker] });
+    assert.deepEqual(row(topTable({ idle: true }).rows, 'sleep', 1), { ownSamples: 1, totalSamples: 1 });
+    assert.equal(topTable({ gil: true }).rows.find((r) => r.function === 'helper'), undefined);
+    const worker = topTable({ threadRows: [KNOWN_THREADS.worker] });
     assert.deepEqual(
       worker.rows.map((r) => r.function),
       ['loop', 'run'],

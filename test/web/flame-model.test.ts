@@ -56,18 +56,18 @@ function fromModel(m: FlameModel, n = 0): Plain {
 }
 
 const OPTION_SETS: FlameOptions[] = [
-  { idle: false, gil: false, byFunction: false, threads: false },
-  { idle: true, gil: false, byFunction: false, threads: false },
-  { idle: false, gil: true, byFunction: true, threads: false },
-  { idle: true, gil: false, byFunction: false, threads: true },
-  { idle: true, gil: false, byFunction: true, threads: false, threadRows: [1, 2] },
+  { idle: false, gil: false, function: false, threads: false },
+  { idle: true, gil: false, function: false, threads: false },
+  { idle: false, gil: true, function: true, threads: false },
+  { idle: true, gil: false, function: false, threads: true },
+  { idle: true, gil: false, function: true, threads: false, threadRows: [1, 2] },
 ];
 
 test('flame model equals callTree for every option set, ingested in one go or in small batches', () => {
   for (const processes of [1, 2]) {
     const profile = synthetic(7 + processes, 3000, processes);
     for (const o of OPTION_SETS) {
-      const expected = fromCallTree(callTree(profile, { idle: o.idle, gil: o.gil, function: o.byFunction, threads: o.threads, threadRows: o.threadRows }));
+      const expected = fromCallTree(callTree(profile, { idle: o.idle, gil: o.gil, function: o.function, threads: o.threads, threadRows: o.threadRows }));
       const whole = new FlameModel(profile, o);
       whole.ingest();
       assert.deepEqual(fromModel(whole), expected, `whole, ${processes} process(es), ${JSON.stringify(o)}`);
@@ -82,7 +82,7 @@ test('flame model follows a growing profile, and rebuilds with process roots whe
   const full = synthetic(42, 4000, 2);
   // Replay the full profile's samples into a growing one, checking as it goes.
   const growing = new ProfileBuilder({ rateHz: 100 });
-  const model = new FlameModel(growing.profile, { idle: false, gil: false, byFunction: false, threads: false });
+  const model = new FlameModel(growing.profile, { idle: false, gil: false, function: false, threads: false });
   const p = full;
   // Single-process samples first, then mixed, to force the rebuild.
   const order = [...p.samples.stack.keys()].sort((a, b) => p.threads.pid[p.samples.thread[a]] - p.threads.pid[p.samples.thread[b]] || a - b);
@@ -116,7 +116,7 @@ test('search matches names and files and counts nested matches once', () => {
   const f = (name: string) => ({ name, file: `/src/${name}.py`, line: 1 });
   for (let i = 0; i < 6; i++) b.addSample({ thread: t, framesLeafFirst: [f('leaf'), f('recurse'), f('recurse'), f('main')], timeUs: i });
   for (let i = 0; i < 4; i++) b.addSample({ thread: t, framesLeafFirst: [f('other'), f('main')], timeUs: i });
-  const m = new FlameModel(b.profile, { idle: false, gil: false, byFunction: false, threads: false });
+  const m = new FlameModel(b.profile, { idle: false, gil: false, function: false, threads: false });
   m.ingest();
   assert.equal(new FlameSearch('recurse').matchedSamples(m, 0), 6);
   assert.equal(new FlameSearch('RECURSE').matchedSamples(m, 0), 6);

@@ -2,9 +2,26 @@
 // cookie on login); every state-changing request carries X-CSRF-Token from /api/me.
 // Errors come back as {error: {code, message}} and are thrown as ApiError.
 
-import type { CaptureKind, UiAgentState } from '../../shared/protocol.ts';
+import type { CaptureKind } from '../../shared/capture-states.ts';
+import type { Format } from '../../shared/export/formats.ts';
+import type {
+  AgentListView,
+  AgentView,
+  AuditEntryView,
+  AuditListView,
+  CaptureDetailView,
+  CaptureListView,
+  CaptureView,
+  MeView,
+  MembersAddedView,
+  SessionListView,
+  SessionSummaryView,
+  SessionView,
+  UserView,
+} from '../../shared/http-views.ts';
 
 export class ApiError extends Error {
+  /** A code of shared/errors.ts, or HTTP_<status> when the answer carried none (a proxy's error page). */
   readonly code: string;
   readonly status: number;
   constructor(status: number, code: string, message: string) {
@@ -15,45 +32,20 @@ export class ApiError extends Error {
   }
 }
 
-export interface User {
-  id: string;
-  username: string;
-  admin: boolean;
-}
-
-export interface Me {
-  user: User;
-  csrfToken: string;
-}
-
-export interface JoinCommands {
-  curl?: string;
-  wget?: string;
-  python?: string;
-  env?: string;
-}
-
-export interface Session {
-  id: string;
-  name?: string;
-  code?: string;
-  expiresAt?: string | number;
-  createdAt?: string | number;
-  createdBy?: string;
-  closed?: boolean;
-  closedAt?: string | number | null;
-  status?: string;
-  members?: (string | { username: string })[];
-  joinToken?: string;
-  commands?: JoinCommands;
-  [key: string]: unknown;
-}
-
-export type { ProcessInfo } from '../../shared/protocol.ts';
+// The relay's JSON bodies under the names the views use; the shapes are shared/http-views.ts.
+export type User = UserView;
+export type Me = MeView;
+export type Session = SessionView;
+export type SessionSummary = SessionSummaryView;
+/** What the views show of an agent: the live state the socket pushes (GET /api/sessions/:id/agents returns a superset, AgentView). */
 export type Agent = UiAgentState;
+export type Capture = CaptureDetailView;
+export type AuditEntry = AuditEntryView;
+export type { CaptureKind } from '../../shared/capture-states.ts';
+export type { ProcessInfo } from '../../shared/protocol.ts';
+import type { UiAgentState } from '../../shared/protocol.ts';
 
-export type { CaptureKind } from '../../shared/protocol.ts';
-
+/** The body of POST /api/agents/:id/captures (relay/captures/capture-request.ts). */
 export interface CaptureOptions {
   kind: CaptureKind;
   pid: number;
@@ -63,38 +55,6 @@ export interface CaptureOptions {
   idle: boolean;
   gil: boolean;
   blocking: boolean;
-}
-
-export interface Capture {
-  id: string;
-  kind: CaptureKind;
-  pid: number;
-  sessionId?: string;
-  agentId?: string;
-  requestedBy?: string;
-  startedAt?: string | number | null;
-  endedAt?: string | number | null;
-  options?: Partial<CaptureOptions>;
-  samples?: number;
-  status: string;
-  error?: { code: string; message: string } | string | null;
-  threads?: unknown[];
-  result?: unknown;
-  [key: string]: unknown;
-}
-
-export interface AuditEntry {
-  id?: string | number;
-  at?: string | number;
-  time?: string | number;
-  ts?: string | number;
-  actor?: string;
-  user?: string;
-  username?: string;
-  action?: string;
-  detail?: unknown;
-  details?: unknown;
-  [key: string]: unknown;
 }
 
 let csrfToken = '';
@@ -144,46 +104,24 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   return data as T;
 }
 
-/** Some endpoints may wrap lists ({sessions: [...]}) — accept both shapes. */
-function listOf<T>(data: unknown, key: string): T[] {
-  if (Array.isArray(data)) return data as T[];
-  if (data && typeof data === 'object') {
-    const v = (data as Record<string, unknown>)[key];
-    if (Array.isArray(v)) return v as T[];
-    for (const value of Object.values(data)) if (Array.isArray(value)) return value as T[];
-  }
-  return [];
-}
-
-function one<T>(data: unknown, key: string): T {
-  if (data && typeof data === 'object' && key in (data as object)) {
-    const v = (data as Record<string, unknown>)[key];
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as T;
-  }
-  return data as T;
-}
-
 export const api = {
-  login: (username: string, password: string) => request<unknown>('POST', '/api/login', { username, password }),
-  logout: () => request<unknown>('POST', '/api/logout'),
-  me: () => request<Me>('GET', '/api/me'),
-  createUser: (username: string, password: string, admin: boolean) => request<unknown>('POST', '/api/users', { username, password, admin }),
-  createSession: (name?: string) => request<Session>('POST', '/api/sessions', name ? { name } : {}),
-  sessions: async () => listOf<Session>(await request<unknown>('GET', '/api/sessions'), 'sessions'),
-  session: async (id: string) => one<Session>(await request<unknown>('GET', `/api/sessions/${encodeURIComponent(id)}`), 'session'),
-  closeSession: (id: string) => request<unknown>('POST', `/api/sessions/${encodeURIComponent(id)}/close`),
-  addMember: (id: string, username: string) => request<unknown>('POST', `/api/sessions/${encodeURIComponent(id)}/members`, { username }),
-  agents: async (id: string) => listOf<Agent>(await request<unknown>('GET', `/api/sessions/${encodeURIComponent(id)}/agents`), 'agents'),
-  startCapture: (agentId: string, options: CaptureOptions) =>
-    request<{ id: string; status: string }>('POST', `/api/agents/${encodeURIComponent(agentId)}/captures`, options),
-  captures: async (sessionId: string) => listOf<Capture>(await request<unknown>('GET', `/api/sessions/${encodeURIComponent(sessionId)}/captures`), 'captures'),
-  capture: async (id: string) => one<Capture>(await request<unknown>('GET', `/api/captures/${encodeURIComponent(id)}`), 'capture'),
-  stopCapture: (id: string) => request<unknown>('POST', `/api/captures/${encodeURIComponent(id)}/stop`),
-  audit: async (sessionId: string) => listOf<AuditEntry>(await request<unknown>('GET', `/api/sessions/${encodeURIComponent(sessionId)}/audit`), 'audit'),
+  login: (username: string, password: string) => request<MeView>('POST', '/api/login', { username, password }),
+  logout: () => request<{ ok: true }>('POST', '/api/logout'),
+  me: () => request<MeView>('GET', '/api/me'),
+  createUser: (username: string, password: string, admin: boolean) => request<{ user: UserView }>('POST', '/api/users', { username, password, admin }),
+  createSession: (name?: string) => request<SessionView>('POST', '/api/sessions', name ? { name } : {}),
+  sessions: async () => (await request<SessionListView>('GET', '/api/sessions')).sessions,
+  session: (id: string) => request<SessionView>('GET', `/api/sessions/${encodeURIComponent(id)}`),
+  closeSession: (id: string) => request<SessionView>('POST', `/api/sessions/${encodeURIComponent(id)}/close`),
+  addMember: (id: string, username: string) => request<MembersAddedView>('POST', `/api/sessions/${encodeURIComponent(id)}/members`, { username }),
+  agents: async (id: string) => (await request<AgentListView>('GET', `/api/sessions/${encodeURIComponent(id)}/agents`)).agents,
+  startCapture: (agentId: string, options: CaptureOptions) => request<CaptureView>('POST', `/api/agents/${encodeURIComponent(agentId)}/captures`, options),
+  captures: async (sessionId: string) => (await request<CaptureListView>('GET', `/api/sessions/${encodeURIComponent(sessionId)}/captures`)).captures,
+  capture: (id: string) => request<CaptureDetailView>('GET', `/api/captures/${encodeURIComponent(id)}`),
+  stopCapture: (id: string) => request<CaptureView>('POST', `/api/captures/${encodeURIComponent(id)}/stop`),
+  audit: async (sessionId: string) => (await request<AuditListView>('GET', `/api/sessions/${encodeURIComponent(sessionId)}/audit`)).entries,
 };
 
-export type DownloadFormat = 'flamegraph' | 'speedscope' | 'raw' | 'chrometrace';
-
-export function downloadUrl(captureId: string, format: DownloadFormat): string {
+export function downloadUrl(captureId: string, format: Format): string {
   return `/api/captures/${encodeURIComponent(captureId)}/download?format=${format}`;
 }

@@ -9,7 +9,8 @@
 // reconnect the relay replays from 0) and is skipped; a gap, an out-of-sequence
 // chunk or a capture_reset throws the profile away and re-watches from seq 0.
 
-import type { CaptureStatsWire, RelayToUi } from '../../shared/protocol.ts';
+import type { DumpThread, RelayToUi } from '../../shared/protocol.ts';
+import { isActiveStatus, zeroStats, type CaptureStatsWire, type CaptureStatus } from '../../shared/capture-states.ts';
 import { type Profile, emptyProfile } from '../../shared/profile/model.ts';
 import { applyChunk } from '../../shared/profile/chunk.ts';
 import type { UiSocket } from './socket.ts';
@@ -20,15 +21,15 @@ export interface StreamEvents {
   /** `profile` was replaced by a new, empty one: rebuild every derived model. */
   reset?: () => void;
   status?: () => void;
-  dump?: (threads: unknown[]) => void;
+  dump?: (threads: DumpThread[]) => void;
   error?: (code: string, message: string) => void;
 }
 
 export class CaptureStream {
   readonly captureId: string;
   profile: Profile = emptyProfile();
-  status = 'starting';
-  stats: CaptureStatsWire = { samples: 0, late: 0, ticks: 0, errors: 0 };
+  status: CaptureStatus = 'starting';
+  stats: CaptureStatsWire = zeroStats();
   error: { code: string; message: string } | undefined;
   /** Local time (performance.now()) at which each applied chunk arrived, for latency figures. */
   lastChunkAt = 0;
@@ -48,7 +49,7 @@ export class CaptureStream {
   }
 
   get done(): boolean {
-    return this.status !== 'starting' && this.status !== 'running' && this.status !== 'pending';
+    return !isActiveStatus(this.status);
   }
 
   close(): void {

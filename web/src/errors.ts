@@ -1,5 +1,7 @@
 // Turns error codes and messages from the relay, the agent and the sampler into
-// plain words, with the fix when there is one.
+// plain words, with the fix when there is one. Codes are those of
+// shared/errors.ts, plus HTTP_<status> for an answer without a JSON error body
+// (web/src/api.ts).
 
 import { h } from './dom.ts';
 
@@ -19,7 +21,7 @@ export function explain(code: string | undefined, message: string | undefined): 
   const c = (code ?? '').toUpperCase();
   const m = message ?? '';
   const has = (re: RegExp) => re.test(c) || re.test(m);
-  if (has(/PERMISSION_DENIED|EPERM|SYS_PTRACE|ptrace/i) && !/^(FORBIDDEN|NOT_A_MEMBER|NOT_MEMBER)$/.test(c)) {
+  if (has(/PERMISSION_DENIED|EPERM|SYS_PTRACE|ptrace/i) && c !== 'FORBIDDEN') {
     return { title: 'Permission denied in the container', detail: m || 'The agent is not allowed to read this process’s memory.', fix: PTRACE_FIX };
   }
   if (has(/AGENT_OFFLINE|OFFLINE/)) {
@@ -29,16 +31,16 @@ export function explain(code: string | undefined, message: string | undefined): 
       fix: ['Ask the customer to check the terminal where they ran the one-liner, and to run it again if it has stopped.'],
     };
   }
-  if (/^TARGET_EXITED$|^PROCESS_EXITED$/.test(c) || /target_exited/.test(c.toLowerCase())) {
+  if (c === 'TARGET_EXITED' || c === 'PROCESS_EXITED') {
     return { title: 'The target process exited', detail: m || 'The Python process ended while it was being profiled. What was captured until then is kept.' };
   }
   if (c === 'NO_SUCH_PROCESS') return { title: 'No such process', detail: m || 'That process is gone; refresh the process list.' };
   if (c === 'NOT_PYTHON') return { title: 'Not a Python process', detail: m || 'No CPython interpreter was found in that process.' };
   if (c === 'UNSUPPORTED_VERSION') return { title: 'Unsupported Python version', detail: m };
-  if (/^(FORBIDDEN|NOT_A_MEMBER|NOT_MEMBER|HTTP_403)$/.test(c)) {
+  if (c === 'FORBIDDEN' || c === 'HTTP_403') {
     return { title: 'Permission denied', detail: m || 'You are not a member of this support session.', fix: ['Ask the engineer who opened the session to add you as a member.'] };
   }
-  if (/^(UNAUTHENTICATED|UNAUTHORIZED|HTTP_401)$/.test(c)) return { title: 'Signed out', detail: m || 'Sign in again.' };
+  if (c === 'UNAUTHENTICATED' || c === 'HTTP_401') return { title: 'Signed out', detail: m || 'Sign in again.' };
   if (/^(NOT_FOUND|HTTP_404)$/.test(c)) return { title: 'Not found', detail: m || 'It does not exist, or you may not see it.' };
   if (/SESSION_CLOSED|EXPIRED/.test(c)) return { title: 'Session closed', detail: m || 'This support session is closed.' };
   if (c === 'NETWORK') return { title: 'Relay unreachable', detail: m };

@@ -49,13 +49,6 @@ export function relative(v: unknown, now = Date.now()): string {
   return diff >= 0 ? `in ${unit}` : `${unit} ago`;
 }
 
-export function durationBetween(a: unknown, b: unknown): string {
-  const da = toDate(a);
-  const db = toDate(b);
-  if (!da || !db) return '–';
-  return seconds((db.getTime() - da.getTime()) / 1000);
-}
-
 export function shortId(id: string, n = 12): string {
   return id.length > n ? id.slice(0, n) : id;
 }

@@ -2,7 +2,7 @@
 import { Hono } from 'hono';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import type { AppEnv, RelayServices } from '../context.ts';
-import { ApiError } from '../api-error.ts';
+import { PeriscopeError } from '../../../shared/errors.ts';
 import { clientIp, currentAuth, jsonBody, requireUser } from '../guards.ts';
 import { SESSION_COOKIE } from '../../auth/web-sessions.ts';
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../../auth/passwords.ts';
@@ -16,7 +16,7 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
     const body = await jsonBody(c);
     const { username, password } = body;
     if (typeof username !== 'string' || typeof password !== 'string' || username.length > 64 || password.length > 1024) {
-      throw new ApiError(400, 'INVALID_ARGUMENT', 'send {"username": "...", "password": "..."}');
+      throw new PeriscopeError('BAD_ARGUMENT', 'send {"username": "...", "password": "..."}');
     }
     const ip = clientIp(c);
     // Counted before the (slow) password check, so concurrent guesses cannot outrun the limit.
@@ -24,14 +24,14 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
     if (wait > 0) {
       s.metrics.authFailures++;
       const seconds = Math.ceil(wait / 1000);
-      throw new ApiError(429, 'TOO_MANY_ATTEMPTS', `too many failed sign-ins for ${username} from this address; try again in ${seconds} s`, { 'Retry-After': String(seconds) });
+      throw new PeriscopeError('TOO_MANY_ATTEMPTS', `too many failed sign-ins for ${username} from this address; try again in ${seconds} s`, { retryAfterSeconds: seconds });
     }
     const user = s.store.users.byUsername(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
     if (!user || !ok) {
       s.metrics.authFailures++;
       s.store.audit.record(username, 'login.failed', null, { ip });
-      throw new ApiError(401, 'BAD_CREDENTIALS', 'wrong username or password');
+      throw new PeriscopeError('BAD_CREDENTIALS', 'wrong username or password');
     }
     s.limiter.succeeded(ip, username);
     if (needsRehash(user.passwordHash)) await upgradeHash(s, user.id, password);
@@ -63,11 +63,11 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
 
   app.post('/api/users', authed, async (c) => {
     const { user } = currentAuth(c);
-    if (!user.admin) throw new ApiError(403, 'FORBIDDEN', 'only an admin can create accounts');
+    if (!user.admin) throw new PeriscopeError('FORBIDDEN', 'only an admin can create accounts');
     const body = await jsonBody(c);
     const { username, password, admin } = body;
     if (typeof username !== 'string' || typeof password !== 'string' || (admin !== undefined && typeof admin !== 'boolean')) {
-      throw new ApiError(400, 'INVALID_ARGUMENT', 'send {"username": "...", "password": "...", "admin": false}');
+      throw new PeriscopeError('BAD_ARGUMENT', 'send {"username": "...", "password": "...", "admin": false}');
     }
     const created = await createUser(s.store, { username, password, admin: admin === true }, user.id);
     s.store.audit.record(user.username, 'user.created', null, { username: created.username, admin: created.admin });
@@ -76,7 +76,7 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
 
   app.get('/api/audit', authed, (c) => {
     const { user } = currentAuth(c);
-    if (!user.admin) throw new ApiError(403, 'FORBIDDEN', 'only an admin can read the relay-wide audit log; use /api/sessions/:id/audit');
+    if (!user.admin) throw new PeriscopeError('FORBIDDEN', 'only an admin can read the relay-wide audit log; use /api/sessions/:id/audit');
     const { limit, before } = pageParams(c.req.query('limit'), c.req.query('before'));
     return c.json({ entries: s.store.audit.all(limit, before).map(auditView) });
   });
@@ -95,9 +95,9 @@ async function upgradeHash(s: RelayServices, userId: string, password: string): 
 
 export function pageParams(limitRaw: string | undefined, beforeRaw: string | undefined): { limit: number; before: number | undefined } {
   const limit = limitRaw === undefined ? 100 : Number(limitRaw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ApiError(400, 'INVALID_ARGUMENT', 'limit must be an integer from 1 to 1000');
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new PeriscopeError('BAD_ARGUMENT', 'limit must be an integer from 1 to 1000');
   const before = beforeRaw === undefined ? undefined : Number(beforeRaw);
-  if (before !== undefined && (!Number.isInteger(before) || before < 1)) throw new ApiError(400, 'INVALID_ARGUMENT', 'before must be an entry id (a positive integer)');
+  if (before !== undefined && (!Number.isInteger(before) || before < 1)) throw new PeriscopeError('BAD_ARGUMENT', 'before must be an entry id (a positive integer)');
   return { limit, before };
 }
 

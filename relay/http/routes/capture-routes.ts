@@ -2,29 +2,23 @@
 // through the session the object belongs to; non-members get 404.
 import { Hono, type Context } from 'hono';
 import type { AppEnv, RelayServices } from '../context.ts';
-import { ApiError, notFound } from '../api-error.ts';
+import { notFound } from '../api-error.ts';
+import { PeriscopeError } from '../../../shared/errors.ts';
 import { currentAuth, jsonBody, requireUser } from '../guards.ts';
 import { captureSpecFromRequest } from '../../captures/capture-request.ts';
 import { captureView } from '../../captures/capture-view.ts';
-import { FORMATS, type Format } from '../../../agent/formats.ts';
+import { DEFAULT_FORMAT, FORMATS, FORMAT_NAMES, isFormat } from '../../../shared/export/formats.ts';
 import type { ExportOptions } from '../../../shared/export/options.ts';
 import type { AgentRecord } from '../../store/agents.ts';
 import type { CaptureRecord } from '../../store/captures.ts';
 import type { User } from '../../store/users.ts';
-
-const CONTENT_TYPE: Record<Format, string> = {
-  flamegraph: 'image/svg+xml; charset=utf-8',
-  speedscope: 'application/json; charset=utf-8',
-  raw: 'text/plain; charset=utf-8',
-  chrometrace: 'application/json; charset=utf-8',
-};
 
 function boolParam(c: Context<AppEnv>, name: string, fallback: boolean): boolean {
   const v = c.req.query(name);
   if (v === undefined) return fallback;
   if (v === '' || v === '1' || v === 'true' || v === 'yes') return true;
   if (v === '0' || v === 'false' || v === 'no') return false;
-  throw new ApiError(400, 'INVALID_ARGUMENT', `${name} must be true or false; got ${JSON.stringify(v)}`);
+  throw new PeriscopeError('BAD_ARGUMENT', `${name} must be true or false; got ${JSON.stringify(v)}`);
 }
 
 export function captureRoutes(s: RelayServices): Hono<AppEnv> {
@@ -49,7 +43,7 @@ export function captureRoutes(s: RelayServices): Hono<AppEnv> {
     const { user } = currentAuth(c);
     const agent = agentFor(c.req.param('id'), user);
     s.sessions.requireOpen(s.sessions.forMember(agent.sessionId, user));
-    if (!s.agentHub.requestProcesses(agent.id)) throw new ApiError(409, 'AGENT_OFFLINE', `agent ${agent.host} is not connected`);
+    if (!s.agentHub.requestProcesses(agent.id)) throw new PeriscopeError('AGENT_OFFLINE', `agent ${agent.host} is not connected`);
     return c.json({ requested: true }, 202);
   });
 
@@ -78,7 +72,7 @@ export function captureRoutes(s: RelayServices): Hono<AppEnv> {
     const capture = captureFor(c.req.param('id'), user);
     const stamp = new Date(capture.startedAt).toISOString().slice(0, 19).replace(/:/g, '-');
     if (capture.kind === 'dump') {
-      if (capture.result === null) throw new ApiError(409, 'CAPTURE_EMPTY', `the dump has no result yet (status ${capture.status})`);
+      if (capture.result === null) throw new PeriscopeError('CAPTURE_EMPTY', `the dump has no result yet (status ${capture.status})`);
       const body = JSON.stringify(capture.result, null, 2);
       s.metrics.bytesOut += Buffer.byteLength(body);
       s.store.audit.record(user.username, 'capture.downloaded', capture.sessionId, { captureId: capture.id, format: 'json' });
@@ -87,9 +81,8 @@ export function captureRoutes(s: RelayServices): Hono<AppEnv> {
         'Content-Disposition': `attachment; filename="dump-${capture.pid}-${stamp}.json"`,
       });
     }
-    const formatParam = c.req.query('format') ?? 'flamegraph';
-    if (!(FORMATS as readonly string[]).includes(formatParam)) throw new ApiError(400, 'INVALID_ARGUMENT', `format must be one of ${FORMATS.join(', ')}`);
-    const format = formatParam as Format;
+    const format = c.req.query('format') ?? DEFAULT_FORMAT;
+    if (!isFormat(format)) throw new PeriscopeError('BAD_ARGUMENT', `format must be one of ${FORMAT_NAMES.join(', ')}`);
     const options: ExportOptions = {
       idle: boolParam(c, 'idle', capture.options.idle),
       gil: boolParam(c, 'gil', capture.options.gil),
@@ -101,14 +94,14 @@ export function captureRoutes(s: RelayServices): Hono<AppEnv> {
     if (chunks === 0) {
       // storedChunks checks the file: the capture may have just been found damaged.
       const now = s.captures.get(capture.id) ?? capture;
-      if (now.status === 'damaged') throw new ApiError(409, 'CAPTURE_DAMAGED', now.error?.message ?? 'the capture\'s file is damaged and none of it can be read');
-      throw new ApiError(409, 'CAPTURE_EMPTY', `no samples have arrived for this capture yet (status ${capture.status})`);
+      if (now.status === 'damaged') throw new PeriscopeError('CAPTURE_DAMAGED', now.error?.message ?? 'the capture\'s file is damaged and none of it can be read');
+      throw new PeriscopeError('CAPTURE_EMPTY', `no samples have arrived for this capture yet (status ${capture.status})`);
     }
     const { body, fileName } = await s.renderer.render(capture.id, chunks, format, options, capture.startedAt);
     s.metrics.bytesOut += Buffer.byteLength(body);
     s.store.audit.record(user.username, 'capture.downloaded', capture.sessionId, { captureId: capture.id, format, options });
     return c.body(body, 200, {
-      'Content-Type': CONTENT_TYPE[format],
+      'Content-Type': FORMATS[format].mime,
       'Content-Disposition': `attachment; filename="${fileName}"`,
     });
   });

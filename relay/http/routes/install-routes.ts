@@ -6,6 +6,7 @@ import type { AppEnv, RelayServices } from '../context.ts';
 import { JOIN_CODE_RE } from '../../auth/join-codes.ts';
 import { AgentBinaries } from '../../install/agent-binary.ts';
 import { installScript, refusalScript } from '../../install/install-script.ts';
+import { PeriscopeError } from '../../../shared/errors.ts';
 
 const SCRIPT_HEADERS = { 'Content-Type': 'text/x-shellscript; charset=utf-8', 'Cache-Control': 'no-store' };
 
@@ -40,7 +41,7 @@ export function installRoutes(s: RelayServices, binaries = new AgentBinaries()):
 
   app.get('/agent/periscope-agent-linux-x86_64.gz', async (c) => {
     const binary = await binaries.get();
-    if (!binary) return c.json({ error: { code: 'NO_AGENT_BINARY', message: 'the agent binary is not built; run npm run build on the relay' } }, 404);
+    if (!binary) throw noAgentBinary();
     return c.body(new Uint8Array(binary.gz), 200, {
       'Content-Type': 'application/gzip',
       'Content-Length': String(binary.gz.length),
@@ -50,8 +51,10 @@ export function installRoutes(s: RelayServices, binaries = new AgentBinaries()):
   });
   app.get('/agent/periscope-agent-linux-x86_64.gz.sha256', async (c) => {
     const binary = await binaries.get();
-    if (!binary) return c.json({ error: { code: 'NO_AGENT_BINARY', message: 'the agent binary is not built; run npm run build on the relay' } }, 404);
+    if (!binary) throw noAgentBinary();
     return c.text(`${binary.sha256}  periscope-agent-linux-x86_64.gz\n`);
   });
   return app;
 }
+
+const noAgentBinary = (): PeriscopeError => new PeriscopeError('NO_AGENT_BINARY', 'the agent binary is not built; run npm run build on the relay');

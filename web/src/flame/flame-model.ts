@@ -6,22 +6,19 @@
 // Nodes live in struct-of-arrays columns. Children are kept unsorted and sorted
 // lazily (by name, file, line — flamegraph.pl's order, so the picture is stable
 // as it grows) only for the nodes a render actually visits.
+//
+// Which samples count, how frames group into boxes and which root boxes sit
+// above a thread are shared/profile's rules (sampleFilter, FrameGrouper,
+// rootFrames), the same the SVG exporter uses.
 
-import { NONE, type Profile, SampleFlag, stringAt } from '../../../shared/profile/model.ts';
-import { processLabel, threadLabel } from '../../../shared/profile/root-frames.ts';
+import { NONE, type Profile, stringAt } from '../../../shared/profile/model.ts';
+import { FrameGrouper } from '../../../shared/profile/frame-groups.ts';
+import { rootFrames, rootKey } from '../../../shared/profile/root-frames.ts';
+import { sampleFilter } from '../../../shared/profile/sample-filter.ts';
+import type { ViewOptions } from '../../../shared/profile/view-options.ts';
 
-export interface FlameOptions {
-  /** Count idle samples too (py-spy --idle). */
-  idle: boolean;
-  /** Only samples whose thread held the GIL (py-spy --gil). */
-  gil: boolean;
-  /** Merge a function's lines into one box (py-spy --function). */
-  byFunction: boolean;
-  /** A root box per thread (py-spy --threads). */
-  threads: boolean;
-  /** Only these thread rows (default all). */
-  threadRows?: readonly number[];
-}
+/** py-spy's --idle, --gil, --function and --threads, and a thread selection. */
+export type FlameOptions = Required<Pick<ViewOptions, 'idle' | 'gil' | 'function' | 'threads'>> & Pick<ViewOptions, 'threadRows'>;
 
 export const NodeKind = { Root: 0, Process: 1, Thread: 2, Frame: 3 } as const;
 
@@ -66,17 +63,12 @@ export class FlameModel {
   readonly labels: string[] = ['all'];
   maxDepth = 0;
 
-  // ---- frame groups (one box label) ----
-  readonly groupName: number[] = [];
-  readonly groupFile: number[] = [];
-  /** 0 when unknown or hidden. */
-  readonly groupLine: number[] = [];
-  readonly #groupOfFrame: number[] = [];
-  readonly #groupIds = new Map<string, number>();
+  /** Frame groups: what one box stands for (a frame node's `ref`). */
+  readonly groups: FrameGrouper;
 
   readonly #contexts = new Map<string, Context>();
   readonly #contextOfThread: (Context | undefined)[] = [];
-  readonly #threadFilter: Set<number> | undefined;
+  readonly #accepts: (profile: Profile, row: number) => boolean;
   #firstPid: number | undefined;
   #multiProcess = false;
   #next = 0;
@@ -87,7 +79,8 @@ export class FlameModel {
   constructor(profile: Profile, options: FlameOptions) {
     this.profile = profile;
     this.options = options;
-    this.#threadFilter = options.threadRows ? new Set(options.threadRows) : undefined;
+    this.groups = new FrameGrouper(Boolean(options.function));
+    this.#accepts = sampleFilter(options);
     this.kind[0] = NodeKind.Root;
   }
 
@@ -115,15 +108,14 @@ export class FlameModel {
    */
   ingest(budget = Infinity, deadline = Infinity): boolean {
     const p = this.profile;
-    const { stack, thread, flags } = p.samples;
+    const { stack, thread } = p.samples;
     let end = Math.min(stack.length, this.#next + budget);
     if (this.#next >= end) return true;
-    this.#catchUpFrames();
+    this.groups.catchUp(p);
     // Without per-thread or per-process roots there is at most one node per
     // stack row: size the columns once instead of growing them step by step.
     if (!this.options.threads && !this.#multiProcess) this.#ensureCapacity(p.stacks.prefix.length + 2);
-    const { idle, gil } = this.options;
-    const filter = this.#threadFilter;
+    const accepts = this.#accepts;
     const touched = this.#touched;
     const pids = p.threads.pid;
     for (let i = this.#next; i < end; i++) {
@@ -132,13 +124,9 @@ export class FlameModel {
         end = i;
         break;
       }
+      if (!accepts(p, i)) continue;
       const s = stack[i];
-      if (s === NONE) continue;
-      const f = flags[i];
-      if (!idle && f & SampleFlag.Idle) continue;
-      if (gil && !(f & SampleFlag.Gil)) continue;
       const t = thread[i];
-      if (filter && !filter.has(t)) continue;
       let ctx = this.#contextOfThread[t];
       if (ctx === undefined) {
         const pid = pids[t];
@@ -193,42 +181,22 @@ export class FlameModel {
     this.version++;
   }
 
-  #catchUpFrames(): void {
-    const frames = this.profile.frames;
-    const byFunction = this.options.byFunction;
-    for (let f = this.#groupOfFrame.length; f < frames.name.length; f++) {
-      const line = frames.line[f];
-      const key = byFunction ? `${frames.name[f]},${frames.file[f]}` : `${frames.name[f]},${frames.file[f]},${line}`;
-      let g = this.#groupIds.get(key);
-      if (g === undefined) {
-        g = this.groupName.push(frames.name[f]) - 1;
-        this.groupFile.push(frames.file[f]);
-        this.groupLine.push(line);
-        this.#groupIds.set(key, g);
-      } else if (line !== 0 && (this.groupLine[g] === 0 || line < this.groupLine[g])) {
-        this.groupLine[g] = line;
-      }
-      this.#groupOfFrame.push(g);
-    }
-  }
-
   #contextFor(threadRow: number): Context {
-    const roots: { kind: number; label: string }[] = [];
-    if (this.#multiProcess) roots.push({ kind: NodeKind.Process, label: processLabel(this.profile, this.profile.threads.pid[threadRow]) });
-    if (this.options.threads) roots.push({ kind: NodeKind.Thread, label: threadLabel(this.profile, threadRow) });
-    const key = JSON.stringify(roots);
+    const roots = rootFrames(this.profile, threadRow, this.#multiProcess, this.options);
+    const key = rootKey(roots);
     let ctx = this.#contexts.get(key);
     if (!ctx) {
       let top = 0;
       for (const r of roots) {
+        const kind = r.kind === 'process' ? NodeKind.Process : NodeKind.Thread;
         let found = -1;
         for (let c = this.firstChild[top]; c !== -1; c = this.nextSibling[c]) {
-          if (this.kind[c] === r.kind && this.labels[this.ref[c]] === r.label) {
+          if (this.kind[c] === kind && this.labels[this.ref[c]] === r.label) {
             found = c;
             break;
           }
         }
-        if (found < 0) found = this.#addNode(top, r.kind, this.labels.push(r.label) - 1);
+        if (found < 0) found = this.#addNode(top, kind, this.labels.push(r.label) - 1);
         top = found;
       }
       ctx = { top, nodeOfStack: new Int32Array(Math.max(64, this.profile.stacks.prefix.length)) };
@@ -315,7 +283,7 @@ export class FlameModel {
     let node = s === NONE ? ctx.top : memo[s];
     for (let i = missing.length - 1; i >= 0; i--) {
       const row = missing[i];
-      const group = this.#groupOfFrame[frame[row]];
+      const group = this.groups.groupOfFrame[frame[row]];
       let child = this.#frameChild(node, group);
       if (child < 0) child = this.#addNode(node, NodeKind.Frame, group);
       memo[row] = child;
@@ -327,17 +295,17 @@ export class FlameModel {
   // ---- reading ----
 
   name(node: number): string {
-    return this.kind[node] === NodeKind.Frame ? stringAt(this.profile, this.groupName[this.ref[node]]) : this.labels[this.ref[node]];
+    return this.kind[node] === NodeKind.Frame ? stringAt(this.profile, this.groups.name[this.ref[node]]) : this.labels[this.ref[node]];
   }
 
   file(node: number): string {
-    return this.kind[node] === NodeKind.Frame ? stringAt(this.profile, this.groupFile[this.ref[node]]) : '';
+    return this.kind[node] === NodeKind.Frame ? stringAt(this.profile, this.groups.file[this.ref[node]]) : '';
   }
 
   /** null when unknown or not a frame. */
   line(node: number): number | null {
     if (this.kind[node] !== NodeKind.Frame) return null;
-    const l = this.groupLine[this.ref[node]];
+    const l = this.groups.line[this.ref[node]];
     return l === 0 ? null : l;
   }
 
@@ -359,7 +327,8 @@ export class FlameModel {
       const list: number[] = [];
       for (let c = this.firstChild[node]; c !== -1; c = this.nextSibling[c]) list.push(c);
       const strings = this.profile.strings;
-      const { kind, ref, groupName, groupFile, groupLine, labels } = this;
+      const { kind, ref, labels } = this;
+      const { name: groupName, file: groupFile, line: groupLine } = this.groups;
       const nameOf = (n: number) => (kind[n] === NodeKind.Frame ? strings[groupName[ref[n]]] : labels[ref[n]]);
       list.sort((a, b) => {
         const na = nameOf(a);
@@ -428,15 +397,15 @@ export class FlameSearch {
       return m;
     }
     if (ref >= this.#groupMatch.length) {
-      const grown = new Int8Array(Math.max(model.groupName.length, this.#groupMatch.length * 2, 64));
+      const grown = new Int8Array(Math.max(model.groups.count, this.#groupMatch.length * 2, 64));
       grown.set(this.#groupMatch);
       this.#groupMatch = grown;
     }
     let m = this.#groupMatch[ref];
     if (m === 0) {
       const s = model.profile.strings;
-      const name = s[model.groupName[ref]].toLowerCase();
-      const file = s[model.groupFile[ref]].toLowerCase();
+      const name = s[model.groups.name[ref]].toLowerCase();
+      const file = s[model.groups.file[ref]].toLowerCase();
       m = name.includes(this.#needle) || file.includes(this.#needle) ? 1 : 2;
       this.#groupMatch[ref] = m;
     }

@@ -52,7 +52,7 @@ export class FlameView {
 
   constructor(source: ProfileSource, options: Partial<FlameOptions> = {}) {
     this.#source = source;
-    this.#options = { idle: false, gil: false, byFunction: false, threads: false, ...options };
+    this.#options = { idle: false, gil: false, function: false, threads: false, ...options };
     this.#model = new FlameModel(source.profile, this.#options);
     this.#table = this.#newTable();
     this.canvas = new FlameCanvas({
@@ -88,7 +88,7 @@ export class FlameView {
       this.#searchInput,
       this.#matched,
       layout,
-      checkbox('By function', this.#options.byFunction, (v) => this.#rebuild({ byFunction: v }), { title: 'Merge the lines of a function into one box' }),
+      checkbox('By function', this.#options.function, (v) => this.#rebuild({ function: v }), { title: 'Merge the lines of a function into one box' }),
       checkbox('Per thread', this.#options.threads, (v) => this.#rebuild({ threads: v }), { title: 'One root per thread' }),
       checkbox('Idle', this.#options.idle, (v) => this.#rebuild({ idle: v }), { title: 'Include samples of idle threads' }),
       checkbox('GIL only', this.#options.gil, (v) => this.#rebuild({ gil: v }), { title: 'Only samples where the thread held the GIL' }),

@@ -10,11 +10,10 @@ import { errorBox, errorFrom } from '../errors.ts';
 import { count, dateTime, seconds, shortId } from '../format.ts';
 import { FlameView } from '../flame/flame-view.ts';
 import { socket } from '../socket.ts';
-import { renderDump, parseDumpThreads } from './dump-view.ts';
+import { renderDump, renderStoredDump } from './dump-view.ts';
 import { downloadLinks, optionsSummary, statusBadge } from './session.ts';
 import { TopView } from './top-view.ts';
-
-const LIVE = new Set(['starting', 'pending', 'running']);
+import { isActiveStatus } from '../../../shared/capture-states.ts';
 
 export const captureScreen: Screen = (root, params) => {
   const captureId = params.id;
@@ -61,7 +60,7 @@ export const captureScreen: Screen = (root, params) => {
         );
       }
     }
-    const parts = [statusBadge(status), h('span', null, ` requested by ${c.requestedBy ?? '?'}`), h('span', null, ` · started ${dateTime(c.startedAt)}`)];
+    const parts = [statusBadge(status), h('span', null, ` requested by ${c.requestedBy}`), h('span', null, ` · started ${dateTime(c.startedAt)}`)];
     const opts = optionsSummary(c.kind, c.options);
     if (opts) parts.push(h('span', { class: 'muted' }, ` · ${opts}`));
     replace(meta, ...parts);
@@ -71,7 +70,7 @@ export const captureScreen: Screen = (root, params) => {
   function renderActions(): void {
     if (!capture) return;
     const status = stream?.status ?? capture.status;
-    const live = LIVE.has(status);
+    const live = isActiveStatus(status);
     const items: HTMLElement[] = [];
     if (live && capture.kind !== 'dump') {
       items.push(
@@ -87,7 +86,7 @@ export const captureScreen: Screen = (root, params) => {
         }, { class: 'danger', title: 'Stop sampling; what was captured is kept' }),
       );
     }
-    const samples = Math.max(stream?.profile.samples.stack.length ?? 0, capture.samples ?? 0);
+    const samples = Math.max(stream?.profile.samples.stack.length ?? 0, capture.samples);
     if (capture.kind === 'record' && (live || samples > 0)) {
       const links = downloadLinks(captureId);
       if (live) links.classList.add('pending');
@@ -100,7 +99,7 @@ export const captureScreen: Screen = (root, params) => {
     if (!stream || !capture) return;
     statusBox.dataset.status = stream.status;
     if (flame) {
-      const empty = LIVE.has(stream.status) ? 'Waiting for samples…' : 'No samples were captured.';
+      const empty = isActiveStatus(stream.status) ? 'Waiting for samples…' : 'No samples were captured.';
       if (flame.canvas.emptyText !== empty) {
         flame.canvas.emptyText = empty;
         flame.canvas.invalidate();
@@ -112,10 +111,10 @@ export const captureScreen: Screen = (root, params) => {
     }
     const p = stream.profile;
     const dur = p.capture.durationUs / 1e6;
-    const planned = capture.options?.duration ?? 0;
+    const planned = capture.options.duration;
     const samples = Math.max(stream.stats.samples, p.samples.stack.length);
     let text = `${count(samples)} samples · ${seconds(dur)}`;
-    if (capture.kind === 'record' && planned > 0 && LIVE.has(stream.status)) text += ` of ${seconds(planned)}`;
+    if (capture.kind === 'record' && planned > 0 && isActiveStatus(stream.status)) text += ` of ${seconds(planned)}`;
     if (stream.stats.errors > 0) text += ` · ${count(stream.stats.errors)} sampling errors`;
     if (p.capture.commandLine) text += ` · ${p.capture.commandLine}`;
     setText(statusBox, text);
@@ -149,16 +148,16 @@ export const captureScreen: Screen = (root, params) => {
     } else {
       top?.dispose();
       top = undefined;
-      if (!flame) flame = new FlameView(stream, { idle: capture?.options?.idle ?? false, gil: capture?.options?.gil ?? false });
+      if (!flame) flame = new FlameView(stream, { idle: capture?.options.idle ?? false, gil: capture?.options.gil ?? false });
       replace(body, flame.element);
     }
   }
 
   function startStream(c: Capture): void {
     if (c.kind === 'dump') {
-      const inline = c.threads ?? (Array.isArray(c.result) ? c.result : undefined);
-      if (inline) replace(body, renderDump(parseDumpThreads(inline)));
-      else if (!LIVE.has(c.status) && c.status !== 'complete') replace(body, h('p', { class: 'muted' }, 'No stacks were captured.'));
+      const inline = Array.isArray(c.result) ? c.result : undefined;
+      if (inline) replace(body, renderStoredDump(inline));
+      else if (!isActiveStatus(c.status) && c.status !== 'complete') replace(body, h('p', { class: 'muted' }, 'No stacks were captured.'));
       else replace(body, h('p', { class: 'muted' }, 'Waiting for the agent’s dump…'));
     }
     stream = new CaptureStream(socket, captureId, {
@@ -173,14 +172,14 @@ export const captureScreen: Screen = (root, params) => {
       status: () => {
         renderHead();
         renderStatus();
-        if (stream && !LIVE.has(stream.status)) {
+        if (stream && !isActiveStatus(stream.status)) {
           if (stream.status === 'target_exited') showError('TARGET_EXITED', 'The target process exited. Everything sampled until then is shown below and can be downloaded.');
           top?.tick();
           flame?.update();
           void refreshCapture();
         }
       },
-      dump: (threads) => replace(body, renderDump(parseDumpThreads(threads))),
+      dump: (threads) => replace(body, renderDump(threads)),
       error: (code, message) => showError(code, message),
     });
     if (c.kind !== 'dump') {
@@ -196,10 +195,7 @@ export const captureScreen: Screen = (root, params) => {
       if (!alive) return;
       capture = c;
       renderHead();
-      if (c.error && !errorArea.firstChild) {
-        const e = typeof c.error === 'string' ? { code: '', message: c.error } : c.error;
-        showError(e.code, e.message);
-      }
+      if (c.error && !errorArea.firstChild) showError(c.error.code, c.error.message);
     } catch {
       // keep what we have
     }
@@ -210,10 +206,7 @@ export const captureScreen: Screen = (root, params) => {
       const c = await api.capture(captureId);
       if (!alive) return;
       capture = c;
-      if (c.error) {
-        const e = typeof c.error === 'string' ? { code: '', message: c.error } : c.error;
-        showError(e.code, e.message);
-      }
+      if (c.error) showError(c.error.code, c.error.message);
       startStream(c);
       renderHead();
       timers.push(setInterval(renderStatus, 1000));

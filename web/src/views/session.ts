@@ -7,16 +7,13 @@ import { type Agent, type AuditEntry, type Capture, type CaptureKind, type Proce
 import { app, createdSessions, type Screen } from '../app.ts';
 import { type Child, button, checkbox, field, h, replace, setText } from '../dom.ts';
 import { PTRACE_FIX, errorBox, errorFrom, explain } from '../errors.ts';
-import { count, dateTime, durationBetween, relative, seconds, shortId, toDate } from '../format.ts';
+import { count, dateTime, relative, seconds, shortId } from '../format.ts';
 import { socket } from '../socket.ts';
 import { sessionIsOpen } from './sessions.ts';
+import type { CaptureStatus } from '../../../shared/capture-states.ts';
+import { FORMATS, FORMAT_NAMES } from '../../../shared/export/formats.ts';
 
-const DOWNLOADS: { format: 'flamegraph' | 'speedscope' | 'raw' | 'chrometrace'; label: string }[] = [
-  { format: 'flamegraph', label: 'SVG' },
-  { format: 'speedscope', label: 'speedscope' },
-  { format: 'raw', label: 'raw' },
-  { format: 'chrometrace', label: 'Chrome trace' },
-];
+const DOWNLOADS = FORMAT_NAMES.map((format) => ({ format, label: FORMATS[format].label }));
 
 export function downloadLinks(captureId: string, compact = false): HTMLElement {
   return h(
@@ -88,10 +85,19 @@ function auditDetail(detail: unknown): string {
   return parts.join(' · ');
 }
 
-function statusBadge(status: string): HTMLElement {
-  const cls =
-    status === 'complete' ? 'badge-ok' : status === 'running' || status === 'starting' ? 'badge-active' : status === 'failed' || status === 'damaged' ? 'badge-bad' : status === 'target_exited' || status === 'incomplete' ? 'badge-warn' : '';
-  const label = status === 'target_exited' ? 'target exited' : status;
+/** How each capture status looks; a Record, so a new status in shared/capture-states.ts must be given a look here. */
+const STATUS_BADGE: Record<CaptureStatus, { cls: string; label: string }> = {
+  starting: { cls: 'badge-active', label: 'starting' },
+  running: { cls: 'badge-active', label: 'running' },
+  complete: { cls: 'badge-ok', label: 'complete' },
+  incomplete: { cls: 'badge-warn', label: 'incomplete' },
+  target_exited: { cls: 'badge-warn', label: 'target exited' },
+  failed: { cls: 'badge-bad', label: 'failed' },
+  damaged: { cls: 'badge-bad', label: 'damaged' },
+};
+
+function statusBadge(status: CaptureStatus): HTMLElement {
+  const { cls, label } = STATUS_BADGE[status];
   return h('span', { class: `badge ${cls}` }, label);
 }
 
@@ -144,7 +150,7 @@ export const sessionScreen: Screen = (root, params) => {
     setText(title, s.name || `Support session ${s.code ?? ''}`.trim());
     const open = sessionIsOpen(s);
     const parts: Child[] = [];
-    const head = h('div', { class: 'join-head' }, h('h2', null, 'Customer’s one-liner'), open ? h('span', { class: 'badge badge-active' }, 'open') : h('span', { class: 'badge' }, typeof s.status === 'string' ? s.status : 'closed'));
+    const head = h('div', { class: 'join-head' }, h('h2', null, 'Customer’s one-liner'), open ? h('span', { class: 'badge badge-active' }, 'open') : h('span', { class: 'badge' }, s.status));
     parts.push(head);
     if (!open) {
       parts.push(h('p', { class: 'muted' }, 'This session is closed: its agents were disconnected and no new agent can join. History and downloads stay available.'));
@@ -161,13 +167,11 @@ export const sessionScreen: Screen = (root, params) => {
       } else {
         parts.push(h('p', { class: 'muted' }, 'The one-liner is shown once, when the session is created. Agents that already joined stay connected.'));
       }
-      if (s.expiresAt !== undefined) {
-        const exp = h('p', { class: 'expiry' });
-        const tick = () => setText(exp, `The join code ${s.code ? `${s.code} ` : ''}expires at ${dateTime(s.expiresAt)} (${relative(s.expiresAt)}).`);
-        tick();
-        timers.push(setInterval(tick, 15_000));
-        parts.push(exp);
-      }
+      const exp = h('p', { class: 'expiry' });
+      const tick = () => setText(exp, `The join code ${s.code ? `${s.code} ` : ''}expires at ${dateTime(s.expiresAt)} (${relative(s.expiresAt)}).`);
+      tick();
+      timers.push(setInterval(tick, 15_000));
+      parts.push(exp);
       parts.push(closeControl());
     }
     replace(joinCard, ...parts);
@@ -183,8 +187,7 @@ export const sessionScreen: Screen = (root, params) => {
         h('span', null, 'Disconnect every agent and end this session?'),
         button('Yes, close it', async () => {
           try {
-            await api.closeSession(sessionId);
-            session = { ...session!, closed: true, status: 'closed' };
+            session = await api.closeSession(sessionId);
             renderSession();
             void loadSession();
           } catch (err) {
@@ -209,8 +212,8 @@ export const sessionScreen: Screen = (root, params) => {
         ev.preventDefault();
         const name = memberInput.value.trim();
         try {
-          const res = (await api.addMember(sessionId, name)) as { members?: Session['members'] } | undefined;
-          if (session && Array.isArray(res?.members)) {
+          const res = await api.addMember(sessionId, name);
+          if (session) {
             session = { ...session, members: res.members };
             renderMembers();
           }
@@ -229,7 +232,7 @@ export const sessionScreen: Screen = (root, params) => {
 
   function renderMembers(): void {
     const s = session!;
-    const names = (s.members ?? []).map((m) => (typeof m === 'string' ? m : m.username));
+    const names = s.members.map((m) => m.username);
     replace(memberList, names.length ? h('ul', { class: 'members-list' }, ...names.map((n) => h('li', null, n))) : h('p', { class: 'muted' }, 'Only you (and admins) can open this session.'));
     memberForm.hidden = !sessionIsOpen(s);
     if (!membersCard.firstChild) replace(membersCard, h('h2', null, 'Members'), memberList, memberForm, memberResult);
@@ -466,18 +469,19 @@ export const sessionScreen: Screen = (root, params) => {
         replace(historyBox, h('p', { class: 'muted' }, 'No captures yet.'));
         return;
       }
-      caps.sort((a, b) => String(b.startedAt ?? '').localeCompare(String(a.startedAt ?? '')) || (Number(b.startedAt) || 0) - (Number(a.startedAt) || 0));
+      // ISO 8601 times sort as strings: newest first.
+      caps.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
       const rows = caps.map((c) =>
         h(
           'tr',
           { data: { capture: c.id, kind: c.kind } },
           h('td', { data: { label: 'Kind' } }, h('a', { href: `#/captures/${encodeURIComponent(c.id)}`, aria: { label: `Open ${c.kind} capture of pid ${c.pid}` } }, c.kind)),
           h('td', { class: 'num mono', data: { label: 'PID' } }, String(c.pid)),
-          h('td', { data: { label: 'Who' } }, c.requestedBy ?? ''),
+          h('td', { data: { label: 'Who' } }, c.requestedBy),
           h('td', { data: { label: 'Started' } }, dateTime(c.startedAt)),
-          h('td', { data: { label: 'Duration' } }, c.kind === 'dump' ? '–' : typeof c.durationSeconds === 'number' ? seconds(c.durationSeconds) : c.endedAt ? durationBetween(c.startedAt, c.endedAt) : '–'),
-          h('td', { class: 'num', data: { label: 'Samples' } }, c.samples === undefined ? '' : count(c.samples)),
-          h('td', { data: { label: 'Status' } }, statusBadge(c.status), c.error ? h('span', { class: 'error-text' }, ` ${explain(typeof c.error === 'string' ? '' : c.error.code, typeof c.error === 'string' ? c.error : c.error.message).title}`) : null),
+          h('td', { data: { label: 'Duration' } }, c.kind === 'dump' ? '–' : seconds(c.durationSeconds)),
+          h('td', { class: 'num', data: { label: 'Samples' } }, count(c.samples)),
+          h('td', { data: { label: 'Status' } }, statusBadge(c.status), c.error ? h('span', { class: 'error-text' }, ` ${explain(c.error.code, c.error.message).title}`) : null),
           h('td', { class: 'muted', data: { label: 'Options' } }, optionsSummary(c.kind, c.options)),
           h('td', { class: 'row-actions' }, c.kind === 'dump' ? null : downloadLinks(c.id, true)),
         ),
@@ -508,18 +512,15 @@ export const sessionScreen: Screen = (root, params) => {
         replace(auditBox, h('p', { class: 'muted' }, 'Nothing recorded yet.'));
         return;
       }
-      const key = (e: AuditEntry) => (typeof e.id === 'number' ? e.id : (toDate(e.at ?? e.time ?? e.ts)?.getTime() ?? 0));
-      const rows = [...entries].sort((a, b) => key(b) - key(a)).slice(0, 500).map((e: AuditEntry) => {
-        const when = e.at ?? e.time ?? e.ts ?? e.createdAt;
-        const who = e.actor ?? e.username ?? e.user ?? '';
-        const detail = e.detail ?? e.details ?? e.data;
+      // Newest first: ids grow with time.
+      const rows = [...entries].sort((a, b) => b.id - a.id).slice(0, 500).map((e: AuditEntry) => {
         return h(
           'tr',
           null,
-          h('td', { data: { label: 'When' } }, dateTime(when)),
-          h('td', { data: { label: 'Who' } }, typeof who === 'string' ? who : JSON.stringify(who)),
-          h('td', { class: 'mono', data: { label: 'Action' } }, String(e.action ?? e.event ?? '')),
-          h('td', { class: 'detail', data: { label: 'Details' } }, auditDetail(detail)),
+          h('td', { data: { label: 'When' } }, dateTime(e.at)),
+          h('td', { data: { label: 'Who' } }, e.actor),
+          h('td', { class: 'mono', data: { label: 'Action' } }, e.action),
+          h('td', { class: 'detail', data: { label: 'Details' } }, auditDetail(e.detail)),
         );
       });
       replace(auditBox, h('div', { class: 'table-wrap' }, h('table', { class: 'data audit-table stack-narrow' }, h('thead', null, h('tr', null, h('th', null, 'When'), h('th', null, 'Who'), h('th', null, 'Action'), h('th', null, 'Details'))), h('tbody', null, ...rows))));

@@ -1,12 +1,11 @@
-import { type Session, api } from '../api.ts';
+import { type SessionSummary, api } from '../api.ts';
 import { app, createdSessions, type Screen } from '../app.ts';
 import { checkbox, field, h, replace } from '../dom.ts';
 import { errorFrom } from '../errors.ts';
 import { dateTime, relative, toDate } from '../format.ts';
 
-export function sessionIsOpen(s: Session): boolean {
-  if (typeof s.status === 'string') return s.status === 'open';
-  return !(s.closed === true || (s.closedAt !== undefined && s.closedAt !== null));
+export function sessionIsOpen(s: SessionSummary): boolean {
+  return s.status === 'open';
 }
 
 export const sessionsScreen: Screen = (root) => {
@@ -59,10 +58,9 @@ export const sessionsScreen: Screen = (root) => {
         return h(
           'tr',
           null,
-          h('td', null, h('a', { href: `#/sessions/${encodeURIComponent(s.id)}` }, s.name || `Session ${s.code ?? s.id}`)),
-          h('td', { class: 'mono' }, s.code ?? ''),
+          h('td', null, h('a', { href: `#/sessions/${encodeURIComponent(s.id)}` }, s.name || `Session ${s.id}`)),
           h('td', null, dateTime(s.createdAt)),
-          h('td', null, open ? h('span', { class: 'badge badge-active' }, 'open') : h('span', { class: 'badge' }, typeof s.status === 'string' ? s.status : 'closed')),
+          h('td', null, open ? h('span', { class: 'badge badge-active' }, 'open') : h('span', { class: 'badge' }, s.status)),
           h('td', null, open && expires ? `${dateTime(s.expiresAt)} (${relative(s.expiresAt)})` : '–'),
         );
       });
@@ -71,7 +69,7 @@ export const sessionsScreen: Screen = (root) => {
         h(
           'div',
           { class: 'table-wrap' },
-          h('table', { class: 'data' }, h('thead', null, h('tr', null, h('th', null, 'Session'), h('th', null, 'Code'), h('th', null, 'Created'), h('th', null, 'Status'), h('th', null, 'Join code expires'))), h('tbody', null, ...rows)),
+          h('table', { class: 'data' }, h('thead', null, h('tr', null, h('th', null, 'Session'), h('th', null, 'Created'), h('th', null, 'Status'), h('th', null, 'Join code expires'))), h('tbody', null, ...rows)),
         ),
       );
     } catch (err) {

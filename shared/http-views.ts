@@ -1,0 +1,123 @@
+// The JSON bodies of the relay's HTTP API (docs/api.md), defined once: the
+// relay builds them (relay/http, relay/captures/capture-view.ts,
+// relay/sessions) and the web reads them (web/src/api.ts) with these exact
+// field names. Times are ISO 8601 strings. Errors are ErrorBody.
+import type { ErrorCode } from './errors.ts';
+import type { CaptureKind, CaptureStatsWire, CaptureStatus, EndReason } from './capture-states.ts';
+import type { CaptureSpec, UiAgentState } from './protocol.ts';
+
+/** Every non-2xx answer. `code` is from shared/errors.ts. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+/** Why a capture failed or ended early, as stored. Codes come from agents too, so not narrowed to ErrorCode. */
+export interface CaptureErrorView {
+  code: string;
+  message: string;
+}
+
+export interface UserView {
+  id: string;
+  username: string;
+  admin: boolean;
+}
+
+/** POST /api/login, GET /api/me. */
+export interface MeView {
+  user: UserView;
+  csrfToken: string;
+}
+
+/** The customer's one-liners for a session's current join code. */
+export interface JoinCommands {
+  curl: string;
+  wget: string;
+  python: string;
+  /** For operators and tests: the token goes in the environment, never in argv. */
+  env: string;
+}
+
+export const SESSION_STATUSES = ['open', 'closed', 'expired'] as const;
+export type SessionStatus = (typeof SESSION_STATUSES)[number];
+
+/** GET /api/sessions (each), without the join secrets. */
+export interface SessionSummaryView {
+  id: string;
+  name: string;
+  status: SessionStatus;
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string;
+  closedAt: string | null;
+  closedBy: string | null;
+  members: { username: string; addedAt: string }[];
+}
+
+/** GET /api/sessions/:id, POST /api/sessions and the session's actions. */
+export interface SessionView extends SessionSummaryView {
+  /** Only while the session is open. */
+  code?: string;
+  joinToken?: string;
+  commands?: JoinCommands;
+}
+
+/** An agent as the HTTP API shows it: its live state plus when it was seen. */
+export interface AgentView extends UiAgentState {
+  connectedAt: string;
+  lastSeen: string;
+}
+
+export interface CaptureView {
+  id: string;
+  sessionId: string;
+  agentId: string;
+  requestedBy: string;
+  kind: CaptureKind;
+  pid: number;
+  options: Omit<CaptureSpec, 'kind' | 'pid'>;
+  status: CaptureStatus;
+  samples: number;
+  chunks: number;
+  stats: CaptureStatsWire;
+  startedAt: string;
+  endedAt: string | null;
+  /** Wall-clock seconds from request to end (or to now while it runs). */
+  durationSeconds: number;
+  endReason: EndReason | null;
+  stopRequestedBy: string | null;
+  error: CaptureErrorView | null;
+}
+
+/** GET /api/captures/:id: a dump carries its threads (as `periscope dump --json`) once they arrived; readers validate them with parseDumpThreads. */
+export interface CaptureDetailView extends CaptureView {
+  result?: unknown[] | null;
+}
+
+export interface AuditEntryView {
+  id: number;
+  at: string;
+  actor: string;
+  sessionId: string | null;
+  action: string;
+  detail: Record<string, unknown>;
+}
+
+// ---- list and action bodies ---------------------------------------------------
+
+export interface SessionListView {
+  sessions: SessionSummaryView[];
+}
+export interface AgentListView {
+  agents: AgentView[];
+}
+export interface CaptureListView {
+  captures: CaptureView[];
+}
+export interface AuditListView {
+  entries: AuditEntryView[];
+}
+export interface MembersAddedView {
+  added: boolean;
+  members: SessionView['members'];
+}
