@@ -224,7 +224,7 @@ function timerTable(baselines: TimerBaseline[]): string {
       b.maxRate ? `${rateLabel(b.maxRate)}Hz` : 'none',
     ]),
     [
-      'The ceiling for any sampler that sleeps between samples on this machine (the native sampler thread runs with the default slack),',
+      'The ceiling for any sampler that sleeps between samples on this machine (the native sampler thread sets its slack below the interval and spins above 2.5 kHz),',
       'and the CPU that sleeping and waking alone costs per sample here (compare with the sampler\'s CPU µs/sample in table 2).',
     ],
   );
