@@ -13,7 +13,7 @@
 // plus, once, a platform baseline for 3: how late a bare sleep loop wakes up.
 // Prints tables, then one line `BENCH_JSON {...}` with every figure.
 //
-// Options: --quick (shorter phases, fewer repetitions), --only=timer,dump,cpu,rate,slowdown,peers,callgrind,
+// Options: --quick (shorter phases, fewer repetitions), --slowdown-rounds=N (more 100 Hz phases to resolve a small slowdown), --only=timer,dump,cpu,rate,slowdown,peers,callgrind,
 // --wait-idle=SECONDS (before each interpreter, wait up to that long for the
 // rest of the machine to go quiet), and any other argument filters
 // interpreters by label or version prefix ("3.11" matches 3.11.x and
@@ -63,7 +63,7 @@ interface PythonResult {
 }
 
 function usage(): never {
-  console.log(`usage: node scripts/with-node.mjs bench/run.ts [--quick] [--only=${ALL_BENCHES.join(',')}] [--wait-idle[=SECONDS]] [LABEL ...]
+  console.log(`usage: node scripts/with-node.mjs bench/run.ts [--quick] [--only=${ALL_BENCHES.join(',')}] [--wait-idle[=SECONDS]] [--slowdown-rounds=N] [LABEL ...]
   LABEL filters interpreters: a pyenv label (3.12.1), a version prefix (3.11, 3) or "debian".`);
   process.exit(0);
 }
@@ -73,11 +73,14 @@ interface Args {
   only: Set<BenchName>;
   filters: string[];
   waitIdle: number;
+  /** Rounds of the slowdown alternation (each gives three 100 Hz phases); more rounds resolve smaller slowdowns. */
+  slowdownRounds: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
   let quick = false;
   let waitIdleS = 0;
+  let slowdownRounds: number | undefined;
   let only = new Set<BenchName>(ALL_BENCHES);
   const filters: string[] = [];
   for (const a of argv) {
@@ -87,6 +90,13 @@ function parseArgs(argv: string[]): Args {
       waitIdleS = a.includes('=') ? Number(a.split('=')[1]) : 60;
       if (!(waitIdleS >= 0)) {
         console.error(`bench: --wait-idle needs a number of seconds, got ${a}`);
+        process.exit(2);
+      }
+    }
+    else if (a.startsWith('--slowdown-rounds=')) {
+      slowdownRounds = Number(a.split('=')[1]);
+      if (!(Number.isInteger(slowdownRounds) && slowdownRounds >= 1 && slowdownRounds <= 100)) {
+        console.error(`bench: --slowdown-rounds takes a whole number from 1 to 100, got ${a}`);
         process.exit(2);
       }
     }
@@ -104,7 +114,7 @@ function parseArgs(argv: string[]): Args {
       process.exit(2);
     } else filters.push(a);
   }
-  return { quick, only, filters, waitIdle: waitIdleS };
+  return { quick, only, filters, waitIdle: waitIdleS, slowdownRounds };
 }
 
 function matches(p: Python, f: string): boolean {
@@ -131,7 +141,7 @@ function errText(err: unknown): string {
   return err instanceof Error ? `${(err as Error & { code?: string }).code ? `${(err as Error & { code?: string }).code}: ` : ''}${err.message}` : String(err);
 }
 
-async function benchPython(py: Python, quick: boolean, only: Set<BenchName>, idleBefore: number | null): Promise<PythonResult> {
+async function benchPython(py: Python, quick: boolean, only: Set<BenchName>, idleBefore: number | null, slowdownRounds?: number): Promise<PythonResult> {
   const t0 = nowMs();
   const res: PythonResult = {
     label: py.label,
@@ -176,7 +186,7 @@ async function benchPython(py: Python, quick: boolean, only: Set<BenchName>, idl
         if (threads !== 1) res.errors.push(`busy target has ${threads} threads, expected 1`);
         if (only.has('cpu')) res.cpu = await step('sampler CPU', () => benchCpu(py, target, quick));
         if (only.has('rate')) res.rate = await step('max rate', () => benchMaxRate(py, target, quick));
-        if (only.has('slowdown')) res.slowdown = await step('slowdown', () => benchSlowdown(py, target, quick));
+        if (only.has('slowdown')) res.slowdown = await step('slowdown', () => benchSlowdown(py, target, quick, slowdownRounds));
         if (only.has('peers')) res.peers = await step('peers', () => benchPeers(py, target, quick));
         if (only.has('callgrind')) res.callgrind = await step('callgrind', async () => benchCallgrind(target, quick));
       } finally {
@@ -497,7 +507,7 @@ function toJson(results: PythonResult[], meta: Record<string, unknown>): unknown
 }
 
 async function main(): Promise<void> {
-  const { quick, only, filters, waitIdle: waitIdleS } = parseArgs(process.argv.slice(2));
+  const { quick, only, filters, waitIdle: waitIdleS, slowdownRounds } = parseArgs(process.argv.slice(2));
   const started = nowMs();
   ensureNativeBuilt();
 
@@ -566,7 +576,7 @@ async function main(): Promise<void> {
       log(`background load before ${py.label}: ${idleBefore.toFixed(2)} cores`);
     }
     log(`${py.label} (${py.version}, ${py.exe})`);
-    results.push(await benchPython(py, quick, only, idleBefore));
+    results.push(await benchPython(py, quick, only, idleBefore, slowdownRounds));
   }
 
   console.log('');

@@ -102,8 +102,8 @@ function stdev(values: number[]): number {
   return Math.sqrt(values.reduce((s, v) => s + (v - m) ** 2, 0) / (values.length - 1));
 }
 
-export async function benchSlowdown(_python: Python, target: BenchTarget, quick: boolean): Promise<SlowdownResult> {
-  const rounds = quick ? 2 : 3;
+export async function benchSlowdown(_python: Python, target: BenchTarget, quick: boolean, roundsWanted?: number): Promise<SlowdownResult> {
+  const rounds = roundsWanted ?? (quick ? 2 : 3);
   const settleMs = 150;
   const measureMs = quick ? 500 : 800;
   const [headline, ...others] = CONFIGS;
