@@ -312,9 +312,11 @@ void PythonProcess::locate(const AttachOptions& opts) {
       const PyOffsets* fallback = find_table_offsets(major, minor);
       for (int mi = minor; !fallback && mi >= 13; --mi) fallback = find_table_offsets(major, mi);
       std::string why = "no _PyRuntime (and no xdebugpy cookie) was found in " + cand.path;
-      if (!rt || !read_debug_offsets(mem_, rt, minor, fallback, &layout_, &why))
+      if (!rt || !read_debug_offsets(mem_, rt, minor, fallback, &layout_, &why)) {
+        check_alive();  // a target that exited or refuses us is that, not an unknown layout
         throw ReaderError(kUnsupportedVersion, "Python " + text + " in " + cand.path + ": its _Py_DebugOffsets cannot be "
                                                "used: " + why + ". If this is an unmodified CPython, upgrade periscope or report this version.");
+      }
       runtime_ = rt;
       interp_head_addr_ = rt + layout_.runtime_interpreters_head;
       locate_method_ = runtime_sym ? "symbols" : "scan";

@@ -14,7 +14,7 @@
 //
 // Run directly (`node test/build/minroot.ts`) it makes the cache and prints
 // how long debootstrap took.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -85,12 +85,8 @@ function alive(pid: number): boolean {
   }
 }
 
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
 /** Runs `fn` holding the build lock; a lock left by a dead process is taken over. */
-function withBuildLock<T>(log: (line: string) => void, fn: () => T): T {
+async function withBuildLock<T>(log: (line: string) => void, fn: () => Promise<T>): Promise<T> {
   const lock = `${MINROOT}.lock`;
   const owner = join(lock, 'pid');
   mkdirSync(join(MINROOT, '..'), { recursive: true });
@@ -114,11 +110,13 @@ function withBuildLock<T>(log: (line: string) => void, fn: () => T): T {
       }
       if (!waited) log(`waiting for another test (pid ${holder || '?'}) that is building ${MINROOT}`);
       waited = true;
-      sleepSync(500);
+      // Asynchronously: a test that waits here keeps its event loop (and
+      // the sockets it holds to a relay) alive meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }
   try {
-    return fn();
+    return await fn();
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
@@ -128,21 +126,33 @@ function withBuildLock<T>(log: (line: string) => void, fn: () => T): T {
  * The cached root, made first if missing; or why it cannot be made here
  * (not root, no debootstrap and no apt to install it, no mirror).
  */
-export function ensureMinroot(log: (line: string) => void = () => {}): Minroot {
+export async function ensureMinroot(log: (line: string) => void = () => {}): Promise<Minroot> {
   if (minrootReady()) return { root: MINROOT };
   if (process.getuid?.() !== 0) return { skip: `${MINROOT} is missing and making it needs root (debootstrap)` };
-  return withBuildLock(log, () => (minrootReady() ? { root: MINROOT } : buildMinroot(log)));
+  return withBuildLock(log, async () => (minrootReady() ? { root: MINROOT } : buildMinroot(log)));
 }
 
-function buildMinroot(log: (line: string) => void): Minroot {
+/** Runs a command without blocking the event loop; resolves with its status and output. */
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+    child.on('error', (err) => resolve({ status: null, output: `${output}${err.message}` }));
+    child.on('close', (status) => resolve({ status, output }));
+  });
+}
+
+async function buildMinroot(log: (line: string) => void): Promise<Minroot> {
   if (!have('debootstrap')) {
     log('installing debootstrap with apt-get');
-    const apt = spawnSync('sh', ['-c', 'apt-get install -y -q debootstrap || (apt-get update -q && apt-get install -y -q debootstrap)'], {
-      encoding: 'utf8',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    const apt = await run('sh', ['-c', 'apt-get install -y -q debootstrap || (apt-get update -q && apt-get install -y -q debootstrap)'], {
+      ...process.env,
+      DEBIAN_FRONTEND: 'noninteractive',
     });
     if (apt.status !== 0 || !have('debootstrap')) {
-      return { skip: `${MINROOT} is missing and debootstrap could not be installed:\n${tail(`${apt.stdout}${apt.stderr}`)}` };
+      return { skip: `${MINROOT} is missing and debootstrap could not be installed:\n${tail(apt.output)}` };
     }
   }
   const mirror = debianMirror();
@@ -150,11 +160,11 @@ function buildMinroot(log: (line: string) => void): Minroot {
   rmSync(building, { recursive: true, force: true });
   log(`debootstrap --variant=minbase --include=python3 ${SUITE} from ${mirror} (about a minute)`);
   const started = performance.now();
-  const result = spawnSync('debootstrap', ['--variant=minbase', '--include=python3', SUITE, building, mirror], { encoding: 'utf8' });
+  const result = await run('debootstrap', ['--variant=minbase', '--include=python3', SUITE, building, mirror]);
   const debootstrapSeconds = (performance.now() - started) / 1000;
   if (result.status !== 0 || !existsSync(join(building, 'usr', 'bin', 'python3'))) {
     rmSync(building, { recursive: true, force: true });
-    return { skip: `${MINROOT} is missing and debootstrap failed (${mirror}):\n${tail(`${result.stdout}${result.stderr}`)}` };
+    return { skip: `${MINROOT} is missing and debootstrap failed (${mirror}):\n${tail(result.output)}` };
   }
   // The downloaded packages are not part of the root.
   const archives = join(building, 'var', 'cache', 'apt', 'archives');
@@ -166,7 +176,7 @@ function buildMinroot(log: (line: string) => void): Minroot {
 }
 
 if (import.meta.main) {
-  const r = ensureMinroot((line) => console.log(line));
+  const r = await ensureMinroot((line) => console.log(line));
   if ('skip' in r) {
     console.error(`minroot: ${r.skip}`);
     process.exit(1);

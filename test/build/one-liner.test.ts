@@ -278,7 +278,7 @@ after(async () => {
 // ---- the tests ------------------------------------------------------------------
 
 test('the python3 one-liner in a minimal root (no curl, wget or Node): agent online, a recording of a Python there, Ctrl-C removes the temp dir', { timeout: 15 * 60_000 }, async (t) => {
-  const minroot = ensureMinroot((line) => t.diagnostic(line));
+  const minroot = await ensureMinroot((line) => t.diagnostic(line));
   if ('skip' in minroot) {
     console.log(`SKIP one-liner in a minimal root: ${minroot.skip}`);
     t.skip(minroot.skip);

@@ -187,7 +187,7 @@ test('the addon is loaded from another directory when TMPDIR is mounted noexec, 
 });
 
 test('runs in a minimal Debian root with python3 and no Node', { timeout: 15 * 60_000 }, async (t) => {
-  const minroot = ensureMinroot((line) => t.diagnostic(line));
+  const minroot = await ensureMinroot((line) => t.diagnostic(line));
   if ('skip' in minroot) {
     console.log(`SKIP single binary in a minimal root: ${minroot.skip}`);
     t.skip(minroot.skip);
