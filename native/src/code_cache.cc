@@ -11,7 +11,6 @@ namespace periscope {
 namespace {
 constexpr size_t kMaxLineTable = 1 << 20;
 
-constexpr size_t kTypeNameBytes = 8;  // "code" and its NUL, with room to spare
 }  // namespace
 
 std::shared_ptr<const CodeInfo> CodeCache::get(SnapshotCache& mem, uint64_t code) {
@@ -99,21 +98,17 @@ void CodeCache::get_many(SnapshotCache& mem, const std::vector<uint64_t>& codes,
 bool CodeCache::is_code_type(SnapshotCache& mem, uint64_t type) {
   if (code_type_) return type == code_type_;
   // Without symbols, learn &PyCode_Type from the first type named "code".
-  bool ok = false;
-  uint64_t name = type ? mem.read_ptr(type + o_.type_name, &ok) : 0;
-  char buf[kTypeNameBytes] = {};
-  if (!ok || !name || !mem.read(name, buf, 5) || std::memcmp(buf, "code", 5) != 0) return false;
+  std::string name;
+  if (!read_type_object_name(mem, o_, type, &name) || name != "code") return false;
   code_type_ = type;
   return true;
 }
 
 bool CodeCache::is_other_object(SnapshotCache& mem, uint64_t addr) {
   uint64_t type = 0;
-  bool ok = false;
+  std::string name;  // a real type has a readable name
   if (!addr || !mem.read_value(addr + o_.object_type, &type) || !type) return false;
-  uint64_t name = mem.read_ptr(type + o_.type_name, &ok);  // a real type has a readable name
-  char c = 0;
-  return ok && name && mem.read_value(name, &c) && !is_code_type(mem, type);
+  return read_type_object_name(mem, o_, type, &name) && !is_code_type(mem, type);
 }
 
 int CodeInfo::line_at(int64_t byte_offset) const {

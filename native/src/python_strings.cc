@@ -26,7 +26,12 @@ bool read_py_bytes(SnapshotCache& mem, const Layout& o, uint64_t obj, size_t max
 bool read_type_name(SnapshotCache& mem, const Layout& o, uint64_t obj, std::string* out) {
   bool ok = false;
   uint64_t type = obj ? mem.read_ptr(obj + o.object_type, &ok) : 0;
-  uint64_t name = ok && type ? mem.read_ptr(type + o.type_name, &ok) : 0;
+  return ok && read_type_object_name(mem, o, type, out);
+}
+
+bool read_type_object_name(SnapshotCache& mem, const Layout& o, uint64_t type, std::string* out) {
+  bool ok = false;
+  uint64_t name = type ? mem.read_ptr(type + o.type_name, &ok) : 0;
   char buf[64];
   if (!ok || !name) return false;
   // tp_name may sit near the end of a mapping: read up to the first failure.

@@ -16,6 +16,8 @@ inline constexpr size_t kMaxStringBytes = 4096;
 bool read_py_string(SnapshotCache& mem, const Layout& o, uint64_t obj, std::string* out);
 // The tp_name of obj's type (a C string), up to 64 bytes. False if unreadable.
 bool read_type_name(SnapshotCache& mem, const Layout& o, uint64_t obj, std::string* out);
+// The same for a type object itself.
+bool read_type_object_name(SnapshotCache& mem, const Layout& o, uint64_t type, std::string* out);
 // bytes (or 2.7 str) contents, up to max bytes.
 bool read_py_bytes(SnapshotCache& mem, const Layout& o, uint64_t obj, size_t max, std::string* out);
 

@@ -8,16 +8,6 @@ import { type DumpThread, parseDumpThreads } from '../../shared/protocol.ts';
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const PERISCOPE = join(ROOT, 'bin', 'periscope');
 
-export const ERROR_CODES = [
-  'NO_SUCH_PROCESS',
-  'NOT_PYTHON',
-  'PERMISSION_DENIED',
-  'UNSUPPORTED_VERSION',
-  'PROCESS_EXITED',
-  'BAD_ARGUMENT',
-] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
-
 export interface RunResult {
   args: string[];
   code: number | null;
