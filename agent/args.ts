@@ -13,17 +13,24 @@ export interface OptionSpec {
 export interface ParsedArgs {
   options: Record<string, boolean | number | string | undefined>;
   rest: string[]; // after `--`
+  /** Arguments that are not options, in order (only when the command takes them). */
+  positional: string[];
 }
 
-export function parseArgs(argv: string[], specs: OptionSpec[]): ParsedArgs {
+export function parseArgs(argv: string[], specs: OptionSpec[], takesPositional = false): ParsedArgs {
   const options: ParsedArgs['options'] = {};
+  const positional: string[] = [];
   for (const s of specs) options[s.name] = s.default;
   const byLong = new Map(specs.map((s) => [s.name, s]));
   const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
   let i = 0;
   while (i < argv.length) {
     const arg = argv[i++];
-    if (arg === '--') return { options, rest: argv.slice(i) };
+    if (arg === '--') return { options, rest: argv.slice(i), positional };
+    if (takesPositional && (!arg.startsWith('-') || arg === '-')) {
+      positional.push(arg);
+      continue;
+    }
     let spec: OptionSpec | undefined;
     let inline: string | undefined;
     if (arg.startsWith('--')) {
@@ -50,7 +57,7 @@ export function parseArgs(argv: string[], specs: OptionSpec[]): ParsedArgs {
       options[spec.name] = raw;
     }
   }
-  return { options, rest: [] };
+  return { options, rest: [], positional };
 }
 
 export function usage(command: string, summary: string, specs: OptionSpec[]): string {

@@ -1,7 +1,7 @@
 // Flags shared by `record` and `top`, named as py-spy names them, and the
 // translation from parsed flags to a capture and a view.
 import { PeriscopeError } from '../shared/errors.ts';
-import type { ViewOptions } from '../shared/profile/index.ts';
+import { VIEW_FLAG_NAMES, VIEW_FLAGS, type ViewOptions, viewOptionsFromFlags } from '../shared/profile/view-options.ts';
 import type { OptionSpec, ParsedArgs } from './args.ts';
 import type { CaptureOptions } from './capture.ts';
 import type { NativeTargetInfo } from './native.ts';
@@ -12,13 +12,13 @@ export const samplingSpecs: OptionSpec[] = [
   { name: 'pid', short: 'p', type: 'number', description: 'process id of the Python program to profile' },
   { name: 'rate', short: 'r', type: 'number', description: 'samples per second', default: 100 },
   { name: 'subprocesses', short: 's', type: 'boolean', description: 'also profile Python child processes, following forks as they come and go' },
-  { name: 'idle', short: 'i', type: 'boolean', description: 'include idle (waiting) threads' },
-  { name: 'gil', short: 'g', type: 'boolean', description: 'only count samples of threads holding the GIL' },
   { name: 'blocking', type: 'boolean', description: 'pause the target with ptrace at each sample (consistent stacks, slower target)' },
   { name: 'nonblocking', type: 'boolean', description: 'never pause the target (the default)' },
-  { name: 'function', short: 'F', type: 'boolean', description: 'aggregate by function, not by line' },
-  { name: 'nolineno', type: 'boolean', description: 'do not show line numbers' },
-  { name: 'threads', short: 't', type: 'boolean', description: 'show thread ids and names as root frames' },
+  ...VIEW_FLAG_NAMES.flatMap((flag): OptionSpec[] => {
+    const { cli, short, description, cliOff } = VIEW_FLAGS[flag];
+    const on: OptionSpec = { name: cli, short, type: 'boolean', description };
+    return cliOff ? [on, { name: cliOff.name, type: 'boolean', description: cliOff.description }] : [on];
+  }),
   { name: 'help', short: 'h', type: 'boolean', description: 'show this help' },
 ];
 
@@ -44,13 +44,7 @@ export function captureOptionsFrom(options: ParsedArgs['options'], pid: number):
 }
 
 export function viewOptionsFrom(options: ParsedArgs['options']): ViewOptions {
-  return {
-    idle: options.idle === true,
-    gil: options.gil === true,
-    function: options.function === true,
-    nolineno: options.nolineno === true,
-    threads: options.threads === true,
-  };
+  return viewOptionsFromFlags(options);
 }
 
 /**

@@ -6,6 +6,7 @@ import { isPeriscopeError } from '../shared/errors.ts';
 import { AGENT_VERSION } from './version.ts';
 import { runRecord } from './record.ts';
 import { runTop } from './top.ts';
+import { runDiff } from './diff.ts';
 import { inertText } from '../shared/export/inert-text.ts';
 import { FORMAT_NAMES } from '../shared/export/formats.ts';
 
@@ -25,6 +26,7 @@ usage:
   periscope record --pid PID [-r RATE] [-d SECONDS] [-f ${FORMAT_NAMES.join('|')}] [-o FILE] [options]
   periscope record [options] -- python3 app.py ...
   periscope top --pid PID [-r RATE] [options]
+  periscope diff BASELINE CURRENT [-o diff.svg]   (files written with -f raw or -f speedscope)
   periscope connect RELAY_URL [--token-file FILE] [--pids 12,34] [--max-rate N] [--max-duration S]
   periscope --version
 
@@ -52,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
       return runRecord(rest);
     case 'top':
       return runTop(rest);
+    case 'diff':
+      return runDiff(rest);
     case 'connect':
       return (await import('./connect.ts')).runConnect(rest);
     case '--version':

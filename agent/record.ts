@@ -1,6 +1,5 @@
 // `periscope record`: sample a process (or a program we start) and write a
 // flame graph, speedscope, raw or chrometrace file, like `py-spy record`.
-import { writeFileSync } from 'node:fs';
 import { PeriscopeError } from '../shared/errors.ts';
 import { inertText } from '../shared/export/inert-text.ts';
 import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
@@ -9,6 +8,7 @@ import { captureOptionsFrom, gilFilterFor, samplingSpecs, viewOptionsFrom } from
 import { DEFAULT_FORMAT, FORMAT_NAMES, isFormat, outputFileName, type Format } from '../shared/export/formats.ts';
 import { render } from '../shared/export/renderers.ts';
 import { attachWhenReady, launch, type Launched } from './launch.ts';
+import { writeOutput } from './output-file.ts';
 
 const recordSpecs: OptionSpec[] = [
   ...samplingSpecs.filter((s) => s.name !== 'help'),
@@ -87,10 +87,10 @@ export async function runRecord(argv: string[]): Promise<number> {
   if (tty) process.stderr.write('\n');
 
   const profile = capture.builder.profile;
-  writeFileSync(output, render(format, profile, view));
+  const written = writeOutput(output, render(format, profile, view));
   const p = capture.progress;
   const why = reason === 'target_exited' ? ' (the program exited)' : reason === 'error' && p.lastError ? ` (stopped: ${p.lastError.code}: ${inertText(p.lastError.message)})` : '';
-  process.stderr.write(`${progressLine(p)}${why}\nWrote ${format} to ${output}\n`);
+  process.stderr.write(`${progressLine(p)}${why}\nWrote ${format} to ${inertText(written)}\n`);
   if (launched) launched.child.kill('SIGTERM');
   return reason === 'error' ? 1 : 0;
 }

@@ -98,7 +98,7 @@ export interface FirstPaint {
   completePaintMs: number;
   /** Longest main-thread task while loading (rAF-to-rAF interval). */
   longestFrameMs: number;
-  /** shared/profile callTree() on the same profile: the non-incremental baseline. */
+  /** shared/profile callTree() on the same profile: the tree built in one go, as the exporters build it. */
   callTreeMs: number;
   zoomMedianMs: number;
   zoomP95Ms: number;

@@ -3,7 +3,7 @@
 // ProfileBuilder (bench/web-page.ts bundles the real web/src views):
 //   1. reopening a capture of 1k / 10k / 100k distinct stacks (1M samples):
 //      decode + apply its chunks, then time to the first painted flame graph,
-//      against shared callTree() on the same profile (the non-incremental baseline);
+//      against shared callTree() on the same profile (the same tree built in one go and read as plain nodes, what the exporters do);
 //   2. frame time while zooming (one zoom per frame), against the 16.7 ms budget;
 //   3. sample-to-pixel latency in live top (1 s refresh) and the live flame graph.
 // Prints tables, then `BENCH_JSON {...}`.
@@ -113,7 +113,7 @@ try {
       paints.map((p) => [label(p), k(p.samples), String(p.nodes), f1(p.loadMs), f1(p.firstPaintMs), f1(p.completePaintMs), f1(p.longestFrameMs), f1(p.callTreeMs), `${(p.completePaintMs / p.callTreeMs).toFixed(2)}x`]),
       [
         'first paint: mount → first frame on screen (≤10 ms of ingest per frame, so the graph fills in over frames); complete: every sample drawn',
-        "callTree(): shared/profile's full (non-incremental) aggregation of the same profile in the same page, the baseline",
+        "callTree(): the same CallTree built in one go and read as plain nodes (what the SVG and raw exporters do), in the same page, the baseline",
         "deep: worst-case shape, random 8–40-frame paths sharing little (≈18 tree nodes per stack)",
       ],
     ),

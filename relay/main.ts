@@ -1,4 +1,5 @@
 // `npm start`: run the relay with configuration from the environment.
+import { closeSync, writeSync } from 'node:fs';
 import { loadConfig } from './config.ts';
 import { startRelay } from './relay.ts';
 import { isPeriscopeError } from '../shared/errors.ts';
@@ -16,6 +17,12 @@ async function runRelay(): Promise<void> {
     console.log('admin password: the one in PERISCOPE_ADMIN_PASSWORD');
   }
   console.log("then create a support session and paste its command into the customer's container");
+  // For harnesses (test/helpers/relay.ts): a pipe that gets one JSON line once listening, after the banner.
+  const readyFd = Number(process.env.PERISCOPE_READY_FD);
+  if (readyFd > 2) {
+    writeSync(readyFd, `${JSON.stringify({ url: relay.url, publicUrl: relay.publicUrl, pid: process.pid })}\n`);
+    closeSync(readyFd);
+  }
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -27,7 +27,7 @@ export function isActiveStatus(status: CaptureStatus): boolean {
   return (ACTIVE_CAPTURE_STATUSES as readonly CaptureStatus[]).includes(status);
 }
 
-/** Why an agent ended a capture (capture_ended.reason on the wire). v1 */
+/** Why an agent ended a capture (capture_ended.reason on the wire). */
 export const CAPTURE_END_REASONS = ['duration', 'stopped', 'target_exited', 'error', 'refused'] as const;
 export type CaptureEndReason = (typeof CAPTURE_END_REASONS)[number];
 

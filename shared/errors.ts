@@ -82,6 +82,7 @@ export const ERROR_CODES = {
   PROCESS_EXITED: 'the target process exited',
   READ_FAILED: "reading the target's memory failed",
   NATIVE_MISSING: 'the native reader addon is not built',
+  OUTPUT_FAILED: 'the CLI could not write its output file, nor a copy in the temp dir (path, permissions or a full disk)',
   ERROR: 'an agent-side failure with no code of its own',
   // ---- the web client -------------------------------------------------------
   NETWORK: 'the browser cannot reach the relay',

@@ -41,16 +41,25 @@ export interface JoinCommands {
 export const SESSION_STATUSES = ['open', 'closed', 'expired'] as const;
 export type SessionStatus = (typeof SESSION_STATUSES)[number];
 
-/** GET /api/sessions (each), without the join secrets. */
-export interface SessionSummaryView {
+/**
+ * A support session's own fields, as the relay's store keeps them and the API
+ * shows them; `Time` is how a time is written (epoch ms in the store, ISO 8601
+ * on the wire).
+ */
+export interface SessionFields<Time> {
   id: string;
   name: string;
-  status: SessionStatus;
   createdBy: string;
-  createdAt: string;
-  expiresAt: string;
-  closedAt: string | null;
+  createdAt: Time;
+  expiresAt: Time;
+  closedAt: Time | null;
+  /** Username of the engineer who closed it; null while open or when it expired. */
   closedBy: string | null;
+}
+
+/** GET /api/sessions (each), without the join secrets. */
+export interface SessionSummaryView extends SessionFields<string> {
+  status: SessionStatus;
   members: { username: string; addedAt: string }[];
 }
 
@@ -68,25 +77,32 @@ export interface AgentView extends UiAgentState {
   lastSeen: string;
 }
 
-export interface CaptureView {
+/** A capture's own fields, as the relay's store keeps them and the API shows them (`Time` as in SessionFields). */
+export interface CaptureFields<Time> {
   id: string;
   sessionId: string;
   agentId: string;
   requestedBy: string;
   kind: CaptureKind;
   pid: number;
-  options: Omit<CaptureSpec, 'kind' | 'pid'>;
   status: CaptureStatus;
+  /** Sample rows stored (counted by the relay from the chunks themselves). */
   samples: number;
+  /** Chunks stored: the next seq the relay needs. */
   chunks: number;
+  /** Last stats the agent reported. */
   stats: CaptureStatsWire;
-  startedAt: string;
-  endedAt: string | null;
-  /** Wall-clock seconds from request to end (or to now while it runs). */
-  durationSeconds: number;
+  startedAt: Time;
+  endedAt: Time | null;
   endReason: EndReason | null;
   stopRequestedBy: string | null;
   error: CaptureErrorView | null;
+}
+
+export interface CaptureView extends CaptureFields<string> {
+  options: Omit<CaptureSpec, 'kind' | 'pid'>;
+  /** Wall-clock seconds from request to end (or to now while it runs). */
+  durationSeconds: number;
 }
 
 /** GET /api/captures/:id: a dump carries its threads (as `periscope dump --json`) once they arrived; readers validate them with parseDumpThreads. */

@@ -29,19 +29,38 @@
 //      os_thread_id may be -1 (a thread not running yet). A missing
 //      `truncated` reads as false, so older agents' results still parse; an
 //      older relay drops the field, as it keeps known fields only. Marked `dump+`.
+//   2  chunk.chunk is the chunk's own msgpack (encodeChunk), as binary: a
+//      ProfileChunk with typed-array columns and the format's fields only,
+//      the form the relay stores. The relay decodes those bytes once to check
+//      them and stores and forwards exactly them; it used to decode the
+//      chunk, rebuild it and encode it again. It refuses a chunk in any other
+//      form (lists for columns, extra fields) with INVALID_CHUNK. Version 1
+//      sent the chunk as a nested map, which this relay no longer reads, so
+//      MIN_PROTOCOL_VERSION is 2 too (a v1 agent also gives up on a welcome
+//      whose protocol is not its own). Viewers' capture_chunk is unchanged:
+//      the chunk is a nested map there, spliced in from the stored bytes
+//      (encodeCaptureChunk). Marked `v2`.
 
 import { Packr } from 'msgpackr';
 import { PeriscopeError, isPeriscopeError } from './errors.ts';
-import { decodeUntrusted } from './untrusted-msgpack.ts';
+import { checkUntrustedMsgpack, decodeUntrusted } from './untrusted-msgpack.ts';
 import { CAPTURE_END_REASONS, CAPTURE_KINDS, CAPTURE_STATUSES, CAPTURE_STAT_NAMES, isCaptureStatus } from './capture-states.ts';
 import type { CaptureEndReason, CaptureKind, CaptureStatsWire, CaptureStatus } from './capture-states.ts';
+import type { ProfileChunk } from './profile/chunk.ts';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Oldest protocol version a relay of this build still speaks. */
-export const MIN_PROTOCOL_VERSION = 1;
+export const MIN_PROTOCOL_VERSION = 2;
 
 /** Largest WebSocket message either side accepts (ws `maxPayload`). */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Largest encoded chunk (encodeChunk). It leaves room for the header of the
+ * agent's chunk message and of the viewers' capture_chunk around it, and it is
+ * the most a record of the relay's chunk files holds.
+ */
+export const MAX_CHUNK_BYTES = MAX_MESSAGE_BYTES - 1024;
 
 /** WebSocket close codes for protocol states (4000–4999 are application codes). */
 export const CloseCode = {
@@ -113,8 +132,13 @@ export interface ChunkMessage {
   type: 'chunk';
   captureId: string;
   seq: number;
-  /** A shared/profile ProfileChunk; validated by applyChunk on the relay. */
-  chunk: unknown;
+  /**
+   * v2: the chunk's msgpack, encodeChunk(profileChunk). parseAgentMessage
+   * checks only that it is one msgpack map of the accepted subset; the relay
+   * checks what it holds (relay/captures/chunk-codec.ts acceptChunk) and then
+   * stores and forwards these very bytes.
+   */
+  chunk: Uint8Array;
   stats: CaptureStatsWire;
 }
 
@@ -268,7 +292,11 @@ export interface UiCaptureState {
   stats: CaptureStatsWire;
   error?: { code: string; message: string };
 }
-/** Chunks of a watched capture: first the stored ones (snapshot), then live. */
+/**
+ * Chunks of a watched capture: first the stored ones (snapshot), then live.
+ * `chunk` is a nested map (a ProfileChunk, checked by applyChunk in the
+ * browser); the relay writes it with encodeCaptureChunk from the bytes it stored.
+ */
 export interface UiCaptureChunk {
   type: 'capture_chunk';
   captureId: string;
@@ -297,6 +325,40 @@ const packr = new Packr({ moreTypes: true, useRecords: false });
 
 export function encode(message: AgentToRelay | RelayToAgent | UiToRelay | RelayToUi): Uint8Array {
   return packr.pack(message);
+}
+
+/**
+ * A chunk as chunk.chunk carries it and the relay stores it: msgpack of the
+ * ProfileChunk, typed-array columns as msgpackr's typed-array extension. A
+ * Buffer in Node, so `encode` writes it as msgpack binary.
+ */
+export function encodeChunk(chunk: ProfileChunk): Uint8Array {
+  return packr.pack(chunk);
+}
+
+const CAPTURE_CHUNK_KEY = packr.pack('chunk');
+/** Frame memory: Node's pooled Buffers on the relay, which builds these frames (a fresh ArrayBuffer per frame costs more than the copy); a plain Uint8Array elsewhere. */
+const allocFrame: (bytes: number) => Uint8Array = typeof Buffer === 'function' ? (bytes) => Buffer.allocUnsafe(bytes) : (bytes) => new Uint8Array(bytes);
+
+/**
+ * The capture_chunk frame for a chunk's stored bytes (encodeChunk's output,
+ * checked when it was stored): byte for byte what
+ * `encode({ type: 'capture_chunk', captureId, seq, chunk })` writes for the
+ * decoded chunk, without decoding and encoding it again. The one frame not
+ * written by `encode`: {type, captureId, seq} as `encode` writes it with its
+ * entry count raised to 4, then the `chunk` key and the stored bytes as its value.
+ */
+export function encodeCaptureChunk(captureId: string, seq: number, chunkBytes: Uint8Array): Uint8Array {
+  const head = packr.pack({ type: 'capture_chunk', captureId, seq } satisfies Omit<UiCaptureChunk, 'chunk'>);
+  const frame = allocFrame(head.byteLength + CAPTURE_CHUNK_KEY.byteLength + chunkBytes.byteLength);
+  frame.set(head, 0);
+  // msgpackr writes an object's entry count as map 16 (0xde, then 2 bytes); a fixmap (0x80 + count) is handled too.
+  if (head[0] === 0xde && head[1] === 0 && head[2] === 3) frame[2] = 4;
+  else if (head[0] === 0x83) frame[0] = 0x84;
+  else throw new Error(`capture_chunk header starts with 0x${head[0]?.toString(16)}, not a map of 3 entries`);
+  frame.set(CAPTURE_CHUNK_KEY, head.byteLength);
+  frame.set(chunkBytes, head.byteLength + CAPTURE_CHUNK_KEY.byteLength);
+  return frame;
 }
 
 export class ProtocolError extends PeriscopeError {
@@ -389,6 +451,34 @@ function list(m: Record<string, unknown>, name: string, max: number): unknown[] 
   const v = field(m, name);
   if (!Array.isArray(v)) throw new ProtocolError(`${String(m.type)}.${name} must be a list`);
   if (v.length > max) throw new ProtocolError(`${String(m.type)}.${name} has more than ${max} entries`);
+  return v;
+}
+
+/** A msgpack map's first byte: fixmap, map 16, map 32. */
+function isMapToken(t: number | undefined): boolean {
+  return t !== undefined && ((t >= 0x80 && t <= 0x8f) || t === 0xde || t === 0xdf);
+}
+
+/**
+ * chunk.chunk (v2): the bytes of one msgpack map of the subset decodeFrame
+ * accepts. Checked here like the frame around them, so bytes that are not
+ * such msgpack are refused the way a malformed frame is; what the map holds
+ * is the relay's to check when it stores it.
+ */
+function chunkBytes(m: Record<string, unknown>, name: string): Uint8Array {
+  const v = field(m, name);
+  const where = `${String(m.type)}.${name}`;
+  if (!(v instanceof Uint8Array)) {
+    const is = v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a map' : `a ${typeof v}`;
+    throw new ProtocolError(`${where} must be the chunk's msgpack as binary (protocol ${PROTOCOL_VERSION}: encodeChunk), not ${is}`);
+  }
+  try {
+    checkUntrustedMsgpack(v);
+  } catch (err) {
+    if (!isPeriscopeError(err)) throw err;
+    throw new ProtocolError(`${where} is not a msgpack chunk: ${err.message}`);
+  }
+  if (!isMapToken(v[0])) throw new ProtocolError(`${where} must hold a msgpack map (a profile chunk)`);
   return v;
 }
 
@@ -522,7 +612,7 @@ export function parseAgentMessage(data: Uint8Array): AgentToRelay {
         type: 'chunk',
         captureId: id(m, 'captureId'),
         seq: int(m, 'seq', 0, 2 ** 31 - 1),
-        chunk: obj(m.chunk, 'chunk.chunk'),
+        chunk: chunkBytes(m, 'chunk'),
         stats: parseStats(m.stats),
       };
     case 'capture_ended':

@@ -18,7 +18,7 @@
 // reason 'error' (code BUFFER_FULL); what it sampled up to then is still cut
 // and delivered when space frees. A capture ends (capture_ended) only after
 // its last rows are cut and every chunk has been sent on the current link.
-import { encode, MAX_MESSAGE_BYTES, type CaptureSpec } from '../../shared/protocol.ts';
+import { encode, encodeChunk, MAX_CHUNK_BYTES, type CaptureSpec } from '../../shared/protocol.ts';
 import type { CaptureStatsWire } from '../../shared/capture-states.ts';
 import { type Profile, type ProfileChunk, type TableSizes } from '../../shared/profile/index.ts';
 import type { EndReason } from '../capture.ts';
@@ -282,17 +282,19 @@ export class CaptureStream {
     this.#sizesAtCut = this.source.builder.sizes();
     this.#lastCutAt = this.#now();
     this.#lastStats = stats;
-    const frame = encode({ type: 'chunk', captureId: this.captureId, seq: this.#cut, chunk, stats });
-    if (frame.byteLength > MAX_MESSAGE_BYTES) {
+    // The chunk travels as its own msgpack, the form the relay stores as is (protocol v2).
+    const bytes = encodeChunk(chunk);
+    if (bytes.byteLength > MAX_CHUNK_BYTES) {
       // Cannot be sent, and every later chunk continues from it: end here.
       this.#failure = {
         code: 'CHUNK_TOO_LARGE',
-        message: `stopped by the agent: ${samples} samples made a chunk of ${frame.byteLength} bytes, more than a message may hold (${MAX_MESSAGE_BYTES}); lower the rate`,
+        message: `stopped by the agent: ${samples} samples made a chunk of ${bytes.byteLength} bytes, more than a chunk may take (${MAX_CHUNK_BYTES}); lower the rate`,
       };
       this.stop();
       this.#finish();
       return false;
     }
+    const frame = encode({ type: 'chunk', captureId: this.captureId, seq: this.#cut, chunk: bytes, stats });
     this.#budget.add(frame.byteLength);
     this.#held.push({ seq: this.#cut, frame, samples });
     this.#cut++;

@@ -1,8 +1,12 @@
-// A light agent for the relay benchmarks: speaks the real protocol
-// (Authorization: Bearer <join token> → hello → welcome → list_processes →
-// processes) over a `ws` WebSocket, and streams `record` captures through the
-// agent's own CaptureStream (agent/remote/capture-runner.ts: the same chunk
-// cutting, seq numbering, encoding and ack bookkeeping as `periscope connect`).
+// A light agent for the relay benchmarks: the harness's AgentPeer
+// (test/helpers/relay.ts: Authorization: Bearer <join token> → hello →
+// welcome → list_processes → processes, framed by shared/protocol.ts) that
+// streams `record` captures through the agent's own CaptureStream
+// (agent/remote/capture-runner.ts: the same chunk cutting, seq numbering,
+// encoding and ack bookkeeping as `periscope connect`). It stays specialised
+// because thousands of them run in one generator process (bench/relay/swarm.ts)
+// at ~3 chunks/s each: it queues no message (onMessage acts on each at once),
+// sends the stream's pre-encoded frames itself, and times acks per seq.
 //
 // Instead of a native sampler it has a synthetic one (SyntheticSampler): a
 // Python web app whose stacks are ~30 frames deep, sampled on a 10 ms grid
@@ -10,14 +14,8 @@
 // 100 ms exactly like agent/capture.ts does (DRAIN_INTERVAL_MS = 100), so the
 // stream cuts chunks at the same moments the real agent would.
 import { WebSocket } from 'ws';
-import {
-  encode,
-  parseRelayMessage,
-  PROTOCOL_VERSION,
-  type AgentToRelay,
-  type CaptureSpec,
-  type RelayToAgent,
-} from '../../shared/protocol.ts';
+import type { CaptureSpec, RelayToAgent } from '../../shared/protocol.ts';
+import { AgentPeer, agentSocket, helloMessage, type Closed } from '../../test/helpers/relay.ts';
 import type { CaptureStatsWire } from '../../shared/capture-states.ts';
 import { ProfileBuilder, type FrameInput } from '../../shared/profile/index.ts';
 import { CaptureStream, ChunkBudget, DEFAULT_CHUNK_INTERVAL_MS, type ChunkSource } from '../../agent/remote/capture-runner.ts';
@@ -216,9 +214,8 @@ export interface AgentOptions {
   onStreamStarted?: (captureId: string) => void;
 }
 
-export class LightAgent {
+export class LightAgent extends AgentPeer {
   readonly options: AgentOptions;
-  ws: WebSocket | undefined;
   agentId = '';
   readonly streams = new Map<string, CaptureStream>();
   readonly budget = new ChunkBudget();
@@ -226,7 +223,8 @@ export class LightAgent {
   #inflight = new Map<string, Map<number, number>>();
   #flushScheduled = false;
   #pingTimer: NodeJS.Timeout | undefined;
-  closed: { code: number; reason: string } | undefined;
+  /** How the connection closed, once it has. */
+  closedWith: Closed | undefined;
   errors: string[] = [];
   relayErrors = 0;
   chunksSent = 0;
@@ -234,22 +232,30 @@ export class LightAgent {
   acked = 0;
   #ready: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
+  /** Dials at once; connect() waits for the handshake. */
   constructor(options: AgentOptions) {
+    super(agentSocket(options.wsUrl, options.token, { perMessageDeflate: false, followRedirects: false, maxPayload: 8 * 1024 * 1024 }));
     this.options = options;
+    this.ws.on('error', (err) => {
+      this.errors.push(err.message);
+      this.#ready?.reject(err);
+    });
+    void this.closed.then((c) => {
+      this.closedWith = c;
+      clearInterval(this.#pingTimer);
+      for (const s of this.streams.values()) void s.source.stop();
+      this.#ready?.reject(new Error(`closed ${c.code} ${c.reason}`));
+    });
   }
 
-  /** Dials, says hello, answers list_processes once; resolves when the relay has our process list. */
+  /** Says hello, answers list_processes once; resolves when the relay has our process list. */
   connect(timeoutMs = 30_000): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`no welcome/list_processes within ${timeoutMs} ms`)), timeoutMs);
       const fail = (e: Error) => {
         clearTimeout(timer);
         this.#ready = undefined;
-        try {
-          this.ws?.terminate();
-        } catch {
-          // already gone
-        }
+        this.ws.terminate();
         reject(e);
       };
       this.#ready = {
@@ -260,44 +266,14 @@ export class LightAgent {
         },
         reject: fail,
       };
-      const ws = new WebSocket(`${this.options.wsUrl}/ws/agent`, {
-        headers: { authorization: `Bearer ${this.options.token}` },
-        perMessageDeflate: false,
-        followRedirects: false,
-        maxPayload: 8 * 1024 * 1024,
-      });
-      this.ws = ws;
-      ws.binaryType = 'nodebuffer';
-      ws.on('unexpected-response', (_req, res) => this.#ready?.reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
-      ws.on('error', (err) => {
-        this.errors.push(err.message);
-        this.#ready?.reject(err);
-      });
-      ws.on('open', () => {
-        this.#send({ type: 'hello', protocol: PROTOCOL_VERSION, agentVersion: '0.1.0-bench', host: this.options.host, containerId: '', arch: 'x64', captures: [] });
-      });
-      ws.on('message', (data: Buffer) => this.#onMessage(data));
-      ws.on('close', (code, reason) => {
-        this.closed = { code, reason: reason.toString() };
-        clearInterval(this.#pingTimer);
-        for (const s of this.streams.values()) void s.source.stop();
-        this.#ready?.reject(new Error(`closed ${code} ${reason.toString()}`));
-      });
+      this.opened.then(
+        () => this.send(helloMessage({ agentVersion: '0.1.0-bench', host: this.options.host, containerId: '' })),
+        (err: Error) => this.#ready?.reject(err),
+      );
     });
   }
 
-  #send(m: AgentToRelay): void {
-    this.ws?.send(encode(m));
-  }
-
-  #onMessage(data: Buffer): void {
-    let m: RelayToAgent;
-    try {
-      m = parseRelayMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    } catch (err) {
-      this.errors.push(`bad frame from the relay: ${(err as Error).message}`);
-      return;
-    }
+  protected override onMessage(m: RelayToAgent): void {
     switch (m.type) {
       case 'welcome':
         this.agentId = m.agentId;
@@ -305,14 +281,14 @@ export class LightAgent {
           const every = this.options.pingIntervalMs;
           // A random phase, as real agents connect at random moments.
           const first = setTimeout(() => {
-            this.ws?.ping();
-            this.#pingTimer = setInterval(() => this.ws?.ping(), every);
+            this.ws.ping();
+            this.#pingTimer = setInterval(() => this.ws.ping(), every);
           }, Math.random() * every);
           this.#pingTimer = first;
         }
         return;
       case 'list_processes':
-        this.#send({ type: 'processes', processes: [{ pid: 4242, cmdline: 'gunicorn shop.wsgi:application --bind 0.0.0.0:8000 --workers 4', version: '3.12.1', user: 'app', threads: 4 }] });
+        this.send({ type: 'processes', processes: [{ pid: 4242, cmdline: 'gunicorn shop.wsgi:application --bind 0.0.0.0:8000 --workers 4', version: '3.12.1', user: 'app', threads: 4 }] });
         this.#ready?.resolve();
         return;
       case 'start_capture':
@@ -375,7 +351,7 @@ export class LightAgent {
   /** Sends what the streams have ready, in order (like AgentSession.flush). */
   flush(): void {
     const ws = this.ws;
-    if (!ws || ws.readyState !== ws.OPEN) return;
+    if (ws.readyState !== WebSocket.OPEN) return;
     for (const [captureId, stream] of this.streams) {
       for (;;) {
         const seq = stream.sendSeq;
@@ -405,11 +381,11 @@ export class LightAgent {
     return n;
   }
 
-  close(): void {
+  override close(): void {
     clearInterval(this.#pingTimer);
     clearTimeout(this.#pingTimer);
     for (const s of this.streams.values()) void s.source.stop();
-    this.ws?.terminate();
+    this.ws.terminate();
   }
 }
 

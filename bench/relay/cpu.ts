@@ -9,7 +9,8 @@
 // /proc/PID/stat, is the figure; the generators' CPU is reported beside it to
 // show they were not the bottleneck. Afterwards the relay is profiled for a
 // further window through its inspector (not during the measured window).
-import { Api, LoadMeter, cpuSeconds, dist, memStatus, nowMs, runQueueWaitSeconds, sleep, startRelay, summarizeCpuProfile, type Dist, type ProfileSummary } from './lib.ts';
+import { adminClient, createCapture, createSession, metrics } from '../../test/helpers/relay.ts';
+import { LoadMeter, cpuSeconds, dist, memStatus, nowMs, runQueueWaitSeconds, sleep, startRelay, summarizeCpuProfile, type Dist, type ProfileSummary } from './lib.ts';
 import { Swarm, Viewer, chunkAges } from './swarm-client.ts';
 import { AGENT_CHUNK_INTERVAL_MS } from './agent-client.ts';
 
@@ -62,9 +63,8 @@ export async function benchCpu(quick: boolean, log: (s: string) => void, options
   const swarms: Swarm[] = [];
   let viewer: Viewer | undefined;
   try {
-    const api = new Api(relay);
-    await api.login();
-    const session = await api.createSession('bench cpu');
+    const api = await adminClient(relay, { timeoutMs: 30_000 });
+    const session = await createSession(api, 'bench cpu', { ttlHours: 2 });
     for (let g = 0; g < generators; g++) swarms.push(new Swarm(4096, `stream-${g}`));
     const per = Math.ceil(captures / generators);
     const connected = await Promise.all(
@@ -96,7 +96,7 @@ export async function benchCpu(quick: boolean, log: (s: string) => void, options
       Array.from({ length: 8 }, async () => {
         while (next < agentIds.length) {
           const id = agentIds[next++]!;
-          captureIds.push(await api.startRecord(id, 100, 3600));
+          captureIds.push((await createCapture(api, id, { kind: 'record', pid: 4242, rate: 100, duration: 3600 })).id);
         }
       }),
     );
@@ -112,7 +112,7 @@ export async function benchCpu(quick: boolean, log: (s: string) => void, options
 
     await Promise.all(swarms.map((s) => s.request({ cmd: 'resetStats' }, 10_000)));
     const before = await Promise.all(swarms.map((s) => s.request<{ chunksSent: number; bytesSent: number; samplesCut: number }>({ cmd: 'status' }, 10_000)));
-    const m0 = await api.metrics();
+    const m0 = await metrics(relay);
     measuring = true;
     const load = new LoadMeter([relay.pid, ...swarms.map((s) => s.pid)]);
     if (relay.inspector) await relay.inspector.startLoopDelay();
@@ -130,7 +130,7 @@ export async function benchCpu(quick: boolean, log: (s: string) => void, options
     const runnerCores = (cpuSeconds(process.pid) - self0) / seconds;
     const machine = load.read();
     measuring = false;
-    const m1 = await api.metrics();
+    const m1 = await metrics(relay);
     const relayRssBytes = memStatus(relay.pid).rssBytes;
     const after = await Promise.all(
       swarms.map((s) => s.request<{ chunksSent: number; bytesSent: number; samplesCut: number; ackLag: { p50: number; p99: number; max: number; n: number }; relayErrors: number; open: number; agents: number; errors: Record<string, number> }>({ cmd: 'status' }, 10_000)),

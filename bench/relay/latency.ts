@@ -8,7 +8,8 @@
 // for every chunk the time from the agent's ws.send to the viewer's 'message'
 // (relay-added latency: agent and viewer live in this one process, so both ends
 // use the same monotonic clock).
-import { Api, LoadMeter, dist, nowMs, runQueueWaitSeconds, sleep, startRelay, type Dist } from './lib.ts';
+import { adminClient, createCapture, createSession } from '../../test/helpers/relay.ts';
+import { LoadMeter, dist, nowMs, runQueueWaitSeconds, sleep, startRelay, type Dist } from './lib.ts';
 import { AGENT_CHUNK_INTERVAL_MS, AGENT_DRAIN_INTERVAL_MS, LightAgent } from './agent-client.ts';
 import { Viewer, chunkAges } from './swarm-client.ts';
 
@@ -65,9 +66,8 @@ export async function benchLatency(quick: boolean, log: (s: string) => void): Pr
   const runs: LatencyRun[] = [];
   let viewer: Viewer | undefined;
   try {
-    const api = new Api(relay);
-    await api.login();
-    const session = await api.createSession('bench latency');
+    const api = await adminClient(relay, { timeoutMs: 30_000 });
+    const session = await createSession(api, 'bench latency', { ttlHours: 2 });
     viewer = new Viewer(relay, api);
     await viewer.opened;
     for (const cfg of CONFIGS) {
@@ -107,7 +107,7 @@ export async function benchLatency(quick: boolean, log: (s: string) => void): Pr
       await relay.inspector!.startLoopDelay();
       const wait0 = runQueueWaitSeconds(relay.pid);
       const wt0 = nowMs();
-      captureId = await api.startRecord(agent.agentId, 100, seconds + 30);
+      captureId = (await createCapture(api, agent.agentId, { kind: 'record', pid: 4242, rate: 100, duration: seconds + 30 })).id;
       startedAt = nowMs();
       viewer.watch(captureId);
       log(`latency: ${cfg.label}: streaming for ${seconds} s`);
@@ -144,7 +144,8 @@ export async function benchLatency(quick: boolean, log: (s: string) => void): Pr
         relayRunQueueWaitMsPerS,
       });
     }
-    if (viewer.errors.length) errors.push(`viewer: ${viewer.errors.slice(0, 3).join('; ')}`);
+    const viewerErrors = [...viewer.parseErrors, ...viewer.errors];
+    if (viewerErrors.length) errors.push(`viewer: ${viewerErrors.slice(0, 3).join('; ')}`);
     return { runs, viewerResets: viewer.resets, errors };
   } finally {
     viewer?.close();

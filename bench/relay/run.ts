@@ -52,7 +52,7 @@ for (const a of process.argv.slice(2)) {
   }
 }
 
-// Every loop in the benchmarks is bounded; this is the backstop. Children are killed on exit (lib.ts track()).
+// Every loop in the benchmarks is bounded; this is the backstop. Children are killed on exit (killOnExit, test/helpers/relay.ts).
 const limitS = (quick ? 170 : 470) + 3 * waitIdleS;
 setTimeout(() => {
   console.error(`relay bench: time limit of ${limitS} s reached; stopping`);

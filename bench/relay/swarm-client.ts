@@ -3,10 +3,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
-import { encode, parseRelayToUi, type RelayToUi } from '../../shared/protocol.ts';
+import type { RelayToUi } from '../../shared/protocol.ts';
 import type { ProfileChunk } from '../../shared/profile/chunk.ts';
-import { ROOT, track, withNofile, type RelayProcess, type Api } from './lib.ts';
+import { NODE, ROOT, UiPeer, killOnExit, uiSocket, type Client, type RelayProcess } from '../../test/helpers/relay.ts';
+import { withNofile } from './lib.ts';
 
 export class Swarm {
   readonly child: ChildProcess;
@@ -17,9 +17,9 @@ export class Swarm {
   onProgress: ((p: { ready: number; failed: number; of: number }) => void) | undefined;
 
   constructor(nofile: number, label: string) {
-    const { cmd, argv } = withNofile(nofile, [join(ROOT, 'bench', 'relay', 'swarm.ts')]);
-    this.child = spawn(cmd, argv, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } });
-    track(this.child);
+    const [cmd, ...argv] = withNofile(nofile, [NODE, join(ROOT, 'bench', 'relay', 'swarm.ts')]);
+    this.child = spawn(cmd!, argv, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } });
+    killOnExit(this.child);
     this.pid = this.child.pid!;
     this.child.stderr!.on('data', (b: Buffer) => {
       this.#stderr += b.toString();
@@ -84,47 +84,36 @@ export interface ViewedChunk {
   bytes: number;
 }
 
-/** A browser on /ws/ui: the sign-in cookie and the relay's Origin, watching captures. */
-export class Viewer {
-  readonly ws: WebSocket;
-  readonly opened: Promise<void>;
+/**
+ * A browser on /ws/ui (the sign-in cookie and the relay's Origin) watching
+ * captures: the harness's UiPeer, keeping nothing but counts and handing each
+ * chunk with its arrival time (taken before parsing) to onChunk.
+ */
+export class Viewer extends UiPeer {
   onChunk: ((c: ViewedChunk) => void) | undefined;
   messages: Record<string, number> = {};
   resets = 0;
+  /** Socket errors and the relay's error messages (parse errors are in parseErrors). */
   errors: string[] = [];
 
-  constructor(relay: RelayProcess, api: Api) {
-    this.ws = new WebSocket(`${relay.wsUrl}/ws/ui`, { headers: { cookie: api.cookie, origin: relay.origin }, perMessageDeflate: false });
-    this.ws.binaryType = 'nodebuffer';
-    this.opened = new Promise((resolve, reject) => {
-      this.ws.once('open', () => resolve());
-      this.ws.once('error', reject);
-      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`/ws/ui refused: HTTP ${res.statusCode}`)));
-    });
+  constructor(relay: Pick<RelayProcess, 'wsUrl' | 'origin'>, client: Client) {
+    super(uiSocket(relay.wsUrl, client.cookie ?? '', relay.origin, { perMessageDeflate: false }));
     this.ws.on('error', (e) => this.errors.push(e.message));
-    this.ws.on('message', (data: Buffer) => {
-      const at = performance.now();
-      const wallAt = performance.timeOrigin + at;
-      let m: RelayToUi;
-      try {
-        m = parseRelayToUi(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      } catch (err) {
-        this.errors.push((err as Error).message);
-        return;
-      }
-      this.messages[m.type] = (this.messages[m.type] ?? 0) + 1;
-      if (m.type === 'capture_reset') this.resets++;
-      if (m.type === 'error') this.errors.push(`${m.code}: ${m.message}`);
-      if (m.type === 'capture_chunk') this.onChunk?.({ seq: m.seq, wallAt, at, chunk: m.chunk as ProfileChunk, bytes: data.byteLength });
-    });
+  }
+
+  protected override onMessage(m: RelayToUi, data: Buffer, at: number): void {
+    this.messages[m.type] = (this.messages[m.type] ?? 0) + 1;
+    if (m.type === 'capture_reset') this.resets++;
+    if (m.type === 'error') this.errors.push(`${m.code}: ${m.message}`);
+    if (m.type === 'capture_chunk') this.onChunk?.({ seq: m.seq, wallAt: performance.timeOrigin + at, at, chunk: m.chunk as ProfileChunk, bytes: data.byteLength });
   }
 
   watch(captureId: string): void {
-    this.ws.send(encode({ type: 'watch_capture', captureId }));
+    this.send({ type: 'watch_capture', captureId });
   }
 
-  close(): void {
-    this.ws.terminate();
+  override close(): void {
+    this.terminate();
   }
 }
 

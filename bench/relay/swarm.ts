@@ -4,6 +4,7 @@
 //   stdout  {"id": 1, ...reply}  (and {"ev": "progress", ...} while connecting)
 // Run by bench/relay/swarm-client.ts; not meant to be started by hand.
 import { createInterface } from 'node:readline';
+import { WebSocket } from 'ws';
 import { LightAgent } from './agent-client.ts';
 import { dist, nowMs, round, sleep } from './lib.ts';
 
@@ -89,15 +90,15 @@ function status(id: number): void {
   const closeCodes: Record<string, number> = {};
   const errors = new Map<string, number>();
   for (const a of agents) {
-    if (a.closed) closeCodes[a.closed.code] = (closeCodes[a.closed.code] ?? 0) + 1;
-    else if (a.ws?.readyState === a.ws?.OPEN) open++;
+    if (a.closedWith) closeCodes[a.closedWith.code] = (closeCodes[a.closedWith.code] ?? 0) + 1;
+    else if (a.ws.readyState === WebSocket.OPEN) open++;
     chunksSent += a.chunksSent;
     bytesSent += a.bytesSent;
     acked += a.acked;
     unacked += a.unacked;
     relayErrors += a.relayErrors;
     for (const st of a.streams.values()) samplesCut += st.samplesCut;
-    for (const e of a.errors) errors.set(e.slice(0, 120), (errors.get(e.slice(0, 120)) ?? 0) + 1);
+    for (const e of [...a.parseErrors, ...a.errors]) errors.set(e.slice(0, 120), (errors.get(e.slice(0, 120)) ?? 0) + 1);
   }
   const d = dist(ackLags);
   reply({

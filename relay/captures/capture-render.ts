@@ -6,9 +6,18 @@ import type { Format } from '../../shared/export/formats.ts';
 import type { ExportOptions } from '../../shared/export/options.ts';
 import { PeriscopeError } from '../../shared/errors.ts';
 import type { RenderJob, RenderResult } from './render-worker.ts';
+import type { Rendered } from '../../shared/export/renderers.ts';
 
 const MAX_CONCURRENT = 2;
 const MAX_WAITING = 16;
+
+/** A stored capture to compare: its chunks so far and how the title names it. */
+export interface CaptureToCompare {
+  id: string;
+  chunks: number;
+  startedAt: number;
+  label: string;
+}
 
 export class CaptureRenderer {
   #dir: string;
@@ -19,14 +28,34 @@ export class CaptureRenderer {
     this.#dir = chunkDir;
   }
 
-  async render(captureId: string, chunks: number, format: Format, options: ExportOptions, startedAt: number): Promise<{ body: string; fileName: string }> {
+  render(captureId: string, chunks: number, format: Format, options: ExportOptions, startedAt: number): Promise<{ body: Rendered; fileName: string }> {
+    return this.#run({ path: this.#pathOf(captureId), chunks, format, options, startedAt });
+  }
+
+  /** A differential flame graph: `current`'s boxes coloured by the change since `baseline`. */
+  renderDiff(current: CaptureToCompare, baseline: CaptureToCompare, options: ExportOptions): Promise<{ body: Rendered; fileName: string }> {
+    return this.#run({
+      path: this.#pathOf(current.id),
+      chunks: current.chunks,
+      startedAt: current.startedAt,
+      label: current.label,
+      format: 'flamegraph',
+      options,
+      baseline: { path: this.#pathOf(baseline.id), chunks: baseline.chunks, startedAt: baseline.startedAt, label: baseline.label },
+    });
+  }
+
+  #pathOf(captureId: string): string {
+    return join(this.#dir, `${captureId}.chunks`);
+  }
+
+  async #run(job: RenderJob): Promise<{ body: Rendered; fileName: string }> {
     if (this.#running >= MAX_CONCURRENT) {
       if (this.#waiting.length >= MAX_WAITING) throw new PeriscopeError('BUSY', 'too many downloads are being rendered right now; try again in a minute', { retryAfterSeconds: 30 });
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     }
     this.#running++;
     try {
-      const job: RenderJob = { path: join(this.#dir, `${captureId}.chunks`), chunks, format, options, startedAt };
       const result = await new Promise<RenderResult>((resolve, reject) => {
         const worker = new Worker(new URL('./render-worker.ts', import.meta.url), { workerData: job });
         worker.once('message', resolve);

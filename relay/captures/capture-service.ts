@@ -27,7 +27,8 @@ export interface AgentLink {
 /** What viewers (the UI hub) hear about. */
 export interface CaptureListener {
   state(capture: CaptureRecord): void;
-  chunk(capture: CaptureRecord, seq: number, payload: Buffer): void;
+  /** `payload`: the chunk's bytes as the agent sent and the store holds them. */
+  chunk(capture: CaptureRecord, seq: number, payload: Uint8Array): void;
   dumpResult(capture: CaptureRecord, threads: unknown[]): void;
 }
 

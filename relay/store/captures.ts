@@ -1,33 +1,17 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { CaptureSpec } from '../../shared/protocol.ts';
 import { ACTIVE_CAPTURE_STATUSES, isActiveStatus, zeroStats, type CaptureKind, type CaptureStatsWire, type CaptureStatus, type EndReason } from '../../shared/capture-states.ts';
+import type { CaptureFields } from '../../shared/http-views.ts';
 import { HeldRows, type StorageHealth } from './storage-health.ts';
 
 /** `status IN (...)` for the active statuses; constants, not input. */
 const ACTIVE_SQL = `status IN (${ACTIVE_CAPTURE_STATUSES.map((s) => `'${s}'`).join(', ')})`;
 
-export interface CaptureRecord {
-  id: string;
-  sessionId: string;
-  agentId: string;
-  requestedBy: string;
-  kind: CaptureKind;
-  pid: number;
+/** A capture as stored: the shared fields (times in epoch ms), the whole spec, and a dump's threads. */
+export interface CaptureRecord extends CaptureFields<number> {
   options: CaptureSpec;
-  status: CaptureStatus;
-  /** Sample rows stored (counted by the relay from the chunks themselves). */
-  samples: number;
-  /** Chunks stored: the next seq the relay needs. */
-  chunks: number;
-  /** Last stats the agent reported. */
-  stats: CaptureStatsWire;
-  startedAt: number;
-  endedAt: number | null;
-  endReason: EndReason | null;
-  error: { code: string; message: string } | null;
   /** Dump captures: the threads of `periscope dump --json`. */
   result: unknown[] | null;
-  stopRequestedBy: string | null;
 }
 
 interface CaptureRow {

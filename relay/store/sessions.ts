@@ -1,15 +1,9 @@
 import type { DatabaseSync } from 'node:sqlite';
+import type { SessionFields } from '../../shared/http-views.ts';
 import type { StorageHealth } from './storage-health.ts';
 
-export interface SupportSession {
-  id: string;
-  name: string;
-  createdBy: string;
-  createdAt: number;
-  expiresAt: number;
-  closedAt: number | null;
-  /** Username of the engineer who closed it; null when it expired. */
-  closedBy: string | null;
+/** A session as stored: the shared fields (times in epoch ms) and why it closed. */
+export interface SupportSession extends SessionFields<number> {
   /** 'closed' (by an engineer) or 'expired'. */
   closeReason: string | null;
 }

@@ -7,14 +7,13 @@
 // socket drains. So relay memory per viewer is bounded, and a slow viewer costs
 // the agent and the other viewers nothing.
 import type { WebSocket } from 'ws';
-import { CloseCode, type DumpThread, ProtocolError, encode, parseUiMessage, type RelayToUi, type UiSessionAgents, type UiSessionState, type UiToRelay } from '../../shared/protocol.ts';
+import { CloseCode, type DumpThread, ProtocolError, encode, encodeCaptureChunk, parseUiMessage, type RelayToUi, type UiSessionAgents, type UiSessionState, type UiToRelay } from '../../shared/protocol.ts';
 import type { Store } from '../store/index.ts';
 import type { CaptureRecord } from '../store/captures.ts';
 import type { User } from '../store/users.ts';
 import type { WebLogin } from '../store/web-logins.ts';
 import type { Metrics } from '../metrics.ts';
 import { type CaptureListener, type CaptureService, statsOf } from '../captures/capture-service.ts';
-import { captureChunkFrame } from '../captures/chunk-codec.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { closeAll, rawBytes, refuseFrame } from './frames.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
@@ -150,7 +149,7 @@ export class UiHub implements CaptureListener {
     }
   }
 
-  chunk(capture: CaptureRecord, seq: number, payload: Buffer): void {
+  chunk(capture: CaptureRecord, seq: number, payload: Uint8Array): void {
     let frame: Uint8Array | undefined;
     for (const v of this.#viewers) {
       const w = v.watches.get(capture.id);
@@ -161,7 +160,7 @@ export class UiHub implements CaptureListener {
         this.#schedulePump(v, 0);
         continue;
       }
-      frame ??= captureChunkFrame(capture.id, seq, payload);
+      frame ??= encodeCaptureChunk(capture.id, seq, payload);
       w.cursor = seq + 1;
       this.#enqueue(v, frame);
     }
@@ -326,7 +325,7 @@ export class UiHub implements CaptureListener {
     }
     const stored = captures.storedChunks(w.captureId);
     while (w.cursor < stored && room()) {
-      this.#sendNow(v.ws, captureChunkFrame(w.captureId, w.cursor, captures.readChunk(w.captureId, w.cursor)));
+      this.#sendNow(v.ws, encodeCaptureChunk(w.captureId, w.cursor, captures.readChunk(w.captureId, w.cursor)));
       w.cursor++;
     }
     if (w.cursor < stored) return false;

@@ -35,8 +35,8 @@ g.f text { pointer-events: none; }
 .match rect { fill: rgb(230,0,230); }
 `;
 
-interface PlacedFrame {
-  node: CallTreeNode;
+interface PlacedFrame<N extends CallTreeNode = CallTreeNode> {
+  node: N;
   /** Offset of the frame's first sample from the left edge, in samples. */
   start: number;
   depth: number;
@@ -70,16 +70,16 @@ function oneLine(s: string): string {
 }
 
 /** Frames wide enough to draw, parents before children. */
-function placeFrames(root: CallTreeNode): PlacedFrame[] {
+function placeFrames<N extends CallTreeNode>(root: N): PlacedFrame<N>[] {
   const minSamples = root.total * MIN_FRAME_SHARE;
-  const placed: PlacedFrame[] = [];
-  const pending: PlacedFrame[] = [{ node: root, start: 0, depth: 0 }];
+  const placed: PlacedFrame<N>[] = [];
+  const pending: PlacedFrame<N>[] = [{ node: root, start: 0, depth: 0 }];
   while (pending.length > 0) {
     const frame = pending.pop()!;
     placed.push(frame);
-    const children: PlacedFrame[] = [];
+    const children: PlacedFrame<N>[] = [];
     let start = frame.start;
-    for (const child of frame.node.children) {
+    for (const child of frame.node.children as N[]) {
       if (child.total >= minSamples && child.total > 0) children.push({ node: child, start, depth: frame.depth + 1 });
       start += child.total;
     }
@@ -100,34 +100,48 @@ function describeCapture(profile: Profile, sampleCount: number, options: ExportO
   return parts.join(' · ');
 }
 
-function frameElement(frame: PlacedFrame, total: number, chartWidth: number, bottomY: number): string {
+/** How one drawing colours and describes its boxes: a capture's, or a comparison's. */
+export interface FlameStyle<N extends CallTreeNode> {
+  colour(node: N): string;
+  /** Lines after the label in the box's tooltip. */
+  details(node: N, total: number): string;
+}
+
+function frameElement<N extends CallTreeNode>(frame: PlacedFrame<N>, total: number, chartWidth: number, bottomY: number, style: FlameStyle<N>): string {
   const { node } = frame;
   const label = oneLine(nodeLabel(node));
   const x = X_PAD + (frame.start / total) * chartWidth;
   const width = (node.total / total) * chartWidth;
   const y = bottomY - (frame.depth + 1) * FRAME_HEIGHT;
-  const percent = ((100 * node.total) / total).toFixed(2);
-  const samples = node.total === 1 ? '1 sample' : `${node.total} samples`;
   return (
     `<g class="f" data-s="${frame.start}" data-n="${node.total}" data-d="${frame.depth}">` +
-    `<title>${escapeXmlText(label)}\n${samples} (${percent}%)</title>` +
-    `<rect x="${x.toFixed(2)}" y="${y}" width="${width.toFixed(2)}" height="${FRAME_HEIGHT - 1}" rx="2" ry="2" fill="${frameColour(node)}"/>` +
+    `<title>${escapeXmlText(label)}\n${escapeXmlText(style.details(node, total))}</title>` +
+    `<rect x="${x.toFixed(2)}" y="${y}" width="${width.toFixed(2)}" height="${FRAME_HEIGHT - 1}" rx="2" ry="2" fill="${style.colour(node)}"/>` +
     `<text x="${(x + 3).toFixed(2)}" y="${y + FRAME_HEIGHT - 4.5}">${escapeXmlText(fitText(label, width))}</text>` +
     `</g>`
   );
 }
 
+function samplesAndShare(node: CallTreeNode, total: number): string {
+  const percent = ((100 * node.total) / total).toFixed(2);
+  const samples = node.total === 1 ? '1 sample' : `${node.total} samples`;
+  return `${samples} (${percent}%)`;
+}
+
+const CAPTURE_STYLE: FlameStyle<CallTreeNode> = { colour: frameColour, details: samplesAndShare };
+
 export function exportFlamegraph(profile: Profile, options: ExportOptions = {}): string {
   const root = callTree(profile, options);
+  return flameSvg(root, oneLine(profile.capture.commandLine) || 'Flame graph', describeCapture(profile, root.total, options), CAPTURE_STYLE);
+}
+
+/** The self-contained SVG of a tree (root at the bottom), with zoom and search. */
+export function flameSvg<N extends CallTreeNode>(root: N, title: string, subtitle: string, style: FlameStyle<N>): string {
   const frames = root.total > 0 ? placeFrames(root) : [];
   const depth = frames.reduce((max, f) => Math.max(max, f.depth + 1), 1);
   const height = HEADER_HEIGHT + depth * FRAME_HEIGHT + FOOTER_HEIGHT;
   const chartWidth = IMAGE_WIDTH - 2 * X_PAD;
   const bottomY = HEADER_HEIGHT + depth * FRAME_HEIGHT;
-  const commandLine = oneLine(profile.capture.commandLine);
-  const title = commandLine || 'Flame graph';
-  const subtitle = describeCapture(profile, root.total, options);
-
   const out: string[] = [
     '<?xml version="1.0" encoding="UTF-8" standalone="no"?>',
     `<svg version="1.1" xmlns="http://www.w3.org/2000/svg" width="${IMAGE_WIDTH}" height="${height}" viewBox="0 0 ${IMAGE_WIDTH} ${height}">`,
@@ -144,7 +158,7 @@ export function exportFlamegraph(profile: Profile, options: ExportOptions = {}):
     out.push(`<text x="${IMAGE_WIDTH / 2}" y="${bottomY - 4}" text-anchor="middle">No samples</text>`);
   }
   out.push('<g id="frames">');
-  for (const frame of frames) out.push(frameElement(frame, root.total, chartWidth, bottomY));
+  for (const frame of frames) out.push(frameElement(frame, root.total, chartWidth, bottomY, style));
   out.push('</g>');
   out.push(
     `<script type="text/ecmascript"><![CDATA[${flamegraphScript({ xPad: X_PAD, width: chartWidth, fontSize: FONT_SIZE })}]]></script>`,

@@ -8,7 +8,7 @@
 export interface FormatInfo {
   /** File name ending, without the dot. */
   extension: string;
-  /** Content-Type of a download. */
+  /** Content-Type of a download. Text formats render to a string, binary ones (no charset) to bytes. */
   mime: string;
   /** Short name on the web's download links ("Download SVG"). */
   label: string;
@@ -20,6 +20,10 @@ export const FORMATS = {
   speedscope: { extension: 'speedscope.json', mime: 'application/json; charset=utf-8', label: 'speedscope' },
   raw: { extension: 'txt', mime: 'text/plain; charset=utf-8', label: 'raw' },
   chrometrace: { extension: 'trace.json', mime: 'application/json; charset=utf-8', label: 'Chrome trace' },
+  /** Gzipped profile.proto: binary, for `go tool pprof`, Pyroscope and Grafana. */
+  pprof: { extension: 'pb.gz', mime: 'application/octet-stream', label: 'pprof' },
+  /** Gecko profile JSON, which the Firefox Profiler (profiler.firefox.com) opens. */
+  gecko: { extension: 'gecko.json', mime: 'application/json; charset=utf-8', label: 'Gecko profile' },
 } as const satisfies Record<string, FormatInfo>;
 
 export type Format = keyof typeof FORMATS;

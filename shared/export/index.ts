@@ -3,3 +3,5 @@ export * from './raw.ts';
 export * from './speedscope.ts';
 export * from './chrometrace.ts';
 export * from './flamegraph.ts';
+export * from './pprof.ts';
+export * from './gecko.ts';

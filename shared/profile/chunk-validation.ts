@@ -6,6 +6,23 @@ import { type CaptureInfo, KNOWN_SAMPLE_FLAGS, NONE, type Profile, type TableSiz
 import { type ColumnRule, type RowTable, type TableName, chunkSchema } from './chunk-schema.ts';
 
 export const CHUNK_SCHEMA = chunkSchema(KNOWN_SAMPLE_FLAGS);
+const COLUMNS = Object.fromEntries(Object.entries(CHUNK_SCHEMA).map(([name, columns]) => [name, Object.keys(columns)])) as Record<TableName, string[]>;
+
+/**
+ * `exact`: the chunk must be in the one form chunks are stored in, the form
+ * ProfileBuilder.takeChunk makes: every column the schema's typed array (not a
+ * list of numbers) and no field the format does not name, at any level. The
+ * relay stores and forwards a chunk's bytes as the agent sent them, so it asks
+ * for this; applying a chunk to a profile does not need it.
+ */
+export interface ValidateOptions {
+  exact?: boolean;
+}
+
+/** The fields of a chunk, in the order takeChunk writes them. */
+const CHUNK_FIELDS: readonly string[] = ['base', 'capture', 'strings', ...Object.keys(CHUNK_SCHEMA)];
+const BASE_FIELDS = ['strings', 'frames', 'stacks', 'threads', 'processes', 'samples', 'errors'] as const;
+const CAPTURE_FIELDS = ['commandLine', 'rateHz', 'startTimeUs', 'durationUs', 'lateSamples'] as const;
 
 export interface ValidChunk {
   capture: CaptureInfo;
@@ -29,10 +46,20 @@ function field(record: Record<string, unknown>, key: string, where: string): unk
   return record[key];
 }
 
-function validateBase(value: unknown): TableSizes {
+/** In exact mode: refuses a field the chunk format does not have (it would be stored and forwarded unchecked). */
+function onlyKnown(record: Record<string, unknown>, known: readonly string[], where: string): void {
+  for (const key of Object.keys(record)) {
+    if (known.includes(key)) continue;
+    const name = /^[A-Za-z_$][\w$]{0,39}$/.test(key) ? key : JSON.stringify(key.slice(0, 40));
+    invalid(`${where}${name} is not a field of a profile chunk; chunks are stored as sent, so they may hold the format's fields only`);
+  }
+}
+
+function validateBase(value: unknown, exact: boolean): TableSizes {
   if (!isRecord(value)) invalid('base must be an object');
+  if (exact) onlyKnown(value, BASE_FIELDS, 'base.');
   const sizes = {} as Record<keyof TableSizes, number>;
-  for (const key of ['strings', 'frames', 'stacks', 'threads', 'processes', 'samples', 'errors'] as const) {
+  for (const key of BASE_FIELDS) {
     const n = field(value, key, 'base');
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) invalid(`base.${key} must be a row count`);
     sizes[key] = n;
@@ -40,8 +67,9 @@ function validateBase(value: unknown): TableSizes {
   return sizes;
 }
 
-function validateCapture(value: unknown): CaptureInfo {
+function validateCapture(value: unknown, exact: boolean): CaptureInfo {
   if (!isRecord(value)) invalid('capture must be an object');
+  if (exact) onlyKnown(value, CAPTURE_FIELDS, 'capture.');
   const commandLine = field(value, 'commandLine', 'capture');
   if (typeof commandLine !== 'string') invalid('capture.commandLine must be a string');
   const numbers: Record<string, number> = {};
@@ -69,8 +97,12 @@ function validateStrings(value: unknown): string[] {
   return value as string[];
 }
 
-function columnValues(value: unknown, rule: ColumnRule, where: string): ArrayLike<number> {
+function columnValues(value: unknown, rule: ColumnRule, where: string, exact: boolean): ArrayLike<number> {
   if (value instanceof TYPED_ARRAYS[rule.array]) return value;
+  if (exact) {
+    const is = Array.isArray(value) ? 'a list' : ArrayBuffer.isView(value) ? `a ${value.constructor.name}` : value === null ? 'null' : `a ${typeof value}`;
+    invalid(`${where} is ${is}, not the ${rule.array} the format asks for; chunks are stored as sent, so every column must be its typed array (as ProfileBuilder.takeChunk makes them)`);
+  }
   if (!Array.isArray(value)) invalid(`${where} must be an ${rule.array} or an array of numbers`);
   const range = rule.array === 'Float64Array' ? undefined : INT_RANGE[rule.array];
   for (const v of value) {
@@ -80,13 +112,29 @@ function columnValues(value: unknown, rule: ColumnRule, where: string): ArrayLik
   return value as number[];
 }
 
-function checkValue(v: number, row: number, rule: ColumnRule, limits: TableSizes, base: TableSizes, where: string): void {
-  if (rule.array === 'Float64Array' && !Number.isFinite(v)) invalid(`${where}[${row}] is not finite`);
-  if (rule.min !== undefined && !(v >= rule.min)) invalid(`${where}[${row}] is below ${rule.min}`);
-  if (rule.bitMask !== undefined && (v & ~rule.bitMask) !== 0) invalid(`${where}[${row}] has unknown flag bits`);
-  if (rule.ref === undefined || (rule.optional && v === NONE)) return;
-  const limit = rule.earlierRow ? base[rule.ref] + row : limits[rule.ref as RowTable];
-  if (!(v >= 0 && v < limit)) invalid(`${where}[${row}] = ${v} references a ${rule.ref} row that does not exist`);
+/**
+ * Checks every value of a column against its rule. The rule's parts are read
+ * once, not per value: the rules differ in shape, and this loop runs for
+ * every row of every chunk the relay stores and every viewer applies.
+ */
+function checkColumn(values: ArrayLike<number>, rule: ColumnRule, limits: TableSizes, base: TableSizes, where: string): void {
+  const finite = rule.array === 'Float64Array';
+  const min = rule.min;
+  const mask = rule.bitMask;
+  const ref = rule.ref;
+  const optional = rule.optional === true;
+  const earlierRow = rule.earlierRow === true;
+  // An earlier row of the same table: below base + row. Any other reference: below the table's size after this chunk.
+  const limit = ref === undefined ? 0 : earlierRow ? base[ref] : limits[ref as RowTable];
+  const n = values.length;
+  for (let row = 0; row < n; row++) {
+    const v = values[row]!;
+    if (finite && !Number.isFinite(v)) invalid(`${where}[${row}] is not finite`);
+    if (min !== undefined && !(v >= min)) invalid(`${where}[${row}] is below ${min}`);
+    if (mask !== undefined && (v & ~mask) !== 0) invalid(`${where}[${row}] has unknown flag bits`);
+    if (ref === undefined || (optional && v === NONE)) continue;
+    if (!(v >= 0 && v < (earlierRow ? limit + row : limit))) invalid(`${where}[${row}] = ${v} references a ${ref} row that does not exist`);
+  }
 }
 
 function validateTable(
@@ -94,24 +142,28 @@ function validateTable(
   name: TableName,
   limits: TableSizes,
   base: TableSizes,
+  exact: boolean,
 ): Record<string, ArrayLike<number>> {
   if (!isRecord(value)) invalid(`${name} must be an object`);
+  if (exact) onlyKnown(value, COLUMNS[name], `${name}.`);
   const columns: Record<string, ArrayLike<number>> = {};
   let rowCount = -1;
   for (const [column, rule] of Object.entries(CHUNK_SCHEMA[name])) {
     const where = `${name}.${column}`;
-    const values = columnValues(field(value, column, name), rule, where);
+    const values = columnValues(field(value, column, name), rule, where, exact);
     if (rowCount === -1) rowCount = values.length;
     else if (values.length !== rowCount) invalid(`${name} columns differ in length`);
-    for (let row = 0; row < values.length; row++) checkValue(values[row], row, rule, limits, base, where);
+    checkColumn(values, rule, limits, base, where);
     columns[column] = values;
   }
   return columns;
 }
 
-export function validateChunk(profile: Profile, chunk: unknown): ValidChunk {
+export function validateChunk(profile: Profile, chunk: unknown, options: ValidateOptions = {}): ValidChunk {
+  const exact = options.exact ?? false;
   if (!isRecord(chunk)) invalid('not an object');
-  const base = validateBase(field(chunk, 'base', 'chunk'));
+  if (exact) onlyKnown(chunk, CHUNK_FIELDS, 'chunk.');
+  const base = validateBase(field(chunk, 'base', 'chunk'), exact);
   const current = tableSizes(profile);
   for (const key of Object.keys(current) as (keyof TableSizes)[]) {
     if (base[key] !== current[key]) {
@@ -121,7 +173,7 @@ export function validateChunk(profile: Profile, chunk: unknown): ValidChunk {
       );
     }
   }
-  const capture = validateCapture(field(chunk, 'capture', 'chunk'));
+  const capture = validateCapture(field(chunk, 'capture', 'chunk'), exact);
   const strings = validateStrings(field(chunk, 'strings', 'chunk'));
 
   // References may point at rows added by this same chunk, so limits are the sizes after it.
@@ -148,7 +200,7 @@ export function validateChunk(profile: Profile, chunk: unknown): ValidChunk {
 
   const tables = {} as ValidChunk['tables'];
   for (const name of Object.keys(CHUNK_SCHEMA) as TableName[]) {
-    tables[name] = validateTable(raw[name], name, limits, base);
+    tables[name] = validateTable(raw[name], name, limits, base, exact);
   }
   return { capture, strings, tables };
 }

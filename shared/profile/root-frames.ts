@@ -33,6 +33,27 @@ export function spansSeveralProcesses(profile: Profile, samples: readonly number
   return samples.some((s) => pid[thread[s]] !== first);
 }
 
+/**
+ * A fork-per-job worker's children run the parent's code under the parent's
+ * command line (or one of their own, all alike): one tree for all of them
+ * shows the job's hot path at full width instead of one thin tower per child.
+ */
+export function childrenShareCommandLine(profile: Profile): boolean {
+  const { commandLine } = profile.processes;
+  if (commandLine.length < 2) return false;
+  const children = new Set(commandLine.slice(1).map((s) => stringAt(profile, s)));
+  return children.size === 1 && (commandLine.length > 2 || children.has(stringAt(profile, commandLine[0])));
+}
+
+/**
+ * Whether a view of samples from several processes (`spansSeveral`) puts a
+ * root per process: yes unless merged — asked for with `mergeProcesses`, or by
+ * default when the children share a command line.
+ */
+export function processRoots(profile: Profile, spansSeveral: boolean, options: Pick<ViewOptions, 'mergeProcesses'>): boolean {
+  return spansSeveral && !(options.mergeProcesses ?? childrenShareCommandLine(profile));
+}
+
 export interface RootFrame {
   kind: 'process' | 'thread';
   label: string;
@@ -40,7 +61,7 @@ export interface RootFrame {
 
 /**
  * Root frames to put above a thread's stacks, outermost first: one for its
- * process when the view spans several (`withProcess`), one for the thread with
+ * process with `withProcess` (see processRoots), one for the thread with
  * `options.threads`. Threads with equal root frames share one subtree.
  */
 export function rootFrames(profile: Profile, threadRow: number, withProcess: boolean, options: Pick<ViewOptions, 'threads'>): RootFrame[] {
@@ -53,22 +74,4 @@ export function rootFrames(profile: Profile, threadRow: number, withProcess: boo
 /** Identifies the subtree that threads with these root frames share. */
 export function rootKey(roots: readonly RootFrame[]): string {
   return JSON.stringify(roots);
-}
-
-/**
- * rootFrames() memoized per thread row, for a fixed set of samples: the
- * process frame appears only when `samples` come from more than one process.
- */
-export function rootFramesFor(
-  profile: Profile,
-  samples: readonly number[],
-  options: Pick<ViewOptions, 'threads'>,
-): (threadRow: number) => RootFrame[] {
-  const withProcess = spansSeveralProcesses(profile, samples);
-  const cache = new Map<number, RootFrame[]>();
-  return (threadRow) => {
-    let roots = cache.get(threadRow);
-    if (!roots) cache.set(threadRow, (roots = rootFrames(profile, threadRow, withProcess, options)));
-    return roots;
-  };
 }

@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Packr } from 'msgpackr';
 import { WebSocket, WebSocketServer } from 'ws';
 import { profileFromChunks } from '../../shared/profile/index.ts';
+import { decodeUntrusted } from '../../shared/untrusted-msgpack.ts';
 import {
   CloseCode,
   encode,
@@ -332,7 +333,7 @@ test('connect: drop mid-capture, resume with the credential from the relay’s s
 
   // Replaying the stored chunks checks continuity table by table (a lost or
   // repeated chunk throws CHUNK_OUT_OF_SEQUENCE).
-  const profile = profileFromChunks(stored.map((c) => c.chunk));
+  const profile = profileFromChunks(stored.map((c) => decodeUntrusted(c.chunk)));
   const start = profile.capture.startTimeUs;
   const times = [...new Set(profile.samples.timeUs)].sort((a, b) => a - b);
   const finalStats = stored.at(-1)!.stats;
@@ -464,7 +465,7 @@ test('connect: garbage from the relay is answered with errors, never a crash; bo
   assert.ok(end, `no capture_ended after Ctrl-C:\n${agent.stderr}`);
   assert.equal(end.reason, 'stopped');
   assert.equal(end.chunks, chunks.length);
-  profileFromChunks(chunks.map((x) => x.chunk));
+  profileFromChunks(chunks.map((x) => decodeUntrusted(x.chunk)));
   const close = await closed;
   assert.equal(close.code, 1000, 'Ctrl-C closes normally');
   const exit = await agent.exit();
@@ -501,7 +502,7 @@ test('connect: final close codes and HTTP refusals stop the agent; Restarting an
     },
     { name: 'HTTP 404', setup: (p) => p.refuse.push(404), code: 1, message: /no agent endpoint .*HTTP 404/ },
     { name: 'BadAuth', setup: () => undefined, after: (c) => c.ws.close(CloseCode.BadAuth, 'token expired'), code: 1, message: /rejected this agent's join token \(token expired\)/ },
-    { name: 'Version', setup: () => undefined, after: (c) => c.ws.close(CloseCode.Version, 'need v9'), code: 1, message: /protocol version 1 \(need v9\)/ },
+    { name: 'Version', setup: () => undefined, after: (c) => c.ws.close(CloseCode.Version, 'need v9'), code: 1, message: new RegExp(`protocol version ${PROTOCOL_VERSION} \\(need v9\\)`) },
     { name: 'Replaced', setup: () => undefined, after: (c) => c.ws.close(CloseCode.Replaced, ''), code: 1, message: /another agent connected with this agent's identity/ },
     {
       name: 'Restarting, 503, then SessionClosed',

@@ -11,6 +11,7 @@ import { TerminalLog } from '../../agent/remote/terminal-log.ts';
 import { Redactor } from '../../agent/remote/token.ts';
 import type { EndReason } from '../../agent/capture.ts';
 import { ProfileBuilder, profileFromChunks } from '../../shared/profile/index.ts';
+import { decodeUntrusted } from '../../shared/untrusted-msgpack.ts';
 import { parseAgentMessage, type AgentToRelay, type CaptureSpec, type ChunkMessage } from '../../shared/protocol.ts';
 import { newestPython } from '../helpers/pythons.ts';
 import { startTarget } from '../helpers/targets.ts';
@@ -174,7 +175,7 @@ test('runner: ack frees chunks; after a drop the relay’s resume point is resen
   assert.deepEqual(end, { type: 'capture_ended', captureId: 'cap1', reason: 'duration', chunks: 10, error: undefined });
   assert.deepEqual(h.ends.length, 1);
 
-  const replay = profileFromChunks(relay.stored.map((c) => c.chunk)); // throws on any gap or repeat
+  const replay = profileFromChunks(relay.stored.map((c) => decodeUntrusted(c.chunk))); // throws on any gap or repeat
   assert.equal(replay.samples.stack.length, h.source.builder.profile.samples.stack.length);
   assert.equal(replay.samples.stack.length, 94);
   assert.equal(relay.stored.at(-1)!.stats.samples, 94);
@@ -244,7 +245,7 @@ test('runner: bounded buffer -- cutting pauses when full, no cut chunk is droppe
   }
   assert.ok(h.stream.finished);
   assert.deepEqual(relay.map((c) => c.seq), [...relay.keys()], 'seqs contiguous from 0');
-  const replay = profileFromChunks(relay.map((c) => c.chunk));
+  const replay = profileFromChunks(relay.map((c) => decodeUntrusted(c.chunk)));
   assert.equal(replay.samples.stack.length, h.source.builder.profile.samples.stack.length, 'every sample taken reached the relay');
   assert.equal(h.budget.usedBytes, 0);
 });
@@ -310,7 +311,7 @@ test('session: a real record with a tiny buffer and no acks ends with BUFFER_FUL
   assert.equal(ended.error?.code, 'BUFFER_FULL');
   assert.equal(ended.chunks, stored.length);
   assert.deepEqual(stored.map((c) => c.seq), [...stored.keys()]);
-  const replay = profileFromChunks(stored.map((c) => c.chunk));
+  const replay = profileFromChunks(stored.map((c) => decodeUntrusted(c.chunk)));
   assert.ok(replay.samples.stack.length > 100, `samples: ${replay.samples.stack.length}`);
   assert.equal(replay.samples.stack.length, stream.source.builder.sizes().samples, 'every sample taken reached the relay');
   assert.equal(stream.source.builder.profile.samples.stack.length, 0, 'delivered samples left the agent\'s memory');
@@ -351,7 +352,7 @@ test('session: a target that exits ends its capture with target_exited after its
   assert.ok(ended && ended.type === 'capture_ended', `no end: ${lines.join('')}`);
   assert.equal(ended.reason, 'target_exited');
   assert.equal(ended.chunks, stored.length);
-  const replay = profileFromChunks(stored.map((c) => c.chunk));
+  const replay = profileFromChunks(stored.map((c) => decodeUntrusted(c.chunk)));
   assert.ok(replay.samples.stack.length > 0);
   assert.match(lines.join(''), /ended \(the process exited\)/);
   await session.shutdown(100);

@@ -192,9 +192,9 @@ async function forkPerJob(t: TestContext, py: Python, alsoWithoutSubprocesses: b
   assert.equal(truth.pid, target.pid);
   const dir = outputDir(t);
 
-  // With --subprocesses: the children, each seen by its own process root frame.
+  // With --subprocesses --per-process: the children, each seen by its own process root frame.
   const out = join(dir, 'fork.txt');
-  const rec = startRecord(['record', '--pid', String(target.pid), '-s', '-r', '500', '-d', '4', '-f', 'raw', '-o', out]);
+  const rec = startRecord(['record', '--pid', String(target.pid), '-s', '--per-process', '-r', '500', '-d', '4', '-f', 'raw', '-o', out]);
   const run = await rec.done;
   assertSucceeded(run);
   assert.ok(!target.exited, `the target died while being recorded: ${target.describe()}`);
@@ -237,6 +237,14 @@ async function forkPerJob(t: TestContext, py: Python, alsoWithoutSubprocesses: b
   }
 
   if (!alsoWithoutSubprocesses) return;
+  // By default the children (sharing the worker's command line) merge into one
+  // tree with the parent: no process roots, the job's work at full width.
+  const mergedOut = join(dir, 'merged.txt');
+  const mergedRun = await startRecord(['record', '--pid', String(target.pid), '-s', '-r', '500', '-d', '2', '-f', 'raw', '-o', mergedOut]).done;
+  assertSucceeded(mergedRun);
+  const mergedStacks = readRaw(mergedOut, mergedRun);
+  assert.deepEqual(mergedStacks.filter((s) => processOf(s) !== undefined).map((s) => s.frames[0]!.label), [], 'process roots in a merged record');
+  assert.ok((leafCounts(mergedStacks).get('job_work') ?? 0) > 0, `no job_work in the merged record:\n${describeRun(mergedRun)}`);
   // Without --subprocesses: only the parent (idle samples included so it shows at all).
   const parentOut = join(dir, 'parent.txt');
   const parentRun = await startRecord(['record', '--pid', String(target.pid), '-i', '-r', '200', '-d', '1', '-f', 'raw', '-o', parentOut]).done;

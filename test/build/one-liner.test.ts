@@ -21,7 +21,7 @@
 // slow Ctrl-C, a ps listing and a refused code.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { ensureAgentBinary } from '../../scripts/build-agent/index.ts';
-import { adminClient, type Client, createSession, type RelayProcess, removeDataDir, sleep, startRelay } from '../relay/helpers.ts';
+import { adminClient, type Client, createSession, type RelayProcess, removeDataDir, sleep, startRelay } from '../helpers/relay.ts';
 import { ensureMinroot } from './minroot.ts';
 
 // Function names no interpreter or library has, to find the targets' frames.
@@ -534,20 +534,6 @@ test('closed, replaced, expired and unknown codes print one clear line and exit 
   await refused(closed.commands.curl!, REFUSED_CLOSED, 'a closed session after a restart');
 });
 
-/** The relay's own pid (startRelay does not say): the process whose environment names its data directory. */
-function relayPid(): number {
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const environ = readFileSync(`/proc/${name}/environ`, 'utf8').split('\0');
-      if (environ.includes(`PERISCOPE_DATA_DIR=${relay.dataDir}`) && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('relay/main.ts')) return Number(name);
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  throw new Error('the relay process was not found');
-}
-
 test(
   "the python3 one-liner: leaves no process showing the code, nothing behind after a slow Ctrl-C, and no traceback",
   {
@@ -574,7 +560,7 @@ test(
     await waitFor('chunks of the recording', async () => ((await admin.get(`/api/captures/${started.json.id}`)).json.chunks > 0 ? true : undefined), 15_000, [shell]);
     // A relay slow to take the last chunks (stopped here): the agent takes
     // its time to stop, as it may on any slow network.
-    const pid = relayPid();
+    const pid = relay.pid;
     process.kill(pid, 'SIGSTOP');
     try {
       shell.interrupt();

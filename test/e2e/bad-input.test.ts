@@ -32,19 +32,18 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SignJWT } from 'jose';
-import { CloseCode, encode, MAX_MESSAGE_BYTES } from '../../shared/protocol.ts';
+import { CloseCode, encode, MAX_MESSAGE_BYTES, encodeChunk } from '../../shared/protocol.ts';
 import { leafCounts, parseRaw } from '../helpers/record.ts';
 import {
-  buildChunks,
   connectAgent,
   connectUi,
   createSession,
   eventually,
   joinedAgent,
   metric,
-  STATS,
   userClient,
-} from '../relay/helpers.ts';
+} from '../helpers/relay.ts';
+import { buildChunks, STATS } from '../relay/helpers.ts';
 import {
   AgentProcess,
   download,
@@ -157,7 +156,7 @@ test('bad input against the real agent/relay pair: refused, the relay stays up, 
     for (const [name, intruder] of [['same session', sameSession], ['other session (credential)', otherCred]] as const) {
       const next = (await getCapture(eng, rec.id)).chunks;
       // The very seq the relay waits for next: only ownership stops it.
-      intruder.send({ type: 'chunk', captureId: rec.id, seq: next, chunk: forgedChunk, stats: STATS });
+      intruder.send({ type: 'chunk', captureId: rec.id, seq: next, chunk: encodeChunk(forgedChunk), stats: STATS });
       const err = await intruder.nextOfType('error', 5000, (m) => m.captureId === rec.id);
       assert.equal(err.code, 'UNKNOWN_CAPTURE', name);
       intruder.send({ type: 'capture_ended', captureId: rec.id, reason: 'error', chunks: 1, error: { code: 'PWNED', message: 'x' } });
@@ -168,11 +167,11 @@ test('bad input against the real agent/relay pair: refused, the relay stays up, 
     }
 
     // Malformed frames: garbage, truncated, wrongly typed, oversized; on both sockets.
-    const full = encode({ type: 'chunk', captureId: rec.id, seq: 0, chunk: forgedChunk, stats: STATS });
+    const full = encode({ type: 'chunk', captureId: rec.id, seq: 0, chunk: encodeChunk(forgedChunk), stats: STATS });
     const abuses: { what: string; frame: Uint8Array; close: number }[] = [
       { what: 'garbage', frame: new Uint8Array(randomBytes(64)).fill(0xc1, 0, 1), close: CloseCode.BadMessage },
       { what: 'truncated', frame: full.subarray(0, Math.floor(full.length / 2)), close: CloseCode.BadMessage },
-      { what: 'wrongly typed', frame: encode({ type: 'chunk', captureId: rec.id, seq: 'next', chunk: forgedChunk, stats: STATS } as never), close: CloseCode.BadMessage },
+      { what: 'wrongly typed', frame: encode({ type: 'chunk', captureId: rec.id, seq: 'next', chunk: encodeChunk(forgedChunk), stats: STATS } as never), close: CloseCode.BadMessage },
       { what: 'oversized', frame: new Uint8Array(MAX_MESSAGE_BYTES + 1), close: 1009 },
     ];
     for (const abuse of abuses) {

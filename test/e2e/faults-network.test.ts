@@ -18,7 +18,7 @@
 // window itself must be full of samples.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { eventually, sleep, startRelay } from '../relay/helpers.ts';
+import { eventually, sleep, startRelay } from '../helpers/relay.ts';
 import {
   getCapture,
   largestGapMs,

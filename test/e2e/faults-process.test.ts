@@ -24,13 +24,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { UiCaptureChunk } from '../../shared/protocol.ts';
 import { leafCounts, parseRaw } from '../helpers/record.ts';
-import { connectUi, eventually, metric, sleep } from '../relay/helpers.ts';
+import { connectUi, eventually, metric, sleep } from '../helpers/relay.ts';
 import {
   download,
   largestGapMs,
   log,
   ownByFunction,
-  relayPid,
   rssKiB,
   sampleLoss,
   setup,
@@ -162,7 +161,7 @@ test('d. the target exits mid-record: target_exited, the samples download, 0 los
 test('e. a viewer that never reads, during a 1 kHz top with a normal viewer: agent and normal viewer unaffected, relay memory bounded', { timeout: 150_000 }, async (t) => {
   const FAST = 1000;
   const s = await setup(t);
-  const pid = relayPid(s.relay);
+  const pid = s.relay.pid;
 
   // Something sizeable in the store for the stalled viewer to ask for again and again.
   const big = await startCapture(s.eng, s.agentId, { kind: 'record', pid: s.target.pid, rate: FAST, duration: 4 });

@@ -12,13 +12,12 @@
 //   with applyChunk: hot_function first by own samples → stop → Ctrl-C.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { WebSocket } from 'ws';
 import { applyChunk, emptyProfile } from '../../shared/profile/index.ts';
 import type { UiCaptureChunk } from '../../shared/protocol.ts';
 import { newestPython, pythons, type Python } from '../helpers/pythons.ts';
 import { leafCounts, parseRaw } from '../helpers/record.ts';
 import { startTarget } from '../helpers/targets.ts';
-import { ADMIN_PASSWORD, Client, createSession, removeDataDir, startRelay, UiPeer } from '../relay/helpers.ts';
+import { ADMIN_PASSWORD, Client, connectUi, createSession, removeDataDir, startRelay } from '../helpers/relay.ts';
 import {
   AgentProcess,
   download,
@@ -162,8 +161,7 @@ async function happyPath(t: TestContext, py: Python): Promise<void> {
 
   // ---- live top over /ws/ui: sign-in cookie + the relay's Origin, msgpack frames
   const top = await startCapture(eng, online.id, { kind: 'top', pid: target.pid, rate: RATE });
-  const ui = new UiPeer(new WebSocket(`${relay.wsUrl}/ws/ui`, { headers: { cookie: eng.cookie!, origin: relay.origin } }));
-  await ui.opened;
+  const ui = await connectUi(relay, eng);
   ui.send({ type: 'watch_capture', captureId: top.id });
   const first = await ui.nextOfType('capture_state', 5000, (m) => m.captureId === top.id);
   assert.ok(['starting', 'running'].includes(first.status), first.status);

@@ -1,4 +1,4 @@
-// End-to-end harness: a REAL relay process (test/relay/helpers.ts startRelay),
+// End-to-end harness: a REAL relay process (test/helpers/relay.ts startRelay),
 // a REAL agent process (`bin/periscope connect URL`, join token in
 // PERISCOPE_TOKEN), REAL Python targets (test/helpers/targets.ts) -- and the
 // measuring instruments the e2e tests share:
@@ -15,7 +15,7 @@
 //   - rssKiB(): a process's resident memory from /proc/PID/status.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import type { TestContext } from 'node:test';
 import { applyChunk, emptyProfile, type Profile } from '../../shared/profile/index.ts';
@@ -26,13 +26,14 @@ import {
   adminClient,
   type Client,
   connectUi,
+  createCapture,
   createSession,
   eventually,
   type RelayProcess,
   removeDataDir,
   sleep,
   startRelay,
-} from '../relay/helpers.ts';
+} from '../helpers/relay.ts';
 import type { CaptureView as RelayCaptureView } from '../../shared/http-views.ts';
 
 // ---- the agent ------------------------------------------------------------------
@@ -163,9 +164,7 @@ export async function waitAgentOnline(client: Client, sessionId: string, pid: nu
 export type CaptureView = RelayCaptureView & { result?: unknown[] | null };
 
 export async function startCapture(client: Client, agentId: string, spec: Record<string, unknown>): Promise<CaptureView> {
-  const res = await client.post(`/api/agents/${agentId}/captures`, spec);
-  assert.equal(res.status, 201, `starting ${JSON.stringify(spec)}: ${res.text}`);
-  return res.json as CaptureView;
+  return (await createCapture(client, agentId, spec)) as CaptureView;
 }
 
 export async function getCapture(client: Client, captureId: string): Promise<CaptureView> {
@@ -188,8 +187,8 @@ export async function waitCapture(client: Client, captureId: string, timeoutMs =
 }
 
 export async function download(client: Client, captureId: string, query = ''): Promise<{ status: number; type: string; disposition: string; body: string }> {
-  const res = await fetch(`${client.relay.url}/api/captures/${captureId}/download${query ? `?${query}` : ''}`, { headers: { cookie: client.cookie ?? '' } });
-  return { status: res.status, type: res.headers.get('content-type') ?? '', disposition: res.headers.get('content-disposition') ?? '', body: await res.text() };
+  const res = await client.get(`/api/captures/${captureId}/download${query ? `?${query}` : ''}`);
+  return { status: res.status, type: res.headers.get('content-type') ?? '', disposition: res.headers.get('content-disposition') ?? '', body: res.text };
 }
 
 // ---- what the relay stored -------------------------------------------------------------
@@ -362,26 +361,6 @@ export function rssKiB(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]);
-}
-
-/**
- * The pid of the relay process serving `dataDir` (test/relay/helpers.ts does
- * not expose it): the one process of ours whose environment names that data dir.
- */
-export function relayPid(relay: RelayProcess): number {
-  const needle = `PERISCOPE_DATA_DIR=${relay.dataDir}\0`;
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (!readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('relay/main.ts')) continue;
-      if ((readFileSync(`/proc/${name}/environ`, 'utf8') + '\0').includes(needle)) found.push(Number(name));
-    } catch {
-      // gone, or not ours
-    }
-  }
-  assert.equal(found.length, 1, `exactly one relay process for ${relay.dataDir}: ${found.join(', ')}`);
-  return found[0]!;
 }
 
 export function log(...parts: unknown[]): void {

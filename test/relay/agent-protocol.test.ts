@@ -4,11 +4,10 @@
 // dumps, errors, grace periods and heartbeats.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CloseCode, PROTOCOL_VERSION } from '../../shared/protocol.ts';
+import { CloseCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, encodeChunk } from '../../shared/protocol.ts';
 import {
   Client,
   adminClient,
-  buildChunks,
   connectAgent,
   createSession,
   eventually,
@@ -18,9 +17,9 @@ import {
   sleep,
   startCapture,
   startRelay,
-  STATS,
   type RelayProcess,
-} from './helpers.ts';
+} from '../helpers/relay.ts';
+import { buildChunks, STATS } from './helpers.ts';
 
 const GRACE_SECONDS = 2;
 let relay: RelayProcess;
@@ -126,12 +125,15 @@ describe('hello and welcome', () => {
 
   test('an unsupported protocol version gets an error and CloseCode.Version', async () => {
     const session = await createSession(admin);
-    const agent = await connectAgent(relay, session.joinToken);
-    agent.send({ type: 'hello', protocol: PROTOCOL_VERSION + 1, agentVersion: '9', host: 'h', containerId: '', arch: 'x64', captures: [] });
-    const err = await agent.nextOfType('error');
-    assert.equal(err.code, 'UNSUPPORTED_PROTOCOL');
-    assert.match(err.message, /protocol 1\.\.1/);
-    assert.equal((await agent.closed).code, CloseCode.Version);
+    // A newer agent, and an agent of protocol 1, which sent chunks as nested maps (v2 sends their bytes).
+    for (const protocol of [PROTOCOL_VERSION + 1, MIN_PROTOCOL_VERSION - 1]) {
+      const agent = await connectAgent(relay, session.joinToken);
+      agent.send({ type: 'hello', protocol, agentVersion: '9', host: 'h', containerId: '', arch: 'x64', captures: [] });
+      const err = await agent.nextOfType('error');
+      assert.equal(err.code, 'UNSUPPORTED_PROTOCOL');
+      assert.ok(err.message.includes(`protocol ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION} but the agent speaks ${protocol}`), err.message);
+      assert.equal((await agent.closed).code, CloseCode.Version);
+    }
     assert.equal((await admin.get(`/api/sessions/${session.id}/agents`)).json.agents.length, 0, 'no agent registered');
   });
 
@@ -166,7 +168,7 @@ describe('captures', () => {
     const id = start.captureId;
     const chunks = buildChunks(4);
 
-    agent.send({ type: 'chunk', captureId: id, seq: 0, chunk: chunks[0], stats: { samples: 5, late: 1, ticks: 5, errors: 0 } });
+    agent.send({ type: 'chunk', captureId: id, seq: 0, chunk: encodeChunk(chunks[0]), stats: { samples: 5, late: 1, ticks: 5, errors: 0 } });
     assert.deepEqual(await agent.nextOfType('ack'), { type: 'ack', captureId: id, nextSeq: 1 });
     let c = await capture(id);
     assert.equal(c.status, 'running');
@@ -174,17 +176,17 @@ describe('captures', () => {
     assert.equal(c.stats.late, 1);
 
     // Duplicate (e.g. resent after a reconnect): acked, not stored twice.
-    agent.send({ type: 'chunk', captureId: id, seq: 0, chunk: chunks[0], stats: STATS });
+    agent.send({ type: 'chunk', captureId: id, seq: 0, chunk: encodeChunk(chunks[0]), stats: STATS });
     assert.equal((await agent.nextOfType('ack')).nextSeq, 1);
     // Gap: the ack names the seq the relay still needs.
-    agent.send({ type: 'chunk', captureId: id, seq: 2, chunk: chunks[2], stats: STATS });
+    agent.send({ type: 'chunk', captureId: id, seq: 2, chunk: encodeChunk(chunks[2]), stats: STATS });
     assert.equal((await agent.nextOfType('ack')).nextSeq, 1);
     c = await capture(id);
     assert.equal(c.chunks, 1);
     assert.equal(c.samples, 5);
 
     for (let seq = 1; seq < 4; seq++) {
-      agent.send({ type: 'chunk', captureId: id, seq, chunk: chunks[seq], stats: STATS });
+      agent.send({ type: 'chunk', captureId: id, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
       assert.equal((await agent.nextOfType('ack')).nextSeq, seq + 1);
     }
     agent.send({ type: 'capture_ended', captureId: id, reason: 'duration', chunks: 4 });
@@ -213,13 +215,13 @@ describe('captures', () => {
     const { agent, welcome } = await joinedAgent(relay, admin);
     const { captureId } = await startCapture(admin, agent, welcome.agentId);
     const chunks = buildChunks(3);
-    agent.send({ type: 'chunk', captureId, seq: 0, chunk: chunks[0], stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 0, chunk: encodeChunk(chunks[0]), stats: STATS });
     await agent.nextOfType('ack');
     agent.send({ type: 'capture_ended', captureId, reason: 'stopped', chunks: 3 });
     assert.equal((await agent.nextOfType('ack')).nextSeq, 1, 'asks for what is missing');
     assert.equal((await capture(captureId)).status, 'running');
-    agent.send({ type: 'chunk', captureId, seq: 1, chunk: chunks[1], stats: STATS });
-    agent.send({ type: 'chunk', captureId, seq: 2, chunk: chunks[2], stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 1, chunk: encodeChunk(chunks[1]), stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 2, chunk: encodeChunk(chunks[2]), stats: STATS });
     await agent.nextOfType('ack', 5000, (m) => m.nextSeq === 3);
     assert.equal((await capture(captureId)).status, 'complete');
     agent.close();
@@ -228,7 +230,7 @@ describe('captures', () => {
   test('if the missing chunks never come, the capture ends incomplete and keeps what arrived', async () => {
     const { agent, welcome } = await joinedAgent(relay, admin);
     const { captureId } = await startCapture(admin, agent, welcome.agentId);
-    agent.send({ type: 'chunk', captureId, seq: 0, chunk: buildChunks(1)[0], stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 0, chunk: encodeChunk(buildChunks(1)[0]), stats: STATS });
     await agent.nextOfType('ack');
     agent.send({ type: 'capture_ended', captureId, reason: 'duration', chunks: 2 });
     const c = await eventually(async () => {
@@ -340,7 +342,7 @@ describe('reconnects', () => {
     const { session, agent, welcome } = await joinedAgent(relay, admin);
     const { captureId } = await startCapture(admin, agent, welcome.agentId);
     const chunks = buildChunks(4);
-    for (let seq = 0; seq < 2; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: chunks[seq], stats: STATS });
+    for (let seq = 0; seq < 2; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
     await agent.nextOfType('ack', 5000, (m) => m.nextSeq === 2);
     agent.ws.terminate();
     await agent.closed;
@@ -351,7 +353,7 @@ describe('reconnects', () => {
     // The agent had sent chunk 2 too, but it was lost with the connection.
     const w = await back.hello([{ captureId, nextSeq: 3 }, { captureId: 'someoneElsesCapture', nextSeq: 0 }]);
     assert.deepEqual(w.resume, [{ captureId, nextSeq: 2 }], 'only its own known capture, from what is stored');
-    for (let seq = 2; seq < 4; seq++) back.send({ type: 'chunk', captureId, seq, chunk: chunks[seq], stats: STATS });
+    for (let seq = 2; seq < 4; seq++) back.send({ type: 'chunk', captureId, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
     await back.nextOfType('ack', 5000, (m) => m.nextSeq === 4);
     back.send({ type: 'capture_ended', captureId, reason: 'duration', chunks: 4 });
     const c = await eventually(async () => {
@@ -368,7 +370,7 @@ describe('reconnects', () => {
   test('an agent that does not come back within the grace period leaves its capture incomplete', async () => {
     const { agent, welcome } = await joinedAgent(relay, admin);
     const { captureId } = await startCapture(admin, agent, welcome.agentId);
-    agent.send({ type: 'chunk', captureId, seq: 0, chunk: buildChunks(1)[0], stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 0, chunk: encodeChunk(buildChunks(1)[0]), stats: STATS });
     await agent.nextOfType('ack');
     agent.close();
     const c = await eventually(async () => {
@@ -385,8 +387,8 @@ describe('reconnects', () => {
     const { agent, welcome } = await joinedAgent(relay, admin);
     const lost = await startCapture(admin, agent, welcome.agentId, { kind: 'top', pid: 1 });
     const kept = await startCapture(admin, agent, welcome.agentId, { kind: 'top', pid: 2 });
-    agent.send({ type: 'chunk', captureId: lost.captureId, seq: 0, chunk: buildChunks(1)[0], stats: STATS });
-    agent.send({ type: 'chunk', captureId: kept.captureId, seq: 0, chunk: buildChunks(1)[0], stats: STATS });
+    agent.send({ type: 'chunk', captureId: lost.captureId, seq: 0, chunk: encodeChunk(buildChunks(1)[0]), stats: STATS });
+    agent.send({ type: 'chunk', captureId: kept.captureId, seq: 0, chunk: encodeChunk(buildChunks(1)[0]), stats: STATS });
     await agent.nextOfType('ack', 5000, (m) => m.captureId === kept.captureId);
     agent.close();
     await agent.closed;
@@ -426,7 +428,7 @@ describe('one agent cannot touch another agent\'s capture', () => {
     const owner = await joinedAgent(relay, admin);
     const { captureId } = await startCapture(admin, owner.agent, owner.welcome.agentId);
     const chunks = buildChunks(2);
-    owner.agent.send({ type: 'chunk', captureId, seq: 0, chunk: chunks[0], stats: STATS });
+    owner.agent.send({ type: 'chunk', captureId, seq: 0, chunk: encodeChunk(chunks[0]), stats: STATS });
     await owner.agent.nextOfType('ack');
 
     const sameSession = await connectAgent(relay, owner.session.joinToken);
@@ -436,7 +438,7 @@ describe('one agent cannot touch another agent\'s capture', () => {
     await reconnected.hello([{ captureId, nextSeq: 0 }]).then((w) => assert.deepEqual(w.resume, []));
 
     for (const intruder of [sameSession, reconnected]) {
-      intruder.send({ type: 'chunk', captureId, seq: 1, chunk: chunks[1], stats: STATS });
+      intruder.send({ type: 'chunk', captureId, seq: 1, chunk: encodeChunk(chunks[1]), stats: STATS });
       const err = await intruder.nextOfType('error');
       assert.equal(err.code, 'UNKNOWN_CAPTURE');
       assert.equal(err.captureId, captureId);
@@ -450,7 +452,7 @@ describe('one agent cannot touch another agent\'s capture', () => {
     assert.equal(c.status, 'running');
     assert.equal(c.chunks, 1);
     assert.equal(c.samples, 5);
-    owner.agent.send({ type: 'chunk', captureId, seq: 1, chunk: chunks[1], stats: STATS });
+    owner.agent.send({ type: 'chunk', captureId, seq: 1, chunk: encodeChunk(chunks[1]), stats: STATS });
     assert.equal((await owner.agent.nextOfType('ack')).nextSeq, 2, 'the owner continues undisturbed');
     for (const p of [owner.agent, sameSession, otherSession.agent, reconnected]) p.close();
   });
@@ -459,10 +461,10 @@ describe('one agent cannot touch another agent\'s capture', () => {
     const { agent, welcome } = await joinedAgent(relay, admin);
     const { captureId } = await startCapture(admin, agent, welcome.agentId);
     const [good, next] = buildChunks(2);
-    agent.send({ type: 'chunk', captureId, seq: 0, chunk: good, stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 0, chunk: encodeChunk(good), stats: STATS });
     await agent.nextOfType('ack');
     const bad = { ...next, samples: { ...next.samples, stack: Int32Array.from(next.samples.stack, () => 99999) } };
-    agent.send({ type: 'chunk', captureId, seq: 1, chunk: bad, stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 1, chunk: encodeChunk(bad), stats: STATS });
     const err = await agent.nextOfType('error');
     assert.equal(err.code, 'INVALID_CHUNK');
     assert.match(err.message, /references a stacks row that does not exist/);
@@ -472,7 +474,7 @@ describe('one agent cannot touch another agent\'s capture', () => {
     assert.equal(c.chunks, 1);
     // Out of sequence (a chunk continuing from the wrong row counts) is refused the same way.
     const second = await startCapture(admin, agent, welcome.agentId);
-    agent.send({ type: 'chunk', captureId: second.captureId, seq: 0, chunk: next, stats: STATS });
+    agent.send({ type: 'chunk', captureId: second.captureId, seq: 0, chunk: encodeChunk(next), stats: STATS });
     assert.equal((await agent.nextOfType('error')).code, 'CHUNK_OUT_OF_SEQUENCE');
     assert.equal((await metric(relay, 'periscope_captures_active')) >= 0, true);
     agent.close();

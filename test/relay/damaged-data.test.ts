@@ -16,7 +16,6 @@ import { MAX_STORED_CHUNK_BYTES } from '../../relay/captures/chunk-codec.ts';
 import {
   Client,
   adminClient,
-  buildChunks,
   connectUi,
   eventually,
   joinedAgent,
@@ -24,11 +23,12 @@ import {
   removeDataDir,
   startCapture,
   startRelay,
-  STATS,
   userClient,
   type AgentPeer,
   type RelayProcess,
-} from './helpers.ts';
+} from '../helpers/relay.ts';
+import { buildChunks, STATS } from './helpers.ts';
+import { encodeChunk } from '../../shared/protocol.ts';
 
 const NO_OPTIONS = { idle: false, gil: false, function: false, nolineno: false, threads: false };
 const chunks = buildChunks(5, 6);
@@ -50,11 +50,11 @@ before(async () => {
   agentId = joined.welcome.agentId;
   sessionId = joined.session.id;
   finishedId = (await startCapture(alice, agent, agentId, { kind: 'record', pid: 4242, duration: 5 })).captureId;
-  for (let seq = 0; seq < 5; seq++) agent.send({ type: 'chunk', captureId: finishedId, seq, chunk: chunks[seq], stats: STATS });
+  for (let seq = 0; seq < 5; seq++) agent.send({ type: 'chunk', captureId: finishedId, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
   await agent.nextOfType('ack', 10_000, (m) => m.captureId === finishedId && m.nextSeq === 5);
   agent.send({ type: 'capture_ended', captureId: finishedId, reason: 'duration', chunks: 5 });
   runningId = (await startCapture(alice, agent, agentId, { kind: 'top', pid: 4242 })).captureId;
-  for (let seq = 0; seq < 3; seq++) agent.send({ type: 'chunk', captureId: runningId, seq, chunk: chunks[seq], stats: STATS });
+  for (let seq = 0; seq < 3; seq++) agent.send({ type: 'chunk', captureId: runningId, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
   await agent.nextOfType('ack', 10_000, (m) => m.captureId === runningId && m.nextSeq === 3);
   await eventually(async () => (await alice.get(`/api/captures/${finishedId}`)).json.status === 'complete', 10_000, 'the first capture to complete');
 });
@@ -213,19 +213,20 @@ describe('one size limit for storing and reading chunks', () => {
   test('a chunk that would store over the limit is refused, not stored: the capture fails instead of reading "complete" and empty', async () => {
     const { agent: a, welcome } = await joinedAgent(relay, alice);
     const { captureId } = await startCapture(alice, a, welcome.agentId, { kind: 'record', pid: 4242, duration: 5 });
-    // Sent as a plain list of zeros (one byte each), timeUs is stored as 8-byte floats: the frame fits in a message, the stored chunk would not.
-    const rows = 700_000;
-    const base = buildChunks(1, 1)[0];
-    const chunk = {
-      ...base,
-      samples: { stack: new Int32Array(rows), thread: new Int32Array(rows), timeUs: new Array<number>(rows).fill(0), flags: new Uint8Array(rows) },
-    } as unknown as ProfileChunk;
-    a.send({ type: 'chunk', captureId, seq: 0, chunk, stats: STATS });
+    // A valid chunk one byte over the limit (a long string pads it): its message still fits, the chunk files would not read it back.
+    const base = buildChunks(1, 1)[0]!;
+    const padded = (n: number): ProfileChunk => ({ ...base, strings: [...base.strings, 'x'.repeat(n)] });
+    const n = MAX_STORED_CHUNK_BYTES + 1 - encodeChunk(padded(70_000)).byteLength + 70_000;
+    const bytes = encodeChunk(padded(n));
+    assert.equal(bytes.byteLength, MAX_STORED_CHUNK_BYTES + 1);
+    a.send({ type: 'chunk', captureId, seq: 0, chunk: bytes, stats: STATS });
     const error = await a.nextOfType('error', 30_000, (m) => m.captureId === captureId);
+    assert.equal(error.code, 'CHUNK_TOO_LARGE', error.message);
     assert.ok(error.message.includes(String(MAX_STORED_CHUNK_BYTES)), error.message);
     await a.nextOfType('stop_capture', 10_000, (m) => m.captureId === captureId);
     const capture = (await alice.get(`/api/captures/${captureId}`)).json;
     assert.equal(capture.status, 'failed');
+    assert.equal(capture.endReason, 'chunk_too_large');
     assert.equal(capture.chunks, 0);
     const path = chunkFile(captureId);
     assert.ok(!existsSync(path) || statSync(path).size === 0, 'nothing was stored');

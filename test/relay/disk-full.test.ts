@@ -14,17 +14,17 @@ import { render } from '../../shared/export/renderers.ts';
 import {
   Client,
   adminClient,
-  buildChunks,
   connectAgent,
   eventually,
   joinedAgent,
   metric,
   startCapture,
   startRelay,
-  STATS,
   userClient,
   type RelayProcess,
-} from './helpers.ts';
+} from '../helpers/relay.ts';
+import { buildChunks, STATS } from './helpers.ts';
+import { encodeChunk } from '../../shared/protocol.ts';
 
 const mountPoint = mkdtempSync(join(tmpdir(), 'periscope-full-disk-'));
 let skip: string | false = false;
@@ -94,11 +94,11 @@ describe('a full data dir', { skip }, () => {
     agentId = welcome.agentId;
     credential = welcome.credential!;
     failedId = (await startCapture(alice, agent, agentId, { kind: 'record', pid: 4242, duration: 60 })).captureId;
-    agent.send({ type: 'chunk', captureId: failedId, seq: 0, chunk: chunks[0], stats: STATS });
+    agent.send({ type: 'chunk', captureId: failedId, seq: 0, chunk: encodeChunk(chunks[0]), stats: STATS });
     await agent.nextOfType('ack', 10_000, (m) => m.nextSeq === 1);
 
     assert.ok(fillUp(filler) > 0);
-    agent.send({ type: 'chunk', captureId: failedId, seq: 1, chunk: chunks[1], stats: STATS });
+    agent.send({ type: 'chunk', captureId: failedId, seq: 1, chunk: encodeChunk(chunks[1]), stats: STATS });
     const error = await agent.nextOfType('error', 10_000, (m) => m.captureId === failedId);
     assert.equal(error.code, 'DISK_FULL');
     assert.ok(error.message.includes(dataDir), error.message);
@@ -169,7 +169,7 @@ describe('a full data dir', { skip }, () => {
     const agent = await connectAgent(r, credential);
     await agent.hello();
     const { captureId } = await startCapture(alice, agent, agentId, { kind: 'record', pid: 4242, duration: 5 });
-    for (let seq = 0; seq < 3; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: chunks[seq], stats: STATS });
+    for (let seq = 0; seq < 3; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
     await agent.nextOfType('ack', 10_000, (m) => m.captureId === captureId && m.nextSeq === 3);
     agent.send({ type: 'capture_ended', captureId, reason: 'duration', chunks: 3 });
     await eventually(async () => (await alice.get(`/api/captures/${captureId}`)).json.status === 'complete', 10_000, 'the new capture to complete');

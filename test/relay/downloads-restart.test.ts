@@ -6,22 +6,22 @@ import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { profileFromChunks } from '../../shared/profile/index.ts';
-import { FORMAT_NAMES } from '../../shared/export/formats.ts';
+import { FORMATS, FORMAT_NAMES } from '../../shared/export/formats.ts';
 import { render } from '../../shared/export/renderers.ts';
 import {
   Client,
   adminClient,
-  buildChunks,
   connectAgent,
   eventually,
   joinedAgent,
   removeDataDir,
   startCapture,
   startRelay,
-  STATS,
   userClient,
   type RelayProcess,
-} from './helpers.ts';
+} from '../helpers/relay.ts';
+import { buildChunks, STATS } from './helpers.ts';
+import { encodeChunk } from '../../shared/protocol.ts';
 
 let relay: RelayProcess;
 let alice: Client;
@@ -39,11 +39,11 @@ before(async () => {
   sessionId = session.id;
   credential = welcome.credential!;
   recordId = (await startCapture(alice, agent, welcome.agentId, { kind: 'record', pid: 4242, duration: 5, idle: false })).captureId;
-  for (let seq = 0; seq < 3; seq++) agent.send({ type: 'chunk', captureId: recordId, seq, chunk: chunks[seq], stats: STATS });
+  for (let seq = 0; seq < 3; seq++) agent.send({ type: 'chunk', captureId: recordId, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
   await agent.nextOfType('ack', 5000, (m) => m.nextSeq === 3);
   agent.send({ type: 'capture_ended', captureId: recordId, reason: 'duration', chunks: 3 });
   topId = (await startCapture(alice, agent, welcome.agentId, { kind: 'top', pid: 4242 })).captureId;
-  for (let seq = 0; seq < 2; seq++) agent.send({ type: 'chunk', captureId: topId, seq, chunk: chunks[seq], stats: STATS });
+  for (let seq = 0; seq < 2; seq++) agent.send({ type: 'chunk', captureId: topId, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
   await agent.nextOfType('ack', 5000, (m) => m.captureId === topId && m.nextSeq === 2);
   await eventually(async () => (await alice.get(`/api/captures/${recordId}`)).json.status === 'complete');
 });
@@ -58,11 +58,14 @@ const EXPECTED_TYPE: Record<string, RegExp> = {
   speedscope: /^application\/json/,
   raw: /^text\/plain/,
   chrometrace: /^application\/json/,
+  pprof: /^application\/octet-stream/,
+  gecko: /^application\/json/,
 };
 
 async function download(id: string, query: string) {
   const res = await fetch(`${relay.url}/api/captures/${id}/download?${query}`, { headers: { cookie: alice.cookie! } });
-  return { status: res.status, type: res.headers.get('content-type') ?? '', disposition: res.headers.get('content-disposition') ?? '', body: await res.text() };
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  return { status: res.status, type: res.headers.get('content-type') ?? '', disposition: res.headers.get('content-disposition') ?? '', bytes, body: new TextDecoder().decode(bytes) };
 }
 
 describe('downloads', () => {
@@ -71,9 +74,10 @@ describe('downloads', () => {
       const res = await download(recordId, `format=${format}`);
       assert.equal(res.status, 200, res.body);
       assert.match(res.type, EXPECTED_TYPE[format]);
-      assert.match(res.disposition, new RegExp(`^attachment; filename="app-\\d{4}-\\d\\d-\\d\\dT\\d\\d-\\d\\d-\\d\\d\\.${format === 'flamegraph' ? 'svg' : format === 'raw' ? 'txt' : format === 'speedscope' ? 'speedscope\\.json' : 'trace\\.json'}"$`));
+      assert.match(res.disposition, new RegExp(`^attachment; filename="app-\\d{4}-\\d\\d-\\d\\dT\\d\\d-\\d\\d-\\d\\d\\.${FORMATS[format].extension.replace(/\./g, '\\.')}"$`));
       const expected = render(format, profileFromChunks(chunks), { idle: false, gil: false, function: false, nolineno: false, threads: false });
-      assert.equal(res.body, expected, 'identical to rendering the same chunks locally');
+      if (typeof expected === 'string') assert.equal(res.body, expected, 'identical to rendering the same chunks locally');
+      else assert.deepEqual(res.bytes, expected, 'identical bytes to rendering the same chunks locally');
     });
   }
 
@@ -143,7 +147,7 @@ describe('restart', () => {
     const welcome = await agent.hello([{ captureId: topId, nextSeq: 3 }]);
     assert.deepEqual(welcome.resume, [{ captureId: topId, nextSeq: 2 }]);
     assert.equal(statSync(topFile).size, goodSize, 'the torn record was cut off');
-    agent.send({ type: 'chunk', captureId: topId, seq: 2, chunk: chunks[2], stats: STATS });
+    agent.send({ type: 'chunk', captureId: topId, seq: 2, chunk: encodeChunk(chunks[2]), stats: STATS });
     assert.equal((await agent.nextOfType('ack')).nextSeq, 3);
     agent.send({ type: 'capture_ended', captureId: topId, reason: 'stopped', chunks: 3 });
     await eventually(async () => (await alice.get(`/api/captures/${topId}`)).json.status === 'complete');

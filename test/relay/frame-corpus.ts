@@ -1,11 +1,11 @@
 // Real frames for the fuzz and attack tests, built with the project's own
-// encoders (shared/protocol.ts encode, the relay's chunk codec), plus the
+// encoders (shared/protocol.ts encode, encodeChunk, encodeCaptureChunk), plus the
 // attacker's tools: msgpackr with its records, structured clone and bundled
 // strings turned on, and hand-made frames whose values point at earlier data.
 import { Packr } from 'msgpackr';
-import { encode, type DumpThread } from '../../shared/protocol.ts';
+import { encode, encodeCaptureChunk, encodeChunk, type DumpThread } from '../../shared/protocol.ts';
 import type { ProfileChunk } from '../../shared/profile/chunk.ts';
-import { EMPTY_SIZES, acceptChunk, captureChunkFrame } from '../../relay/captures/chunk-codec.ts';
+import { EMPTY_SIZES, acceptChunk } from '../../relay/captures/chunk-codec.ts';
 import { buildChunks, STATS } from './helpers.ts';
 
 export type Direction = 'agent' | 'relay-to-agent' | 'ui' | 'relay-to-ui' | 'stored-chunk';
@@ -46,8 +46,8 @@ export function realDumpThreads(pid = 4242): DumpThread[] {
 /** Every message type of every connection, as the project encodes it. */
 export function frameCorpus(captureId = 'capFuzz1'): Seed[] {
   const chunks = buildChunks(2);
-  const stored0 = acceptChunk(EMPTY_SIZES, chunks[0]);
-  const stored1 = acceptChunk(stored0.sizesAfter, chunks[1]);
+  const stored0 = acceptChunk(EMPTY_SIZES, encodeChunk(chunks[0]));
+  const stored1 = acceptChunk(stored0.sizesAfter, encodeChunk(chunks[1]));
   const proc = { pid: 4242, cmdline: 'python3 app.py --serve', version: '3.12.1', user: 'app', threads: 4 };
   const spec = { kind: 'record' as const, pid: 4242, rate: 100, duration: 10, subprocesses: false, idle: false, gil: true, blocking: false };
   const seeds: Seed[] = [];
@@ -55,8 +55,8 @@ export function frameCorpus(captureId = 'capFuzz1'): Seed[] {
 
   add('agent', 'hello', encode({ type: 'hello', protocol: 1, agentVersion: '0.1.0', host: 'web-1', containerId: 'c0ffee', arch: 'x64', captures: [{ captureId, nextSeq: 2 }] }));
   add('agent', 'processes', encode({ type: 'processes', processes: [proc, { ...proc, pid: 4300, cmdline: 'python3 -m celery worker' }] }));
-  add('agent', 'chunk 0', encode({ type: 'chunk', captureId, seq: 0, chunk: chunks[0], stats: STATS }));
-  add('agent', 'chunk 1', encode({ type: 'chunk', captureId, seq: 1, chunk: chunks[1], stats: { samples: 10, late: 1, ticks: 11, errors: 0 } }));
+  add('agent', 'chunk 0', encode({ type: 'chunk', captureId, seq: 0, chunk: encodeChunk(chunks[0]), stats: STATS }));
+  add('agent', 'chunk 1', encode({ type: 'chunk', captureId, seq: 1, chunk: encodeChunk(chunks[1]), stats: { samples: 10, late: 1, ticks: 11, errors: 0 } }));
   add('agent', 'capture_ended', encode({ type: 'capture_ended', captureId, reason: 'error', chunks: 2, error: { code: 'TARGET_GONE', message: 'the process exited' } }));
   add('agent', 'dump_result', encode({ type: 'dump_result', captureId, threads: realDumpThreads() }));
   add('agent', 'error', encode({ type: 'error', captureId, code: 'NOT_PYTHON', message: 'pid 4242 is not a Python process' }));
@@ -75,7 +75,7 @@ export function frameCorpus(captureId = 'capFuzz1'): Seed[] {
   const agent = { id: 'agent1', host: 'web-1', containerId: 'c0ffee', arch: 'x64', agentVersion: '0.1.0', online: true, processes: [proc] };
   add('relay-to-ui', 'session_state', encode({ type: 'session_state', sessionId: 'sess1', agents: [agent, { ...agent, id: 'agent2', online: false, processes: [] }] }));
   add('relay-to-ui', 'capture_state', encode({ type: 'capture_state', captureId, status: 'failed', stats: STATS, error: { code: 'INVALID_CHUNK', message: 'bad' } }));
-  add('relay-to-ui', 'capture_chunk', captureChunkFrame(captureId, 1, stored1.payload));
+  add('relay-to-ui', 'capture_chunk', encodeCaptureChunk(captureId, 1, stored1.payload));
   add('relay-to-ui', 'capture_reset', encode({ type: 'capture_reset', captureId }));
   add('relay-to-ui', 'dump_result', encode({ type: 'dump_result', captureId, threads: realDumpThreads() }));
 
@@ -111,30 +111,33 @@ export function recordDumpFrame(captureId: string): Uint8Array {
 
 /**
  * A real chunk whose `strings` are `copies` pointers (msgpackr structured-clone
- * id 1, then pointers to it) at one string of `stringBytes`: a frame of
- * stringBytes + 6·copies bytes that a pointer-following decoder turns into a
- * chunk of copies × stringBytes -- past what the chunk files read back.
+ * id 1, then pointers to it) at one string of `stringBytes`: chunk bytes of
+ * stringBytes + 6·copies that a pointer-following decoder turns into a chunk
+ * of copies × stringBytes -- past what the chunk files read back -- in an
+ * otherwise plain chunk message.
  */
 export function sharedStringChunkFrame(captureId: string, seq: number, copies: number, stringBytes: number): Uint8Array {
   const chunk = buildChunks(1)[0]!;
   if (copies < chunk.strings.length) throw new Error(`need at least ${chunk.strings.length} copies so every string index stays valid`);
   const placeholder = 'STRINGS-PLACEHOLDER';
-  const encoded = Buffer.from(encode({ type: 'chunk', captureId, seq, chunk: { ...chunk, strings: placeholder as never }, stats: STATS }));
+  const encoded = Buffer.from(encodeChunk({ ...chunk, strings: placeholder as never }));
   const marker = Buffer.from(encode(placeholder as never));
   const at = encoded.indexOf(marker);
   if (at < 0 || encoded.indexOf(marker, at + 1) >= 0) throw new Error('placeholder not found exactly once');
   const id = [0, 0, 0, 1];
   const parts: Buffer[] = [Buffer.from([0xdc, copies >> 8, copies & 0xff]), Buffer.from([0xd6, 0x69, ...id]), Buffer.from(encode('s'.repeat(stringBytes) as never))];
   for (let i = 1; i < copies; i++) parts.push(Buffer.from([0xd6, 0x70, ...id]));
-  return Buffer.concat([encoded.subarray(0, at), ...parts, encoded.subarray(at + marker.length)]);
+  const hostileChunk = Buffer.concat([encoded.subarray(0, at), ...parts, encoded.subarray(at + marker.length)]);
+  return encode({ type: 'chunk', captureId, seq, chunk: hostileChunk, stats: STATS });
 }
 
 /**
- * A well-formed chunk that grows once the relay stores its columns as typed
- * arrays: `rows` samples written as lists of one-byte integers (8 bytes each
- * in a Float64Array, 4 in an Int32Array) next to a string of `stringBytes`.
- * Sent as a frame of ~4 MB it would be stored as ~8.6 MB, more than the chunk
- * files read back. `chunk` must continue a profile that has a stack and a thread.
+ * A well-formed chunk whose sample columns are lists of one-byte integers,
+ * `rows` of them, next to a string of `stringBytes`: ~4 MB as sent, ~8.6 MB
+ * had the relay turned the lists into typed arrays (8 bytes each in a
+ * Float64Array, 4 in an Int32Array), as it did before it stored chunks as
+ * sent; now a list column is refused (INVALID_CHUNK). `chunk` must continue a
+ * profile that has a stack and a thread.
  */
 export function growingChunkFrame(captureId: string, seq: number, chunk: ProfileChunk, rows = 330_000, stringBytes = 3 * 1024 * 1024): Uint8Array {
   if (chunk.base.stacks === 0 || chunk.base.threads === 0) throw new Error('the chunk must continue a profile with a stack and a thread');
@@ -144,5 +147,5 @@ export function growingChunkFrame(captureId: string, seq: number, chunk: Profile
     strings: [...chunk.strings, 's'.repeat(stringBytes)],
     samples: { stack: zeros(), thread: zeros(), timeUs: zeros(), flags: new Uint8Array(rows) },
   };
-  return encode({ type: 'chunk', captureId, seq, chunk: grown, stats: STATS });
+  return encode({ type: 'chunk', captureId, seq, chunk: encodeChunk(grown as unknown as ProfileChunk), stats: STATS });
 }

@@ -23,25 +23,25 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isPeriscopeError } from '../../shared/errors.ts';
 import { Packr } from 'msgpackr';
-import { CloseCode, decodeFrame, encode, parseAgentMessage, parseRelayMessage, parseRelayToUi, parseUiMessage } from '../../shared/protocol.ts';
+import { CloseCode, decodeFrame, encode, encodeChunk, parseAgentMessage, parseRelayMessage, parseRelayToUi, parseUiMessage } from '../../shared/protocol.ts';
+import type { ProfileChunk } from '../../shared/profile/chunk.ts';
 import { decodeUntrusted } from '../../shared/untrusted-msgpack.ts';
 import { EMPTY_SIZES, acceptChunk, decodeStoredChunk } from '../../relay/captures/chunk-codec.ts';
 import type { TableSizes } from '../../shared/profile/model.ts';
 import { HOSTILE_PACKERS, frameCorpus, realDumpThreads, type Seed } from './frame-corpus.ts';
 import {
   adminClient,
-  buildChunks,
   connectAgent,
   createSession,
   removeDataDir,
   sleep,
   startCapture,
   startRelay,
-  STATS,
   type AgentPeer,
   type Client,
   type RelayProcess,
-} from './helpers.ts';
+} from '../helpers/relay.ts';
+import { buildChunks, STATS } from './helpers.ts';
 
 const SEED = Number(process.env.PERISCOPE_FUZZ_SEED ?? 0x5eed1);
 const SECONDS = Number(process.env.PERISCOPE_FUZZ_SECONDS ?? 8);
@@ -233,9 +233,9 @@ interface Tally {
 
 function runCase(bytes: Uint8Array, tally: Tally): void {
   const count = (code: string) => tally.codes.set(code, (tally.codes.get(code) ?? 0) + 1);
-  const chunkTargets = (chunk: unknown, what: string) => {
+  const chunkTargets = (bytes: Uint8Array, what: string) => {
     try {
-      acceptChunk(sizesOf(chunk) ?? EMPTY_SIZES, chunk);
+      acceptChunk(sizesOf(decodeStoredChunk(bytes)) ?? EMPTY_SIZES, bytes);
       tally.chunksAccepted++;
     } catch (err) {
       count(expectPeriscopeError(err, `${what}: acceptChunk`));
@@ -253,7 +253,9 @@ function runCase(bytes: Uint8Array, tally: Tally): void {
       continue;
     }
     tally.parsed++;
-    if (m.type === 'chunk' || m.type === 'capture_chunk') chunkTargets(m.chunk, name);
+    // An agent's chunk is its bytes; a viewer's is the decoded map, checked here as the relay would check its bytes.
+    if (m.type === 'chunk') chunkTargets(m.chunk as Uint8Array, name);
+    if (m.type === 'capture_chunk') chunkTargets(encodeChunk(m.chunk as ProfileChunk), name);
   }
   try {
     assertPlainAndBounded(decodeFrame(bytes), 3 * bytes.byteLength + 64, 'decodeFrame');
@@ -269,7 +271,7 @@ function runCase(bytes: Uint8Array, tally: Tally): void {
     return;
   }
   assertPlainAndBounded(stored, 3 * bytes.byteLength + 64, 'decodeStoredChunk');
-  chunkTargets(stored, 'stored chunk');
+  chunkTargets(bytes, 'stored chunk');
 }
 
 // ---- in process -------------------------------------------------------------------
@@ -352,7 +354,7 @@ test('fuzz: mutated frames over a real agent socket: each one the parser refuses
   let captureId = '';
   const newCapture = async () => {
     ({ captureId } = await startCapture(admin, agent, agentId));
-    for (let seq = 0; seq < 2; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: chunks[seq]!, stats: STATS });
+    for (let seq = 0; seq < 2; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: encodeChunk(chunks[seq]!), stats: STATS });
     await agent.nextOfType('ack', 5000, (m) => m.captureId === captureId && m.nextSeq === 2);
   };
   await newCapture();
@@ -380,25 +382,31 @@ test('fuzz: mutated frames over a real agent socket: each one the parser refuses
   // Messages that would each change what the relay stores -- the next chunk, a
   // process list, the dump's result -- written by an attacker's msgpackr, each
   // with one object in two places so structured clone writes a pointer: refused.
+  // The chunk's own bytes (chunk.chunk) are the attacker's msgpackr's too.
   const hostile = () => {
     const empty = new Int32Array(0);
+    const evilChunk = { ...chunks[2]!, processes: { pid: empty, commandLine: empty, pythonVersion: empty } };
     const evil = { pid: 7, cmdline: 'python3 evil.py', version: '3.12.1', user: 'x', threads: 1 };
     const threads = realDumpThreads();
     threads[1]!.frames = threads[0]!.frames;
-    const messages = [
-      { type: 'chunk', captureId, seq: 2, chunk: { ...chunks[2]!, processes: { pid: empty, commandLine: empty, pythonVersion: empty } }, stats: STATS },
-      { type: 'processes', processes: [evil, evil] },
-      { type: 'dump_result', captureId: dumpId, threads },
-    ];
-    return HOSTILE_PACKERS.flatMap((h) =>
-      messages.map((m) => {
+    return HOSTILE_PACKERS.flatMap((h) => {
+      const chunk = h.packr.pack(evilChunk);
+      // (On a copy: msgpackr leaves a `dataView` property on what it decodes, which would make `chunk` differ from its decoded self below.)
+      assert.deepEqual(permissive.unpack(Buffer.from(chunk)), evilChunk, `the chunk (${h.name}) decodes permissively`);
+      assert.notDeepEqual(Buffer.from(chunk), Buffer.from(encodeChunk(evilChunk)), `the chunk (${h.name}) uses an extension`);
+      const messages = [
+        { type: 'chunk', captureId, seq: 2, chunk, stats: STATS },
+        { type: 'processes', processes: [evil, evil] },
+        { type: 'dump_result', captureId: dumpId, threads },
+      ];
+      return messages.map((m) => {
         const bytes = h.packr.pack(m);
         // A real attack: msgpackr's own decoder makes it the message again, from bytes that are not plain msgpack.
         assert.deepEqual(permissive.unpack(bytes), m, `${m.type} (${h.name}) decodes permissively`);
-        assert.notDeepEqual(Buffer.from(bytes), Buffer.from(encode(m as never)), `${m.type} (${h.name}) uses an extension`);
+        if (m.type !== 'chunk') assert.notDeepEqual(Buffer.from(bytes), Buffer.from(encode(m as never)), `${m.type} (${h.name}) uses an extension`);
         return { name: `${m.type} (${h.name})`, bytes, mustRefuse: true };
-      }),
-    );
+      });
+    });
   };
   const CASES = 150;
   const planted = hostile().length;
@@ -438,7 +446,7 @@ test('fuzz: mutated frames over a real agent socket: each one the parser refuses
       await reconnect();
     } else {
       // Accepted: it may change state, as a real message would. The relay must go on answering.
-      agent.send({ type: 'chunk', captureId: 'noSuchCapture', seq: 0, chunk: chunks[0]!, stats: STATS });
+      agent.send({ type: 'chunk', captureId: 'noSuchCapture', seq: 0, chunk: encodeChunk(chunks[0]!), stats: STATS });
       await agent.nextOfType('error', 5000, (m) => m.captureId === 'noSuchCapture');
       accepted++;
     }

@@ -4,7 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN_PASSWORD, Client, adminClient, metric, removeDataDir, startRelay, userClient, type RelayProcess } from './helpers.ts';
+import { ADMIN_PASSWORD, Client, adminClient, metric, removeDataDir, startRelay, userClient, type RelayProcess } from '../helpers/relay.ts';
+import { PROTOCOL_VERSION } from '../../shared/protocol.ts';
 
 let relay: RelayProcess;
 let admin: Client;
@@ -260,7 +261,7 @@ describe('operations', () => {
     assert.equal(res.status, 200);
     const body = (await res.json()) as { status: string; protocol: number };
     assert.equal(body.status, 'ok');
-    assert.equal(body.protocol, 1);
+    assert.equal(body.protocol, PROTOCOL_VERSION);
   });
 
   test('/metrics is Prometheus text with every documented metric', async () => {

@@ -9,8 +9,7 @@
 // stdout, one JSON object per line:
 //   {"ev": "joined", "joined": N, "refused": {"<why>": n}, "seconds": s}   every agent has tried
 //   {"ev": "left", "seconds": s}                                         every socket is closed
-import { WebSocket } from 'ws';
-import { PROTOCOL_VERSION, encode, parseRelayMessage } from '../../shared/protocol.ts';
+import { AgentPeer, agentSocket, helloMessage } from '../helpers/relay.ts';
 
 interface Options {
   wsUrl: string;
@@ -23,7 +22,7 @@ interface Options {
 const o = JSON.parse(process.argv[2] ?? '{}') as Options;
 const started = performance.now();
 const deadline = started + o.deadlineMs;
-const sockets: WebSocket[] = [];
+const peers: AgentPeer[] = [];
 const refused = new Map<string, number>();
 let joined = 0;
 
@@ -36,47 +35,28 @@ const exitTimer = setTimeout(() => {
 exitTimer.unref();
 
 /** One agent joining; resolves once it has sent its process list, or with why it could not. */
-function join(i: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(`${o.wsUrl}/ws/agent`, { headers: { authorization: `Bearer ${o.token}` }, perMessageDeflate: false });
-    let done = false;
-    const finish = (why: string | undefined) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve(why);
-    };
-    const timer = setTimeout(() => {
-      ws.terminate();
-      finish('timeout');
-    }, Math.max(1000, deadline - performance.now()));
-    ws.on('error', () => {});
-    ws.on('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (b: Buffer) => (body += b.toString()));
-      res.on('end', () => {
-        let code = '';
-        try {
-          code = JSON.parse(body).error.code;
-        } catch {
-          // not JSON
-        }
-        finish(`http ${res.statusCode} ${code}`);
-      });
-    });
-    ws.on('close', (code) => finish(`close ${code}`));
-    ws.on('open', () => {
-      ws.send(encode({ type: 'hello', protocol: PROTOCOL_VERSION, agentVersion: '0.1.0-flood', host: `flood-${i}`, containerId: '', arch: 'x64', captures: [] }));
-    });
-    ws.on('message', (data: Buffer) => {
-      const m = parseRelayMessage(new Uint8Array(data));
-      if (m.type === 'list_processes') {
-        ws.send(encode({ type: 'processes', processes: [{ pid: 1000 + (i % 50), cmdline: `python3 worker.py --shard ${i}`, version: '3.12.1', user: 'app', threads: 4 }] }));
-        sockets.push(ws);
-        finish(undefined);
-      }
-    });
-  });
+async function join(i: number): Promise<string | undefined> {
+  const peer = new AgentPeer(agentSocket(o.wsUrl, o.token, { perMessageDeflate: false }));
+  const left = Math.max(1000, deadline - performance.now());
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    peer.terminate();
+  }, left);
+  try {
+    await peer.opened;
+    peer.send(helloMessage({ agentVersion: '0.1.0-flood', host: `flood-${i}`, containerId: '' }));
+    await peer.nextOfType('list_processes', left);
+    peer.send({ type: 'processes', processes: [{ pid: 1000 + (i % 50), cmdline: `python3 worker.py --shard ${i}`, version: '3.12.1', user: 'app', threads: 4 }] });
+    peers.push(peer);
+    return undefined;
+  } catch {
+    if (timedOut) return 'timeout';
+    if (peer.refusal) return `http ${peer.refusal.status} ${peer.refusal.body?.error?.code ?? ''}`;
+    return `close ${(await peer.closed).code}`;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 let next = 0;
@@ -94,13 +74,9 @@ emit({ ev: 'joined', joined, refused: Object.fromEntries(refused), seconds: seco
 // They leave as they came, `concurrency` at a time.
 await Promise.all(
   Array.from({ length: o.concurrency }, async () => {
-    for (let ws = sockets.pop(); ws; ws = sockets.pop()) {
-      const socket = ws;
-      await new Promise<void>((resolve) => {
-        if (socket.readyState === WebSocket.CLOSED) return resolve();
-        socket.once('close', () => resolve());
-        socket.close(1000, 'done');
-      });
+    for (let peer = peers.pop(); peer; peer = peers.pop()) {
+      peer.close(1000, 'done');
+      await peer.closed;
     }
   }),
 );

@@ -2,11 +2,10 @@
 // between engineers (404, never a leak), closing, and the session audit log.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CloseCode } from '../../shared/protocol.ts';
+import { CloseCode, encodeChunk } from '../../shared/protocol.ts';
 import {
   Client,
   adminClient,
-  buildChunks,
   connectAgent,
   connectUi,
   createSession,
@@ -15,10 +14,10 @@ import {
   removeDataDir,
   startCapture,
   startRelay,
-  STATS,
   userClient,
   type RelayProcess,
-} from './helpers.ts';
+} from '../helpers/relay.ts';
+import { buildChunks, STATS } from './helpers.ts';
 
 let relay: RelayProcess;
 let admin: Client;
@@ -85,7 +84,7 @@ describe('isolation between engineers', () => {
   test("bob cannot see or touch alice's session, agents, captures or audit: always 404", async () => {
     const { session, agent, welcome } = await joinedAgent(relay, alice);
     const { captureId } = await startCapture(alice, agent, welcome.agentId);
-    agent.send({ type: 'chunk', captureId, seq: 0, chunk: buildChunks(1)[0], stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 0, chunk: encodeChunk(buildChunks(1)[0]), stats: STATS });
     await agent.nextOfType('ack');
 
     const list = await bob.get('/api/sessions');
@@ -155,7 +154,7 @@ describe('closing a session', () => {
   test('revokes the join token, disconnects agents with SessionClosed, ends captures, refuses reconnects', async () => {
     const { session, agent, welcome } = await joinedAgent(relay, alice);
     const { captureId } = await startCapture(alice, agent, welcome.agentId, { kind: 'top', pid: 99 });
-    agent.send({ type: 'chunk', captureId, seq: 0, chunk: buildChunks(1)[0], stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 0, chunk: encodeChunk(buildChunks(1)[0]), stats: STATS });
     await agent.nextOfType('ack');
 
     const closed = await alice.post(`/api/sessions/${session.id}/close`);
@@ -206,7 +205,7 @@ describe('session audit log', () => {
     const { session, agent, welcome } = await joinedAgent(relay, alice);
     const { captureId } = await startCapture(alice, agent, welcome.agentId, { kind: 'record', pid: 7, duration: 5 });
     const chunk = buildChunks(1)[0];
-    agent.send({ type: 'chunk', captureId, seq: 0, chunk, stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 0, chunk: encodeChunk(chunk), stats: STATS });
     await agent.nextOfType('ack');
     await alice.post(`/api/captures/${captureId}/stop`);
     await agent.nextOfType('stop_capture');

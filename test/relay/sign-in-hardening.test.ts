@@ -8,10 +8,9 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { randomBytes, scryptSync } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
-import { WebSocket } from 'ws';
 import { parseTrustedOrigins } from '../../relay/config.ts';
 import { isPeriscopeError } from '../../shared/errors.ts';
-import { ADMIN_PASSWORD, Client, adminClient, refusedUpgrade, removeDataDir, startRelay, tempDataDir, type RelayProcess } from './helpers.ts';
+import { ADMIN_PASSWORD, Client, adminClient, connectUi, refusedUpgrade, removeDataDir, startRelay, tempDataDir, type RelayProcess } from '../helpers/relay.ts';
 
 const relays: RelayProcess[] = [];
 after(async () => {
@@ -122,11 +121,7 @@ describe('the Origin check', () => {
     assert.equal(ws.status, 403);
     assert.equal(ws.body.error.code, 'BAD_ORIGIN');
     // The relay's own page still connects.
-    const own = new WebSocket(`${relay.wsUrl}/ws/ui`, { headers: { cookie: admin.cookie!, origin: `http://127.0.0.1:${port}` } });
-    await new Promise<void>((resolve, reject) => {
-      own.once('open', () => resolve());
-      own.once('error', reject);
-    });
+    const own = await connectUi(relay, admin, { origin: `http://127.0.0.1:${port}` });
     own.close();
   });
 

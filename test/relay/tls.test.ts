@@ -7,8 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
-import { ADMIN_PASSWORD, AgentPeer, removeDataDir, startRelay, type RelayProcess } from './helpers.ts';
+import { ADMIN_PASSWORD, connectAgent, removeDataDir, startRelay, type RelayProcess } from '../helpers/relay.ts';
 
 let relay: RelayProcess | undefined;
 let certDir: string;
@@ -60,8 +59,7 @@ test('https and wss with a Secure cookie and HSTS', async (t) => {
   const session = await https('POST', '/api/sessions', { name: 'tls' }, headers);
   assert.equal(session.status, 201);
   assert.match(session.json.commands.curl, /^curl -fsSL https:\/\/localhost:\d+\/j\//);
-  const agent = new AgentPeer(new WebSocket(`${relay!.wsUrl}/ws/agent`, { ca, headers: { authorization: `Bearer ${session.json.joinToken}` } }));
-  await agent.opened;
+  const agent = await connectAgent(relay!, session.json.joinToken, { ws: { ca } });
   assert.match(agent.ws.url, /^wss:/);
   const welcome = await agent.hello();
   assert.ok(welcome.credential);

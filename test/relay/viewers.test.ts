@@ -10,17 +10,17 @@ import { exportRaw } from '../../shared/export/index.ts';
 import {
   Client,
   adminClient,
-  buildChunks,
   connectUi,
   joinedAgent,
   metric,
   removeDataDir,
   startCapture,
   startRelay,
-  STATS,
   userClient,
   type RelayProcess,
-} from './helpers.ts';
+} from '../helpers/relay.ts';
+import { buildChunks, STATS } from './helpers.ts';
+import { encodeChunk } from '../../shared/protocol.ts';
 
 let relay: RelayProcess;
 let admin: Client;
@@ -76,7 +76,7 @@ describe('watching a capture', () => {
     const { agent, welcome } = await joinedAgent(relay, carol);
     const { captureId } = await startCapture(carol, agent, welcome.agentId, { kind: 'top', pid: 4242 });
     const chunks = buildChunks(4);
-    for (let seq = 0; seq < 2; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: chunks[seq], stats: { ...STATS, ticks: seq + 1 } });
+    for (let seq = 0; seq < 2; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: encodeChunk(chunks[seq]), stats: { ...STATS, ticks: seq + 1 } });
     await agent.nextOfType('ack', 5000, (m) => m.nextSeq === 2);
 
     const ui = await connectUi(relay, carol);
@@ -91,7 +91,7 @@ describe('watching a capture', () => {
       assert.equal(m.seq, seq);
       applyChunk(profile, m.chunk);
     }
-    for (let seq = 2; seq < 4; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: chunks[seq], stats: STATS });
+    for (let seq = 2; seq < 4; seq++) agent.send({ type: 'chunk', captureId, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
     for (let seq = 2; seq < 4; seq++) {
       const m = await ui.nextOfType('capture_chunk');
       assert.equal(m.seq, seq);
@@ -141,7 +141,7 @@ describe('watching a capture', () => {
     await ui.nextOfType('capture_state');
     ui.send({ type: 'unwatch_capture', captureId });
     await new Promise((r) => setTimeout(r, 100));
-    agent.send({ type: 'chunk', captureId, seq: 0, chunk: buildChunks(1)[0], stats: STATS });
+    agent.send({ type: 'chunk', captureId, seq: 0, chunk: encodeChunk(buildChunks(1)[0]), stats: STATS });
     await agent.nextOfType('ack');
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(ui.received.filter((m) => m.type === 'capture_chunk').length, 0);
@@ -183,7 +183,7 @@ describe('a slow viewer', () => {
 
     const started = Date.now();
     for (let seq = 0; seq < COUNT; seq++) {
-      agent.send({ type: 'chunk', captureId, seq, chunk: chunks[seq], stats: STATS });
+      agent.send({ type: 'chunk', captureId, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
       // One chunk in flight at a time, like an agent waiting for acks: any stall would show here.
       await agent.nextOfType('ack', 10_000, (m) => m.nextSeq === seq + 1);
     }

@@ -7,11 +7,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { CloseCode, MAX_MESSAGE_BYTES, encode } from '../../shared/protocol.ts';
+import { CloseCode, MAX_MESSAGE_BYTES, encode, encodeChunk } from '../../shared/protocol.ts';
 import {
   Client,
   adminClient,
-  buildChunks,
   connectAgent,
   connectUi,
   createSession,
@@ -21,11 +20,11 @@ import {
   removeDataDir,
   startCapture,
   startRelay,
-  STATS,
   type AgentPeer,
   type RelayProcess,
   type UiPeer,
-} from './helpers.ts';
+} from '../helpers/relay.ts';
+import { buildChunks, STATS } from './helpers.ts';
 
 let relay: RelayProcess;
 let admin: Client;
@@ -41,7 +40,7 @@ before(async () => {
   const started = await startCapture(admin, joined.agent, joined.welcome.agentId);
   captureId = started.captureId;
   const chunks = buildChunks(2);
-  for (let seq = 0; seq < 2; seq++) joined.agent.send({ type: 'chunk', captureId, seq, chunk: chunks[seq], stats: STATS });
+  for (let seq = 0; seq < 2; seq++) joined.agent.send({ type: 'chunk', captureId, seq, chunk: encodeChunk(chunks[seq]), stats: STATS });
   await joined.agent.nextOfType('ack', 5000, (m) => m.nextSeq === 2);
   joined.agent.send({ type: 'capture_ended', captureId, reason: 'duration', chunks: 2 });
   joined.agent.close();
@@ -139,7 +138,7 @@ describe('/ws/ui refuses before the upgrade', () => {
 type Abuse = { what: string; frame: () => Uint8Array | string; binary?: boolean; code: number; error?: RegExp };
 
 const truncated = () => {
-  const full = encode({ type: 'chunk', captureId: 'abc', seq: 0, chunk: buildChunks(1)[0], stats: STATS });
+  const full = encode({ type: 'chunk', captureId: 'abc', seq: 0, chunk: encodeChunk(buildChunks(1)[0]), stats: STATS });
   return full.subarray(0, Math.floor(full.length / 2));
 };
 
@@ -183,7 +182,7 @@ describe('malformed frames on /ws/ui', () => {
     agentAbuses[0],
     agentAbuses[1],
     agentAbuses[2],
-    { what: 'an agent message', frame: () => encode({ type: 'chunk', captureId, seq: 2, chunk: buildChunks(1)[0], stats: STATS }), code: CloseCode.BadMessage, error: /unknown message type "chunk" from a browser/ },
+    { what: 'an agent message', frame: () => encode({ type: 'chunk', captureId, seq: 2, chunk: encodeChunk(buildChunks(1)[0]), stats: STATS }), code: CloseCode.BadMessage, error: /unknown message type "chunk" from a browser/ },
     { what: 'a wrongly typed field', frame: () => encode({ type: 'watch_capture', captureId: 5 } as never), code: CloseCode.BadMessage, error: /watch_capture\.captureId must be a string/ },
     agentAbuses[7],
   ];

@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { newestPython } from '../helpers/pythons.ts';
 import { startTarget } from '../helpers/targets.ts';
-import { ApiClient, artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startRelay, watchPage } from './harness.ts';
+import { adminClient } from '../helpers/relay.ts';
+import { artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
 
 const python = newestPython();
 const skip = chromiumMissing() ?? (python ? undefined : 'no Python interpreter found');
@@ -18,21 +19,20 @@ async function noSidewaysScroll(page: Page, where: string): Promise<void> {
 }
 
 test('a non-member cannot open a session or its captures; a member can', { skip, timeout: 180_000 }, async (t) => {
-  const relay = await startRelay(t);
+  const relay = await startWebRelay(t);
   const target = await startTarget(python!, 'top_hot.py', { t, args: ['300'] });
   await target.truth();
-  const admin = new ApiClient(relay.url);
-  await admin.login('admin', relay.adminPassword);
-  await admin.request('POST', '/api/users', { username: 'bob', password: 'bob-password-123', admin: false });
-  const session = await admin.request<{ id: string; joinToken: string; code: string }>('POST', '/api/sessions', { name: 'alice only' });
+  const admin = await adminClient(relay);
+  await admin.ok('POST', '/api/users', { username: 'bob', password: 'bob-password-123', admin: false });
+  const session = await admin.ok<{ id: string; joinToken: string; code: string }>('POST', '/api/sessions', { name: 'alice only' });
   startAgent(t, relay.url, session.joinToken, ['--pids', String(target.pid)]);
   let agents: { id: string; processes: { pid: number }[] }[] = [];
   for (let i = 0; i < 100 && !agents.some((a) => a.processes.some((p) => p.pid === target.pid)); i++) {
-    agents = (await admin.request<{ agents: typeof agents }>('GET', `/api/sessions/${session.id}/agents`)).agents;
+    agents = (await admin.ok<{ agents: typeof agents }>('GET', `/api/sessions/${session.id}/agents`)).agents;
     await new Promise((r) => setTimeout(r, 200));
   }
   assert.ok(agents.length === 1, 'agent joined');
-  const capture = await admin.request<{ id: string }>('POST', `/api/agents/${agents[0].id}/captures`, {
+  const capture = await admin.ok<{ id: string }>('POST', `/api/agents/${agents[0].id}/captures`, {
     kind: 'dump', pid: target.pid, rate: 100, duration: 0, subprocesses: false, idle: false, gil: false, blocking: false,
   });
 

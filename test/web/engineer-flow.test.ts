@@ -5,12 +5,15 @@
 // download format, reopening from the history, and a dump.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
+import { FORMAT_NAMES, FORMATS } from '../../shared/export/formats.ts';
 import { newestPython } from '../helpers/pythons.ts';
 import { startTarget } from '../helpers/targets.ts';
 import { parseXml, textContent } from '../shared/xml-check.ts';
-import { artifactPath, chromiumMissing, launchBrowser, signIn, sleep, startAgent, startRelay, watchPage } from './harness.ts';
+import { sleep } from '../helpers/relay.ts';
+import { artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
 
 const python = newestPython();
 const skip = chromiumMissing() ?? (python ? undefined : 'no Python interpreter found');
@@ -28,7 +31,7 @@ async function backToSession(page: Page): Promise<void> {
 }
 
 test('engineer flow: session, agent, top, record, downloads, history, dump', { skip, timeout: 240_000 }, async (t) => {
-  const relay = await startRelay(t);
+  const relay = await startWebRelay(t);
   const target = await startTarget(python!, 'top_hot.py', { t, args: ['300'] });
   const truth = await target.truth<{ hot: string; cold: string; idle: string }>();
 
@@ -57,7 +60,7 @@ test('engineer flow: session, agent, top, record, downloads, history, dump', { s
   try {
     await row.waitFor({ timeout: 30_000 });
   } catch (err) {
-    throw new Error(`process never appeared: ${(err as Error).message}\n--- agent ---\n${agent.log()}\n--- relay ---\n${relay.log()}`);
+    throw new Error(`process never appeared: ${(err as Error).message}\n--- agent ---\n${agent.log()}\n--- relay ---\n${relay.output()}`);
   }
   assert.match(await row.locator('td.cmdline').textContent() ?? '', /top_hot\.py/);
   assert.equal((await row.locator('td').nth(2).textContent())?.trim(), target.python.version);
@@ -179,12 +182,21 @@ test('engineer flow: session, agent, top, record, downloads, history, dump', { s
 
   // ---- every download format ----
   const downloads: Record<string, string> = {};
-  for (const format of ['flamegraph', 'speedscope', 'raw', 'chrometrace']) {
+  const bytes: Record<string, Buffer> = {};
+  // Every format of the registry has a link, and each downloads.
+  assert.deepEqual(await page.locator('.capture-actions a[data-format]').evaluateAll((links) => links.map((a) => a.getAttribute('data-format'))), [...FORMAT_NAMES]);
+  for (const format of FORMAT_NAMES) {
     const [download] = await Promise.all([page.waitForEvent('download'), page.locator(`.capture-actions a[data-format="${format}"]`).click()]);
     const path = await download.path();
     assert.ok(path, `${format} download saved`);
-    downloads[format] = readFileSync(path, 'utf8');
+    assert.equal(download.suggestedFilename().endsWith(`.${FORMATS[format].extension}`), true, `${format}: ${download.suggestedFilename()}`);
+    bytes[format] = readFileSync(path);
+    downloads[format] = bytes[format].toString('utf8');
   }
+  // The binary and Firefox formats are parsed back in their own tests; here: they arrive whole.
+  assert.ok(gunzipSync(bytes.pprof).includes(Buffer.from(truth.hot)), 'pprof names the hot function');
+  const gecko = JSON.parse(downloads.gecko) as { threads: { stringTable: string[] }[] };
+  assert.ok(gecko.threads.some((th) => th.stringTable.some((x) => x.startsWith(`${truth.hot} (`))), 'the gecko profile names the hot function');
   const svg = parseXml(downloads.flamegraph);
   assert.equal(svg.name, 'svg');
   assert.ok(textContent(svg).includes(truth.hot), 'SVG names the hot function');

@@ -9,7 +9,8 @@ import type { Page } from 'playwright-core';
 import { PERISCOPE } from '../helpers/periscope.ts';
 import { newestPython } from '../helpers/pythons.ts';
 import { startTarget } from '../helpers/targets.ts';
-import { ApiClient, artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startRelay, watchPage } from './harness.ts';
+import { adminClient } from '../helpers/relay.ts';
+import { artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
 
 const python = newestPython();
 const skip = chromiumMissing() ?? (python ? undefined : 'no Python interpreter found');
@@ -40,12 +41,11 @@ async function finalStatus(page: Page, timeout = 45_000): Promise<string> {
 }
 
 test('permission denied in the container is explained with its fix', { skip: skip ?? cannotRunAsNobody(), timeout: 120_000 }, async (t) => {
-  const relay = await startRelay(t);
+  const relay = await startWebRelay(t);
   const target = await startTarget(python!, 'top_hot.py', { t, args: ['120'] });
   await target.truth();
-  const admin = new ApiClient(relay.url);
-  await admin.login('admin', relay.adminPassword);
-  const session = await admin.request<{ id: string; joinToken: string }>('POST', '/api/sessions', {});
+  const admin = await adminClient(relay);
+  const session = await admin.ok<{ id: string; joinToken: string }>('POST', '/api/sessions', {});
   // The agent runs as nobody; the target as root: ptrace is not allowed.
   const agent = startAgent(t, relay.url, session.joinToken, ['--pids', String(target.pid)], NOBODY);
   const context = await launchBrowser(t);
@@ -68,8 +68,8 @@ test('permission denied in the container is explained with its fix', { skip: ski
   await page.screenshot({ path: artifactPath('error-permission-list.png') });
 
   // Asked anyway (a pid from elsewhere), the capture fails and the page explains it.
-  const agents = (await admin.request<{ agents: { id: string }[] }>('GET', `/api/sessions/${session.id}/agents`)).agents;
-  const capture = await admin.request<{ id: string }>('POST', `/api/agents/${agents[0].id}/captures`, {
+  const agents = (await admin.ok<{ agents: { id: string }[] }>('GET', `/api/sessions/${session.id}/agents`)).agents;
+  const capture = await admin.ok<{ id: string }>('POST', `/api/agents/${agents[0].id}/captures`, {
     kind: 'record', pid: target.pid, rate: 100, duration: 5, subprocesses: false, idle: false, gil: false, blocking: false,
   });
   await page.goto(`${relay.url}/#/captures/${capture.id}`);
@@ -85,12 +85,11 @@ test('permission denied in the container is explained with its fix', { skip: ski
 });
 
 test('a target that exits mid-recording, and an agent that goes offline', { skip, timeout: 120_000 }, async (t) => {
-  const relay = await startRelay(t);
+  const relay = await startWebRelay(t);
   const target = await startTarget(python!, 'top_hot.py', { t, args: ['300'] });
   await target.truth();
-  const admin = new ApiClient(relay.url);
-  await admin.login('admin', relay.adminPassword);
-  const session = await admin.request<{ id: string; joinToken: string }>('POST', '/api/sessions', {});
+  const admin = await adminClient(relay);
+  const session = await admin.ok<{ id: string; joinToken: string }>('POST', '/api/sessions', {});
   const agent = startAgent(t, relay.url, session.joinToken, ['--pids', String(target.pid)]);
   const context = await launchBrowser(t);
   const page = await context.newPage();

@@ -1,15 +1,17 @@
-// The browser's live flame graph (web/src/flame/flame-model.ts) and the SVG a
-// user downloads (shared/export/flamegraph.ts) must draw the same boxes: same
-// labels (the lowest-line rule by function), same sample counts (the idle and
-// GIL filters), same root boxes (per process, per thread), same order. Both
-// read shared/profile's rules; this checks it on every option set.
+// The browser's live flame graph and the SVG a user downloads
+// (shared/export/flamegraph.ts) must draw the same boxes: same labels (the
+// lowest-line rule by function), same sample counts (the idle and GIL filters),
+// same root boxes (per process, per thread), same order and placement. Both
+// walk shared/profile's CallTree; this checks the SVG's layout of it against
+// the browser's reading of it (sorted children, widths in samples) on every
+// option set.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { exportFlamegraph } from '../../shared/export/flamegraph.ts';
 import type { Profile } from '../../shared/profile/model.ts';
 import { buildKnownProfile, f, KNOWN_THREADS } from '../shared/fixtures.ts';
 import { parseXml, textContent, walkElements } from '../shared/xml-check.ts';
-import { FlameModel, type FlameOptions } from '../../web/src/flame/flame-model.ts';
+import { CallTree, type CallTreeOptions } from '../../shared/profile/call-tree.ts';
 
 /** One drawn box: depth from the root, first sample offset, width in samples, label. */
 type Box = string;
@@ -27,7 +29,7 @@ function svgBoxes(svg: string): Box[] {
 }
 
 /** The same walk as the SVG's layout (parents first, children left to right), over the model. */
-function modelBoxes(model: FlameModel): Box[] {
+function modelBoxes(model: CallTree): Box[] {
   const boxes: Box[] = [];
   if (model.total[0] === 0) return boxes;
   const pending = [{ node: 0, start: 0, depth: 0 }];
@@ -58,7 +60,7 @@ function profileOf(processes: 1 | 2): Profile {
 }
 
 const bools = [false, true];
-const sets: { processes: 1 | 2; options: FlameOptions }[] = [];
+const sets: { processes: 1 | 2; options: CallTreeOptions }[] = [];
 for (const processes of [1, 2] as const) {
   for (const idle of bools) {
     for (const gil of bools) {
@@ -75,7 +77,7 @@ test(`the live flame graph and the downloaded SVG draw the same boxes for all ${
   const lowestLineSeen = new Set<boolean>();
   for (const { processes, options } of sets) {
     const profile = profileOf(processes);
-    const model = new FlameModel(profile, options);
+    const model = new CallTree(profile, options);
     model.ingest();
     const expected = svgBoxes(exportFlamegraph(profile, options));
     const what = `${processes} process(es), ${JSON.stringify(options)}`;

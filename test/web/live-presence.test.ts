@@ -5,46 +5,44 @@
 // Agents here are light protocol peers; the relay and the browser are real.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { WebSocket } from 'ws';
-import { PROTOCOL_VERSION, encode, parseRelayMessage, type ProcessInfo } from '../../shared/protocol.ts';
-import { ApiClient, chromiumMissing, launchBrowser, signIn, startRelay, watchPage } from './harness.ts';
+import type { ProcessInfo, RelayToAgent } from '../../shared/protocol.ts';
+import { AgentPeer, adminClient, agentSocket, helloMessage, type RelayProcess } from '../helpers/relay.ts';
+import { chromiumMissing, launchBrowser, signIn, startWebRelay, watchPage } from './harness.ts';
 
 const skip = chromiumMissing();
 
 /** An agent that joins, answers list_processes with `processes`, and can change them or leave. */
-class LightAgent {
-  readonly ws: WebSocket;
+class LightAgent extends AgentPeer {
   processes: ProcessInfo[];
   readonly welcomed: Promise<string>;
 
-  constructor(relayUrl: string, token: string, host: string, processes: ProcessInfo[]) {
+  constructor(relay: RelayProcess, token: string, host: string, processes: ProcessInfo[]) {
+    super(agentSocket(relay.wsUrl, token));
     this.processes = processes;
-    this.ws = new WebSocket(`${relayUrl.replace(/^http/, 'ws')}/ws/agent`, { headers: { authorization: `Bearer ${token}` } });
-    this.ws.on('error', () => {});
-    this.welcomed = new Promise((resolve, reject) => {
-      this.ws.once('close', (code) => reject(new Error(`agent ${host} closed with ${code}`)));
-      this.ws.on('message', (data: Buffer) => {
-        const m = parseRelayMessage(new Uint8Array(data));
-        if (m.type === 'welcome') resolve(m.agentId);
-        if (m.type === 'list_processes') this.ws.send(encode({ type: 'processes', processes: this.processes }));
-      });
-    });
-    this.ws.once('open', () => this.ws.send(encode({ type: 'hello', protocol: PROTOCOL_VERSION, agentVersion: '0.1.0-web', host, containerId: '', arch: 'x64', captures: [] })));
+    this.welcomed = (async () => {
+      await this.opened;
+      this.send(helloMessage({ agentVersion: '0.1.0-web', host, containerId: '' }));
+      return (await this.nextOfType('welcome', 60_000)).agentId;
+    })();
+  }
+
+  protected override onMessage(m: RelayToAgent, data: Buffer, at: number): void {
+    if (m.type === 'list_processes') this.send({ type: 'processes', processes: this.processes });
+    super.onMessage(m, data, at);
   }
 
   setProcesses(processes: ProcessInfo[]): void {
     this.processes = processes;
-    this.ws.send(encode({ type: 'processes', processes }));
+    this.send({ type: 'processes', processes });
   }
 }
 
 const proc = (pid: number, cmdline: string): ProcessInfo => ({ pid, cmdline, version: '3.12.1', user: 'app', threads: 2 });
 
 test('agents join, change, leave and are pruned on the session page without a reload', { skip, timeout: 120_000 }, async (t) => {
-  const relay = await startRelay(t, { PERISCOPE_AGENT_RETENTION_SECONDS: '2' });
-  const admin = new ApiClient(relay.url);
-  await admin.login('admin', relay.adminPassword);
-  const session = await admin.request<{ id: string; joinToken: string }>('POST', '/api/sessions', { name: 'presence' });
+  const relay = await startWebRelay(t, { PERISCOPE_AGENT_RETENTION_SECONDS: '2' });
+  const admin = await adminClient(relay);
+  const session = await admin.ok<{ id: string; joinToken: string }>('POST', '/api/sessions', { name: 'presence' });
 
   const context = await launchBrowser(t);
   const page = await context.newPage();
@@ -60,7 +58,7 @@ test('agents join, change, leave and are pruned on the session page without a re
   });
   const ids: string[] = [];
   for (const [host, pid] of [['alpha', 101], ['bravo', 202], ['charlie', 303]] as const) {
-    const a = new LightAgent(relay.url, session.joinToken, host, [proc(pid, `python3 ${host}.py`)]);
+    const a = new LightAgent(relay, session.joinToken, host, [proc(pid, `python3 ${host}.py`)]);
     agents.push(a);
     ids.push(await a.welcomed);
   }
@@ -84,7 +82,7 @@ test('agents join, change, leave and are pruned on the session page without a re
   assert.equal(await card(charlie).locator('tr[data-pid="303"]').count(), 1);
 
   // A new agent goes last.
-  const delta = new LightAgent(relay.url, session.joinToken, 'delta', [proc(404, 'python3 delta.py')]);
+  const delta = new LightAgent(relay, session.joinToken, 'delta', [proc(404, 'python3 delta.py')]);
   agents.push(delta);
   await card(await delta.welcomed).locator('tr[data-pid="404"]').waitFor();
   assert.deepEqual(await page.locator('.agent .host').allTextContents(), ['alpha', 'charlie', 'delta']);

@@ -4,6 +4,7 @@
 
 import type { CaptureKind } from '../../shared/capture-states.ts';
 import type { Format } from '../../shared/export/formats.ts';
+import { type ViewOptions, viewQuery } from '../../shared/profile/view-options.ts';
 import type {
   AgentListView,
   AgentView,
@@ -122,6 +123,13 @@ export const api = {
   audit: async (sessionId: string) => (await request<AuditListView>('GET', `/api/sessions/${encodeURIComponent(sessionId)}/audit`)).entries,
 };
 
-export function downloadUrl(captureId: string, format: Format): string {
-  return `/api/captures/${encodeURIComponent(captureId)}/download?format=${format}`;
+export function downloadUrl(captureId: string, format: Format, options: ViewOptions = {}): string {
+  const view = viewQuery(options);
+  return `/api/captures/${encodeURIComponent(captureId)}/download?format=${format}${view ? `&${view}` : ''}`;
+}
+
+/** The differential flame graph of `currentId` against `baselineId` (GET /api/captures/:id/diff). */
+export function diffUrl(currentId: string, baselineId: string, options: ViewOptions = {}): string {
+  const view = viewQuery(options);
+  return `/api/captures/${encodeURIComponent(currentId)}/diff?baseline=${encodeURIComponent(baselineId)}${view ? `&${view}` : ''}`;
 }

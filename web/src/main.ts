@@ -2,6 +2,7 @@
 //   #/                 support sessions
 //   #/sessions/ID      one session: one-liner, agents, processes, history, audit
 //   #/captures/ID      live top / flame graph / dump of one capture
+//   #/compare/A/B      capture B against baseline A: differential flame graph and table
 // Sign-in is shown in place of any route while signed out.
 
 import { ApiError, api, setCsrfToken, setUnauthenticatedHandler } from './api.ts';
@@ -13,11 +14,13 @@ import { captureScreen } from './views/capture.ts';
 import { loginScreen } from './views/login.ts';
 import { sessionScreen } from './views/session.ts';
 import { sessionsScreen } from './views/sessions.ts';
+import { compareScreen } from './views/compare.ts';
 
 const routes: { pattern: RegExp; keys: string[]; screen: Screen }[] = [
   { pattern: /^#?\/?$/, keys: [], screen: sessionsScreen },
   { pattern: /^#\/sessions\/([^/]+)$/, keys: ['id'], screen: sessionScreen },
   { pattern: /^#\/captures\/([^/]+)$/, keys: ['id'], screen: captureScreen },
+  { pattern: /^#\/compare\/([^/]+)\/([^/]+)$/, keys: ['baseline', 'current'], screen: compareScreen },
 ];
 
 const userBox = h('div', { class: 'user' });

@@ -1,6 +1,6 @@
 // Agents and captures: start, list, inspect, stop, download. Each lookup goes
 // through the session the object belongs to; non-members get 404.
-import { Hono, type Context } from 'hono';
+import { Hono } from 'hono';
 import type { AppEnv, RelayServices } from '../context.ts';
 import { notFound } from '../api-error.ts';
 import { PeriscopeError } from '../../../shared/errors.ts';
@@ -9,19 +9,22 @@ import { captureSpecFromRequest } from '../../captures/capture-request.ts';
 import { captureView } from '../../captures/capture-view.ts';
 import { DEFAULT_FORMAT, FORMATS, FORMAT_NAMES, isFormat } from '../../../shared/export/formats.ts';
 import type { ExportOptions } from '../../../shared/export/options.ts';
+import { viewOptionsFromQuery } from '../../../shared/profile/view-options.ts';
 import type { AgentRecord } from '../../store/agents.ts';
 import type { CaptureRecord } from '../../store/captures.ts';
 import type { User } from '../../store/users.ts';
 
-function boolParam(c: Context<AppEnv>, name: string, fallback: boolean): boolean {
-  const v = c.req.query(name);
-  if (v === undefined) return fallback;
-  if (v === '' || v === '1' || v === 'true' || v === 'yes') return true;
-  if (v === '0' || v === 'false' || v === 'no') return false;
-  throw new PeriscopeError('BAD_ARGUMENT', `${name} must be true or false; got ${JSON.stringify(v)}`);
-}
-
 export function captureRoutes(s: RelayServices): Hono<AppEnv> {
+  /** Chunks stored so far; a capture with none cannot be rendered. */
+  const storedChunks = (capture: CaptureRecord): number => {
+    const chunks = s.captures.storedChunks(capture.id);
+    if (chunks > 0) return chunks;
+    // storedChunks checks the file: the capture may have just been found damaged.
+    const now = s.captures.get(capture.id) ?? capture;
+    if (now.status === 'damaged') throw new PeriscopeError('CAPTURE_DAMAGED', now.error?.message ?? "the capture's file is damaged and none of it can be read");
+    throw new PeriscopeError('CAPTURE_EMPTY', `no samples have arrived for capture ${capture.id} yet (status ${capture.status})`);
+  };
+
   const app = new Hono<AppEnv>();
   app.use('/api/agents/*', requireUser(s));
   app.use('/api/captures/*', requireUser(s));
@@ -83,25 +86,39 @@ export function captureRoutes(s: RelayServices): Hono<AppEnv> {
     }
     const format = c.req.query('format') ?? DEFAULT_FORMAT;
     if (!isFormat(format)) throw new PeriscopeError('BAD_ARGUMENT', `format must be one of ${FORMAT_NAMES.join(', ')}`);
-    const options: ExportOptions = {
-      idle: boolParam(c, 'idle', capture.options.idle),
-      gil: boolParam(c, 'gil', capture.options.gil),
-      function: boolParam(c, 'function', false),
-      nolineno: boolParam(c, 'nolineno', false),
-      threads: boolParam(c, 'threads', false),
-    };
-    const chunks = s.captures.storedChunks(capture.id);
-    if (chunks === 0) {
-      // storedChunks checks the file: the capture may have just been found damaged.
-      const now = s.captures.get(capture.id) ?? capture;
-      if (now.status === 'damaged') throw new PeriscopeError('CAPTURE_DAMAGED', now.error?.message ?? 'the capture\'s file is damaged and none of it can be read');
-      throw new PeriscopeError('CAPTURE_EMPTY', `no samples have arrived for this capture yet (status ${capture.status})`);
-    }
+    const options: ExportOptions = viewOptionsFromQuery((name) => c.req.query(name), { idle: capture.options.idle, gil: capture.options.gil });
+    const chunks = storedChunks(capture);
     const { body, fileName } = await s.renderer.render(capture.id, chunks, format, options, capture.startedAt);
     s.metrics.bytesOut += Buffer.byteLength(body);
     s.store.audit.record(user.username, 'capture.downloaded', capture.sessionId, { captureId: capture.id, format, options });
-    return c.body(body, 200, {
+    // Binary formats (pprof) arrive from the worker as a Uint8Array (structured clone).
+    return c.body(typeof body === 'string' ? body : new Uint8Array(body), 200, {
       'Content-Type': FORMATS[format].mime,
+      'Content-Disposition': `attachment; filename="${fileName}"`,
+    });
+  });
+
+  // A differential flame graph of two captures the engineer may see (either session).
+  app.get('/api/captures/:id/diff', async (c) => {
+    const { user } = currentAuth(c);
+    const current = captureFor(c.req.param('id'), user);
+    const baselineId = c.req.query('baseline');
+    if (!baselineId) throw new PeriscopeError('BAD_ARGUMENT', 'baseline is required: the id of the capture to compare against');
+    const baseline = captureFor(baselineId, user);
+    for (const x of [current, baseline]) {
+      if (x.kind === 'dump') throw new PeriscopeError('BAD_ARGUMENT', `capture ${x.id} is a dump; compare top or record captures`);
+    }
+    const options: ExportOptions = viewOptionsFromQuery((name) => c.req.query(name), { idle: current.options.idle, gil: current.options.gil });
+    const label = (x: CaptureRecord) => `${x.kind} of pid ${x.pid} at ${new Date(x.startedAt).toISOString().slice(0, 19).replace('T', ' ')}`;
+    const { body, fileName } = await s.renderer.renderDiff(
+      { id: current.id, chunks: storedChunks(current), startedAt: current.startedAt, label: label(current) },
+      { id: baseline.id, chunks: storedChunks(baseline), startedAt: baseline.startedAt, label: label(baseline) },
+      options,
+    );
+    s.metrics.bytesOut += Buffer.byteLength(body);
+    s.store.audit.record(user.username, 'capture.compared', current.sessionId, { captureId: current.id, baselineId: baseline.id, options });
+    return c.body(typeof body === 'string' ? body : new Uint8Array(body), 200, {
+      'Content-Type': FORMATS.flamegraph.mime,
       'Content-Disposition': `attachment; filename="${fileName}"`,
     });
   });

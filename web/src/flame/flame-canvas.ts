@@ -1,4 +1,4 @@
-// Draws a FlameModel on a <canvas>: only the boxes that are on screen and at
+// Draws a CallTree on a <canvas>: only the boxes that are on screen and at
 // least half a pixel wide (a box narrower than that has only narrower children,
 // so whole subtrees are skipped), at most once per animation frame.
 //
@@ -7,7 +7,8 @@
 // stays the size of the viewport. Flame layout puts the root at the bottom,
 // icicle at the top. Text goes through fillText only.
 
-import { type FlameModel, FlameSearch, NodeKind } from './flame-model.ts';
+import { type CallTree, NodeKind } from '../../../shared/profile/call-tree.ts';
+import { FlameSearch } from './flame-search.ts';
 import { h, shown } from '../dom.ts';
 
 export const ROW_HEIGHT = 17;
@@ -54,7 +55,7 @@ export class FlameCanvas {
   readonly canvas: HTMLCanvasElement;
   readonly #sizer: HTMLDivElement;
   readonly #ctx: CanvasRenderingContext2D;
-  #model: FlameModel | null = null;
+  #model: CallTree | null = null;
   #zoom = 0;
   #hover = -1;
   #icicle = false;
@@ -71,8 +72,12 @@ export class FlameCanvas {
   #resize: ResizeObserver;
   #lastDrawnBoxes = 0;
   #viewHeight = 0;
+  /** Outlined like a hovered box: the end of the hottest path once revealed. */
+  #focus = -1;
   /** Shown while there is nothing to draw. */
   emptyText = 'Waiting for samples…';
+  /** Colours frame boxes instead of the name palette (a comparison colours by change). */
+  colourOf: ((node: number) => string) | null = null;
 
   constructor(events: FlameCanvasEvents = {}) {
     this.#events = events;
@@ -111,7 +116,7 @@ export class FlameCanvas {
     cancelAnimationFrame(this.#raf);
   }
 
-  get model(): FlameModel | null {
+  get model(): CallTree | null {
     return this.#model;
   }
 
@@ -123,10 +128,11 @@ export class FlameCanvas {
     return this.#lastDrawnBoxes;
   }
 
-  setModel(model: FlameModel | null): void {
+  setModel(model: CallTree | null): void {
     this.#model = model;
     this.#zoom = 0;
     this.#hover = -1;
+    this.#focus = -1;
     this.#colourOfGroup = [];
     this.invalidate();
   }
@@ -135,6 +141,7 @@ export class FlameCanvas {
   modelRebuilt(): void {
     this.#zoom = 0;
     this.#hover = -1;
+    this.#focus = -1;
     this.invalidate();
   }
 
@@ -201,6 +208,7 @@ export class FlameCanvas {
     const kind = m.kind[node];
     if (kind === NodeKind.Root) return ROOT_COLOUR;
     if (kind !== NodeKind.Frame) return SYNTHETIC_COLOUR;
+    if (this.colourOf) return this.colourOf(node);
     const g = m.ref[node];
     let c = this.#colourOfGroup[g];
     if (c === undefined) this.#colourOfGroup[g] = c = frameColour(m.name(node));
@@ -236,8 +244,12 @@ export class FlameCanvas {
     // The viewport is as tall as the graph, between a minimum and ~70% of the
     // window; deeper graphs scroll. In flame layout stay pinned to the root at
     // the bottom while the graph grows, unless the user scrolled away.
+    // The viewport fills the window below the graph's top edge (a deep graph
+    // then shows as much as fits), and shrinks to a shallow graph.
     const graphHeight = (m.maxDepth + 1) * ROW_HEIGHT + 4;
-    const wanted = Math.round(Math.max(MIN_VIEW_HEIGHT, Math.min(graphHeight + 2, Math.min(640, window.innerHeight * 0.7))));
+    const top = this.element.getBoundingClientRect().top + window.scrollY;
+    const available = window.innerHeight - Math.min(top, window.innerHeight / 2) - 16;
+    const wanted = Math.round(Math.max(MIN_VIEW_HEIGHT, Math.min(graphHeight + 2, available)));
     if (wanted !== this.#viewHeight) {
       this.#viewHeight = wanted;
       this.element.style.height = `${wanted}px`;
@@ -310,10 +322,51 @@ export class FlameCanvas {
         cx += cw;
       }
     }
+    this.#drawHiddenHint(m, zoom, H);
     this.#lastDrawnBoxes = boxes;
     this.canvas.dataset.boxes = String(boxes);
     this.canvas.dataset.samples = String(m.total[0]);
     this.#events.drawn?.(performance.now() - started, boxes);
+  }
+
+  /** Says how many levels of the graph are scrolled out of sight, at the edge where they are. */
+  #drawHiddenHint(m: CallTree, zoom: number, H: number): void {
+    const deepestShown = this.#icicle ? this.#depthAt(H - 1) : this.#depthAt(0);
+    const hidden = m.maxDepth - Math.max(deepestShown, m.depth[zoom]);
+    this.canvas.dataset.hiddenLevels = String(Math.max(0, hidden));
+    if (hidden <= 0) return;
+    const ctx = this.#ctx;
+    const text = `${this.#icicle ? '▼' : '▲'} ${hidden} more level${hidden === 1 ? '' : 's'} ${this.#icicle ? 'below' : 'above'}: scroll`;
+    const w = ctx.measureText(text).width + 12;
+    const y = this.#icicle ? H - ROW_HEIGHT - 2 : 2;
+    ctx.fillStyle = 'rgba(17,24,39,0.8)';
+    ctx.fillRect(this.#cssWidth - w - 6, y, w, ROW_HEIGHT);
+    ctx.fillStyle = '#f9fafb';
+    ctx.fillText(text, this.#cssWidth - w, y + ROW_HEIGHT / 2);
+  }
+
+  /**
+   * Shows the hottest path: scrolls so the frame with the most samples of its
+   * own is in view, its callers below it, and outlines it. A deep stack's hot
+   * frames would otherwise start out of sight.
+   */
+  revealHottestPath(): number {
+    const m = this.#model;
+    if (!m || m.total[0] === 0) return -1;
+    const leaf = m.hottestLeaf(this.#zoom < m.nodeCount ? this.#zoom : 0);
+    this.#focus = leaf;
+    // Size the view and the scrolled content first: scrolling clamps to them.
+    this.drawNow();
+    const d = m.depth[leaf];
+    const rowTop = this.#icicle ? d * ROW_HEIGHT : this.#contentHeight - (d + 1) * ROW_HEIGHT;
+    // The leaf a few rows from the top edge (flame) or bottom edge (icicle), its callers below it.
+    const target = this.#icicle ? rowTop - this.#cssHeight + 4 * ROW_HEIGHT : rowTop - 3 * ROW_HEIGHT;
+    this.element.scrollTop = Math.max(0, target);
+    // Growing content must not pull the view back to the root now.
+    this.#pinBottom = false;
+    this.canvas.dataset.focus = String(leaf);
+    this.invalidate();
+    return leaf;
   }
 
   #box(node: number, x: number, w: number, depth: number): void {
@@ -323,7 +376,7 @@ export class FlameCanvas {
     ctx.fillStyle = this.#search.active && this.#search.matches(m, node) ? MATCH_COLOUR : this.#colour(node);
     const bw = w >= 3 ? w - 1 : w;
     ctx.fillRect(x, y, bw, ROW_HEIGHT - 1);
-    if (node === this.#hover) {
+    if (node === this.#hover || node === this.#focus) {
       ctx.strokeStyle = '#000';
       ctx.lineWidth = 1;
       ctx.strokeRect(x + 0.5, y + 0.5, Math.max(0, bw - 1), ROW_HEIGHT - 2);

@@ -7,10 +7,20 @@ import { TopAccumulator } from '../../../shared/profile/top-accumulator.ts';
 import { button, checkbox, h, replace, setText } from '../dom.ts';
 import { count, percent } from '../format.ts';
 import { FlameCanvas, type HitBox } from './flame-canvas.ts';
-import { FlameModel, FlameSearch, type FlameOptions, NodeKind } from './flame-model.ts';
+import { CallTree, type CallTreeOptions, NodeKind } from '../../../shared/profile/call-tree.ts';
+import type { ViewOptions } from '../../../shared/profile/view-options.ts';
+import { FlameSearch } from './flame-search.ts';
+
+/**
+ * The options the view's checkboxes toggle (always set), a thread selection,
+ * and merged processes (unset: the capture decides, see processRoots).
+ */
+type ToggledOptions = Required<Pick<CallTreeOptions, 'idle' | 'gil' | 'function' | 'threads'>> & Pick<CallTreeOptions, 'threadRows' | 'mergeProcesses'>;
 
 export interface ProfileSource {
   readonly profile: Profile;
+  /** True once the capture has ended (nothing more will arrive). */
+  readonly done?: boolean;
 }
 
 function baseName(path: string): string {
@@ -28,8 +38,8 @@ export class FlameView {
   readonly element: HTMLDivElement;
   readonly canvas: FlameCanvas;
   #source: ProfileSource;
-  #options: FlameOptions;
-  #model: FlameModel;
+  #options: ToggledOptions;
+  #model: CallTree;
   #table: TopAccumulator;
   #tableSort: TableSort = 'self';
   #tableDirty = true;
@@ -49,11 +59,18 @@ export class FlameView {
   #pending = 0;
   #frameTimes: number[] = [];
   onDrawn: ((ms: number, boxes: number) => void) | undefined;
+  /** The view's options changed (downloads follow them). */
+  onOptionsChange: ((options: ViewOptions) => void) | undefined;
+  #mergeBox: HTMLLabelElement;
+  #mergeInput: HTMLInputElement;
+  #heavyButton: HTMLButtonElement;
+  #nameButton: HTMLButtonElement;
+  #openedOnHotPath = false;
 
-  constructor(source: ProfileSource, options: Partial<FlameOptions> = {}) {
+  constructor(source: ProfileSource, options: Partial<ToggledOptions> = {}) {
     this.#source = source;
     this.#options = { idle: false, gil: false, function: false, threads: false, ...options };
-    this.#model = new FlameModel(source.profile, this.#options);
+    this.#model = new CallTree(source.profile, this.#options);
     this.#table = this.#newTable();
     this.canvas = new FlameCanvas({
       zoom: () => this.#afterZoom(),
@@ -80,6 +97,12 @@ export class FlameView {
     this.#flameButton = button('Flame', () => this.#setLayout(false), { title: 'Root at the bottom', aria: { pressed: 'true' } });
     this.#icicleButton = button('Icicle', () => this.#setLayout(true), { title: 'Root at the top', aria: { pressed: 'false' } });
     const layout = h('span', { class: 'segmented', role: 'group', aria: { label: 'Layout' } }, this.#flameButton, this.#icicleButton);
+    this.#nameButton = button('A–Z', () => this.#setOrder('name'), { title: 'Children in name order (flamegraph.pl)', aria: { pressed: 'true' } });
+    this.#heavyButton = button('Left heavy', () => this.#setOrder('heavy'), { title: 'Heaviest children first, on the left (speedscope)', aria: { pressed: 'false' } });
+    const order = h('span', { class: 'segmented', role: 'group', aria: { label: 'Order' } }, this.#nameButton, this.#heavyButton);
+    this.#mergeBox = checkbox('Merge processes', true, (v) => this.#rebuild({ mergeProcesses: v }), { title: 'One tree for every process (a fork-per-job worker’s children); untick for a root per process' });
+    this.#mergeInput = this.#mergeBox.querySelector('input')!;
+    this.#mergeBox.hidden = true;
 
     const toolbar = h(
       'div',
@@ -88,10 +111,12 @@ export class FlameView {
       this.#searchInput,
       this.#matched,
       layout,
+      order,
       checkbox('By function', this.#options.function, (v) => this.#rebuild({ function: v }), { title: 'Merge the lines of a function into one box' }),
       checkbox('Per thread', this.#options.threads, (v) => this.#rebuild({ threads: v }), { title: 'One root per thread' }),
       checkbox('Idle', this.#options.idle, (v) => this.#rebuild({ idle: v }), { title: 'Include samples of idle threads' }),
       checkbox('GIL only', this.#options.gil, (v) => this.#rebuild({ gil: v }), { title: 'Only samples where the thread held the GIL' }),
+      this.#mergeBox,
     );
 
     this.#tableHead = h('thead');
@@ -119,7 +144,7 @@ export class FlameView {
     this.canvas.dispose();
   }
 
-  get model(): FlameModel {
+  get model(): CallTree {
     return this.#model;
   }
 
@@ -160,10 +185,18 @@ export class FlameView {
     if (this.#model.version !== before) {
       this.#tableDirty = true;
       this.#updateStatus();
+      // Several processes: offer merging, showing what the tree does now.
+      this.#mergeBox.hidden = !this.#model.multiProcess;
+      this.#mergeInput.checked = !this.#model.processRoots;
       this.canvas.drawNow();
     }
     if (this.#model.backlog > 0) this.update();
-    else if (this.#firstTable) {
+    else if (this.#source.done && !this.#openedOnHotPath && this.#model.total[0] > 0) {
+      // A finished capture opens on its hottest path (once: then the user steers).
+      this.#openedOnHotPath = true;
+      this.canvas.revealHottestPath();
+    }
+    if (this.#model.backlog === 0 && this.#firstTable) {
       // The table after the graph is on screen.
       this.#firstTable = false;
       this.#scheduleTable(0);
@@ -172,9 +205,25 @@ export class FlameView {
 
   #firstTable = true;
 
-  #rebuild(change: Partial<FlameOptions>): void {
+  /** What the view shows, as download options. */
+  get viewOptions(): ViewOptions {
+    const { idle, gil, function: fn, threads, mergeProcesses } = this.#options;
+    return { idle, gil, function: fn, threads, ...(mergeProcesses === undefined ? {} : { mergeProcesses }) };
+  }
+
+  #setOrder(order: 'name' | 'heavy'): void {
+    this.#model.setOrder(order);
+    this.#nameButton.setAttribute('aria-pressed', String(order === 'name'));
+    this.#heavyButton.setAttribute('aria-pressed', String(order === 'heavy'));
+    this.canvas.invalidate();
+  }
+
+  #rebuild(change: Partial<ToggledOptions>): void {
     this.#options = { ...this.#options, ...change };
-    this.#model = new FlameModel(this.#source.profile, this.#options);
+    const order = this.#model.order;
+    this.#model = new CallTree(this.#source.profile, this.#options);
+    this.#model.setOrder(order);
+    this.onOptionsChange?.(this.viewOptions);
     this.#table = this.#newTable();
     this.#tableDirty = true;
     this.#firstTable = true;

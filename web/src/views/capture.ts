@@ -88,7 +88,7 @@ export const captureScreen: Screen = (root, params) => {
     }
     const samples = Math.max(stream?.profile.samples.stack.length ?? 0, capture.samples);
     if (capture.kind === 'record' && (live || samples > 0)) {
-      const links = downloadLinks(captureId);
+      const links = downloadLinks(captureId, false, flame?.viewOptions ?? {});
       if (live) links.classList.add('pending');
       items.push(links);
     }
@@ -148,7 +148,10 @@ export const captureScreen: Screen = (root, params) => {
     } else {
       top?.dispose();
       top = undefined;
-      if (!flame) flame = new FlameView(stream, { idle: capture?.options.idle ?? false, gil: capture?.options.gil ?? false });
+      if (!flame) {
+        flame = new FlameView(stream, { idle: capture?.options.idle ?? false, gil: capture?.options.gil ?? false });
+        flame.onOptionsChange = () => renderActions();
+      }
       replace(body, flame.element);
     }
   }

@@ -12,15 +12,17 @@ import { socket } from '../socket.ts';
 import { sessionIsOpen } from './sessions.ts';
 import type { CaptureStatus } from '../../../shared/capture-states.ts';
 import { FORMATS, FORMAT_NAMES } from '../../../shared/export/formats.ts';
+import type { ViewOptions } from '../../../shared/profile/view-options.ts';
 
 const DOWNLOADS = FORMAT_NAMES.map((format) => ({ format, label: FORMATS[format].label }));
 
-export function downloadLinks(captureId: string, compact = false): HTMLElement {
+/** Links to every format; with `options`, the downloads show what the view shows. */
+export function downloadLinks(captureId: string, compact = false, options: ViewOptions = {}): HTMLElement {
   return h(
     'span',
     { class: 'downloads' },
     ...DOWNLOADS.map((d) =>
-      h('a', { href: downloadUrl(captureId, d.format), class: compact ? 'link-small' : 'button-link', download: '', title: `Download as ${d.label}`, data: { format: d.format } }, compact ? d.label : `Download ${d.label}`),
+      h('a', { href: downloadUrl(captureId, d.format, options), class: compact ? 'link-small' : 'button-link', download: '', title: `Download as ${d.label}`, data: { format: d.format } }, compact ? d.label : `Download ${d.label}`),
     ),
   );
 }
@@ -461,6 +463,33 @@ export const sessionScreen: Screen = (root, params) => {
   }
 
   // ---- history and audit ----
+  /** Captures ticked for comparison, oldest first once two are chosen. */
+  const toCompare = new Map<string, string>();
+  const compareButton = button('Compare selected', () => {
+    const [baseline, current] = [...toCompare.entries()].sort((a, b) => a[1].localeCompare(b[1])).map(([id]) => id);
+    location.hash = `#/compare/${encodeURIComponent(baseline)}/${encodeURIComponent(current)}`;
+  }, { class: 'compare-button', title: 'Tick two top or record captures: the older is the baseline' });
+  const compareHint = h('span', { class: 'muted' });
+  function renderCompareBar(): void {
+    compareButton.disabled = toCompare.size !== 2;
+    setText(compareHint, toCompare.size === 2 ? ' the older one is the baseline' : ` tick ${2 - toCompare.size} more top or record capture${toCompare.size === 1 ? '' : 's'} to compare`);
+  }
+  function compareBox(c: Capture): HTMLElement | null {
+    if (c.kind === 'dump') return null;
+    const input = h('input', { type: 'checkbox', checked: toCompare.has(c.id), aria: { label: `Compare the ${c.kind} of pid ${c.pid} started ${dateTime(c.startedAt)}` } });
+    input.addEventListener('change', () => {
+      if (input.checked) {
+        // A third tick replaces the oldest tick.
+        if (toCompare.size === 2) toCompare.delete(toCompare.keys().next().value!);
+        toCompare.set(c.id, c.startedAt);
+      } else toCompare.delete(c.id);
+      for (const other of historyBox.querySelectorAll<HTMLInputElement>('input[data-compare]')) other.checked = toCompare.has(other.dataset.compare!);
+      renderCompareBar();
+    });
+    input.dataset.compare = c.id;
+    return input;
+  }
+
   async function loadHistory(): Promise<void> {
     try {
       const caps = await api.captures(sessionId);
@@ -475,6 +504,7 @@ export const sessionScreen: Screen = (root, params) => {
         h(
           'tr',
           { data: { capture: c.id, kind: c.kind } },
+          h('td', { class: 'compare-cell', data: { label: 'Compare' } }, compareBox(c)),
           h('td', { data: { label: 'Kind' } }, h('a', { href: `#/captures/${encodeURIComponent(c.id)}`, aria: { label: `Open ${c.kind} capture of pid ${c.pid}` } }, c.kind)),
           h('td', { class: 'num mono', data: { label: 'PID' } }, String(c.pid)),
           h('td', { data: { label: 'Who' } }, c.requestedBy),
@@ -486,15 +516,17 @@ export const sessionScreen: Screen = (root, params) => {
           h('td', { class: 'row-actions' }, c.kind === 'dump' ? null : downloadLinks(c.id, true)),
         ),
       );
+      renderCompareBar();
       replace(
         historyBox,
+        h('div', { class: 'compare-bar' }, compareButton, compareHint),
         h(
           'div',
           { class: 'table-wrap' },
           h(
             'table',
             { class: 'data history stack-narrow' },
-            h('thead', null, h('tr', null, ...['Kind', 'PID', 'Who', 'Started', 'Duration', 'Samples', 'Status', 'Options', 'Download'].map((t) => h('th', null, t)))),
+            h('thead', null, h('tr', null, ...['Compare', 'Kind', 'PID', 'Who', 'Started', 'Duration', 'Samples', 'Status', 'Options', 'Download'].map((t) => h('th', null, t)))),
             h('tbody', null, ...rows),
           ),
         ),

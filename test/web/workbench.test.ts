@@ -1,0 +1,96 @@
+// The flame graph on a support engineer's tight ticket, in Chromium against a
+// real relay and agent: a fork-per-job worker recorded with subprocesses opens
+// merged (one tree, not one thin tower per child) with a per-process view one
+// click away, and the downloads follow the view; a deep stack opens on its
+// hottest path, saying how many levels are out of sight; left-heavy ordering.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { newestPython } from '../helpers/pythons.ts';
+import { adminClient, createCapture, createSession, eventually } from '../helpers/relay.ts';
+import { startTarget } from '../helpers/targets.ts';
+import { parseXml, textContent, walkElements } from '../shared/xml-check.ts';
+import { artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
+
+const python = newestPython();
+const skip = chromiumMissing() ?? (python ? undefined : 'no Python interpreter found');
+
+async function svgTitles(page: Page): Promise<string[]> {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('.capture-actions a[data-format="flamegraph"]').click()]);
+  const path = await download.path();
+  assert.ok(path);
+  return [...walkElements(parseXml(readFileSync(path, 'utf8')))].filter((e) => e.name === 'title').map((e) => textContent(e));
+}
+
+test('workbench: merged fork-per-job view and downloads, hottest path of a deep stack, left heavy', { skip, timeout: 180_000 }, async (t) => {
+  const relay = await startWebRelay(t);
+  const client = await adminClient(relay);
+  const session = await createSession(client, 'rq ticket');
+  const worker = await startTarget(python!, 'fork_jobs.py', { t, args: ['300'] });
+  const deep = await startTarget(python!, 'deep_busy.py', { t, args: ['300', '300'] });
+  await worker.truth();
+  await deep.truth();
+  const agent = startAgent(t, relay.url, session.joinToken, ['--pids', `${worker.pid},${deep.pid}`]);
+  const agentId = await eventually(
+    async () => {
+      const res = await client.get(`/api/sessions/${session.id}/agents`);
+      return (res.json.agents as { id: string; online: boolean; processes: { pid: number }[] }[]).find((a) => a.online && a.processes.length >= 2)?.id;
+    },
+    30_000,
+    `the agent with both processes\n${agent.log()}`,
+  );
+  const fork = await createCapture(client, agentId, { kind: 'record', pid: worker.pid, duration: 3, rate: 200, subprocesses: true });
+  const dive = await createCapture(client, agentId, { kind: 'record', pid: deep.pid, duration: 2, rate: 100 });
+  for (const c of [fork, dive]) await eventually(async () => (await client.get(`/api/captures/${c.id}`)).json.endedAt !== null, 30_000, `capture ${c.id} ends`);
+
+  const context = await launchBrowser(t, { width: 1280, height: 900 });
+  const page = await context.newPage();
+  const seen = watchPage(page);
+  await page.goto(`${relay.url}/`);
+  await signIn(page, 'admin', relay.adminPassword);
+
+  // ---- fork per job: merged by default (the children share the worker's command line) ----
+  await page.goto(`${relay.url}/#/captures/${fork.id}`);
+  const merge = page.getByLabel('Merge processes');
+  await merge.waitFor({ timeout: 20_000 });
+  assert.equal(await merge.isChecked(), true);
+  const link = page.locator('.capture-actions a[data-format="flamegraph"]');
+  assert.doesNotMatch((await link.getAttribute('href')) ?? '', /mergeProcesses/, 'the download lets the capture decide, as the view does');
+  await page.screenshot({ path: artifactPath('fork-merged.png') });
+  let titles = await svgTitles(page);
+  assert.ok(titles.some((x) => x.startsWith('job_work (')), 'job_work in the merged SVG');
+  assert.deepEqual(titles.filter((x) => x.startsWith('process ')), [], 'no process roots when merged');
+
+  await merge.uncheck();
+  assert.match((await link.getAttribute('href')) ?? '', /mergeProcesses=0/, 'the download follows the view');
+  titles = await svgTitles(page);
+  const roots = titles.filter((x) => x.startsWith('process '));
+  assert.ok(roots.length >= 5, `one root per process: ${roots.length}`);
+  await page.getByLabel('By function').check();
+  assert.match((await link.getAttribute('href')) ?? '', /function=1/);
+
+  // ---- left heavy ----
+  const heavy = page.getByRole('button', { name: 'Left heavy' });
+  await heavy.click();
+  assert.equal(await heavy.getAttribute('aria-pressed'), 'true');
+
+  // ---- a deep stack opens on its hottest path ----
+  await page.goto(`${relay.url}/#/captures/${dive.id}`);
+  const canvas = page.locator('.flame-canvas');
+  await page.waitForFunction(() => (document.querySelector('.flame-canvas') as HTMLElement | null)?.dataset.focus !== undefined, undefined, { timeout: 20_000 });
+  const scroll = await page.locator('.flame-scroll').evaluate((el) => ({ top: el.scrollTop, height: el.scrollHeight, client: el.clientHeight }));
+  assert.ok(scroll.height > scroll.client * 2, `a 300-frame stack is taller than the view: ${JSON.stringify(scroll)}`);
+  assert.ok(scroll.top < scroll.height - scroll.client - 100, `scrolled up to the hot leaf, away from the root: ${JSON.stringify(scroll)}`);
+  // The outlined box is the spinning frame, and it is on screen.
+  const focus = await canvas.evaluate((el) => Number((el as HTMLElement).dataset.focus));
+  assert.ok(focus > 0);
+  await page.screenshot({ path: artifactPath('deep-hot-path.png') });
+  // Scrolled to the root, the graph says how much is above.
+  await page.locator('.flame-scroll').evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await page.waitForFunction(() => Number((document.querySelector('.flame-canvas') as HTMLElement).dataset.hiddenLevels) > 100, undefined, { timeout: 5000 });
+  const box = await canvas.boundingBox();
+  assert.ok(box && box.height > 400, `the view fills the window: ${box?.height}`);
+  assert.deepEqual(seen.errors, []);
+  assert.deepEqual(seen.csp, []);
+});
