@@ -22,6 +22,7 @@ import { encode, encodeChunk, MAX_CHUNK_BYTES, type CaptureSpec } from '../../sh
 import type { CaptureStatsWire } from '../../shared/capture-states.ts';
 import { type Profile, type ProfileChunk, type TableSizes } from '../../shared/profile/index.ts';
 import type { EndReason } from '../capture.ts';
+import { TABLE_NAMES, rowBytes } from '../../shared/profile/schema.ts';
 
 export const DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_PENDING_BYTES = 4 * 1024 * 1024;
@@ -116,12 +117,7 @@ function utf8Max(s: string): number {
 export function pendingBytes(profile: Profile, from: TableSizes, now: TableSizes): number {
   let bytes = 1024 + utf8Max(profile.capture.commandLine);
   for (let i = from.strings; i < now.strings; i++) bytes += utf8Max(profile.strings[i]!);
-  bytes += (now.frames - from.frames) * 16;
-  bytes += (now.stacks - from.stacks) * 8;
-  bytes += (now.threads - from.threads) * 16;
-  bytes += (now.processes - from.processes) * 12;
-  bytes += (now.samples - from.samples) * 17;
-  bytes += (now.errors - from.errors) * 12;
+  for (const t of TABLE_NAMES) bytes += (now[t] - from[t]) * rowBytes(t);
   return bytes;
 }
 

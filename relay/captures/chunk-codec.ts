@@ -10,9 +10,9 @@
 import { PeriscopeError, isPeriscopeError } from '../../shared/errors.ts';
 import { MAX_CHUNK_BYTES } from '../../shared/protocol.ts';
 import { decodeUntrusted } from '../../shared/untrusted-msgpack.ts';
-import { CHUNK_SCHEMA, validateChunk } from '../../shared/profile/chunk-validation.ts';
-import type { TableName } from '../../shared/profile/chunk-schema.ts';
-import { type Profile, type TableSizes } from '../../shared/profile/model.ts';
+import { validateChunk } from '../../shared/profile/chunk-validation.ts';
+import { TABLE_NAMES, columnsOf, emptySizes } from '../../shared/profile/schema.ts';
+import { type Profile, type TableSizes, emptyCaptureInfo } from '../../shared/profile/model.ts';
 
 /**
  * Largest chunk stored: the protocol's bound on an encoded chunk, so a stored
@@ -20,10 +20,9 @@ import { type Profile, type TableSizes } from '../../shared/profile/model.ts';
  */
 export const MAX_STORED_CHUNK_BYTES = MAX_CHUNK_BYTES;
 
-export const EMPTY_SIZES: TableSizes = { strings: 0, frames: 0, stacks: 0, threads: 0, processes: 0, samples: 0, errors: 0 };
+export const EMPTY_SIZES: TableSizes = emptySizes();
 
-const TABLES = Object.keys(CHUNK_SCHEMA) as TableName[];
-const FIRST_COLUMN = Object.fromEntries(TABLES.map((name) => [name, Object.keys(CHUNK_SCHEMA[name])[0]!])) as Record<TableName, string>;
+const FIRST_COLUMN = Object.fromEntries(TABLE_NAMES.map((name) => [name, columnsOf(name)[0]![0]]));
 
 /**
  * validateChunk only needs the row counts of the profile a chunk continues
@@ -33,16 +32,8 @@ const FIRST_COLUMN = Object.fromEntries(TABLES.map((name) => [name, Object.keys(
  */
 function shapeOf(sizes: TableSizes): Profile {
   const rows = (n: number) => ({ length: n }) as unknown as number[];
-  return {
-    capture: { commandLine: '', rateHz: 0, startTimeUs: 0, durationUs: 0, lateSamples: 0 },
-    strings: rows(sizes.strings) as unknown as string[],
-    frames: { name: rows(sizes.frames), file: rows(sizes.frames), line: rows(sizes.frames), module: rows(sizes.frames) },
-    stacks: { prefix: rows(sizes.stacks), frame: rows(sizes.stacks) },
-    threads: { pid: rows(sizes.threads), tid: rows(sizes.threads), name: rows(sizes.threads) },
-    processes: { pid: rows(sizes.processes), commandLine: rows(sizes.processes), pythonVersion: rows(sizes.processes) },
-    samples: { stack: rows(sizes.samples), thread: rows(sizes.samples), timeUs: rows(sizes.samples), flags: rows(sizes.samples) },
-    errors: { timeUs: rows(sizes.errors), message: rows(sizes.errors) },
-  };
+  const tables = Object.fromEntries(TABLE_NAMES.map((t) => [t, Object.fromEntries(columnsOf(t).map(([c]) => [c, rows(sizes[t])]))]));
+  return { capture: emptyCaptureInfo(), strings: rows(sizes.strings) as unknown as string[], ...tables } as Profile;
 }
 
 export interface AcceptedChunk {
@@ -64,7 +55,7 @@ function decodeChunk(bytes: Uint8Array, what: string): unknown {
 function accept(sizes: TableSizes, bytes: Uint8Array, what: string): AcceptedChunk {
   const valid = validateChunk(shapeOf(sizes), decodeChunk(bytes, what), { exact: true });
   const sizesAfter = { ...sizes, strings: sizes.strings + valid.strings.length };
-  for (const name of TABLES) sizesAfter[name] += valid.tables[name][FIRST_COLUMN[name]]!.length;
+  for (const name of TABLE_NAMES) sizesAfter[name] += valid.tables[name][FIRST_COLUMN[name]!]!.length;
   return { payload: bytes, sizesAfter, samples: sizesAfter.samples - sizes.samples };
 }
 

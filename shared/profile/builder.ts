@@ -13,6 +13,7 @@ import {
   tableSizes,
 } from './model.ts';
 import type { ProfileChunk } from './chunk.ts';
+import { type ChunkTables, TABLE_NAMES, type TableName, TYPED_ARRAYS, columnsOf } from './schema.ts';
 
 export interface FrameInput {
   name: string;
@@ -47,14 +48,6 @@ function badArgument(message: string): never {
 
 function isInt32(n: number): boolean {
   return Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31;
-}
-
-function sliceInt32(column: number[], from: number): Int32Array {
-  return Int32Array.from(column.slice(from));
-}
-
-function sliceFloat64(column: number[], from: number): Float64Array {
-  return Float64Array.from(column.slice(from));
 }
 
 export interface BuilderOptions {
@@ -227,37 +220,16 @@ export class ProfileBuilder {
   takeChunk(): ProfileChunk {
     const p = this.profile;
     const from = this.#chunkedUpTo;
-    const fromSample = from.samples - this.#droppedSamples;
-    const fromError = from.errors - this.#droppedErrors;
-    const chunk: ProfileChunk = {
-      base: { ...from },
-      capture: { ...p.capture },
-      strings: p.strings.slice(from.strings),
-      frames: {
-        name: sliceInt32(p.frames.name, from.frames),
-        file: sliceInt32(p.frames.file, from.frames),
-        line: sliceInt32(p.frames.line, from.frames),
-        module: sliceInt32(p.frames.module, from.frames),
-      },
-      stacks: { prefix: sliceInt32(p.stacks.prefix, from.stacks), frame: sliceInt32(p.stacks.frame, from.stacks) },
-      threads: {
-        pid: sliceInt32(p.threads.pid, from.threads),
-        tid: sliceFloat64(p.threads.tid, from.threads),
-        name: sliceInt32(p.threads.name, from.threads),
-      },
-      processes: {
-        pid: sliceInt32(p.processes.pid, from.processes),
-        commandLine: sliceInt32(p.processes.commandLine, from.processes),
-        pythonVersion: sliceInt32(p.processes.pythonVersion, from.processes),
-      },
-      samples: {
-        stack: sliceInt32(p.samples.stack, fromSample),
-        thread: sliceInt32(p.samples.thread, fromSample),
-        timeUs: sliceFloat64(p.samples.timeUs, fromSample),
-        flags: Uint8Array.from(p.samples.flags.slice(fromSample)),
-      },
-      errors: { timeUs: sliceFloat64(p.errors.timeUs, fromError), message: sliceInt32(p.errors.message, fromError) },
-    };
+    // Rows of samples and errors already sent may have been dropped from memory.
+    const dropped: Partial<Record<TableName, number>> = { samples: this.#droppedSamples, errors: this.#droppedErrors };
+    const tables = Object.fromEntries(
+      TABLE_NAMES.map((t) => {
+        const start = from[t] - (dropped[t] ?? 0);
+        const columns = p[t] as Record<string, number[]>;
+        return [t, Object.fromEntries(columnsOf(t).map(([c, rule]) => [c, TYPED_ARRAYS[rule.array].from(columns[c].slice(start))]))];
+      }),
+    ) as ChunkTables;
+    const chunk: ProfileChunk = { base: { ...from }, capture: { ...p.capture }, strings: p.strings.slice(from.strings), ...tables };
     this.#chunkedUpTo = this.sizes();
     if (!this.#retainSamples) {
       this.#droppedSamples += p.samples.stack.length;

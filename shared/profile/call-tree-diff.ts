@@ -5,7 +5,7 @@
 // processes are merged. One matching (matchBaseline) serves the browser's
 // differential flame graph and the SVG exporter; diffTopRows is the top
 // table's before/after/delta.
-import { CallTree, type CallTreeNode, type CallTreeOptions } from './call-tree.ts';
+import { CallTree, type CallTreeNode, type CallTreeOptions, plainNodes } from './call-tree.ts';
 import type { Profile } from './model.ts';
 import { TopAccumulator } from './top-accumulator.ts';
 import type { SampleFilterOptions } from './sample-filter.ts';
@@ -97,27 +97,7 @@ export interface DiffNode extends CallTreeNode {
 /** The comparison as plain nodes, for exporters that walk it once. */
 export function diffCallTrees(baseline: Profile, current: Profile, options: DiffOptions = {}): { root: DiffNode; match: BaselineMatch } {
   const { current: tree, match } = compareProfiles(baseline, current, options);
-  const KIND = ['root', 'process', 'thread', 'frame'] as const;
-  const plain = (n: number): DiffNode => ({
-    kind: KIND[tree.kind[n]],
-    name: tree.name(n),
-    file: tree.file(n),
-    line: tree.line(n),
-    self: tree.self[n],
-    total: tree.total[n],
-    baseline: match.baseline[n],
-    children: [],
-  });
-  const root = plain(0);
-  const pending: [number, DiffNode][] = [[0, root]];
-  while (pending.length > 0) {
-    const [n, node] = pending.pop()!;
-    for (let c = tree.firstSortedChild(n); c !== -1; c = tree.nextSibling[c]) {
-      const child = plain(c);
-      node.children.push(child);
-      pending.push([c, child]);
-    }
-  }
+  const root = plainNodes(tree, (n, base): DiffNode => ({ ...base, baseline: match.baseline[n], children: [] }));
   return { root, match };
 }
 

@@ -445,22 +445,24 @@ export interface CallTreeNode {
   children: CallTreeNode[];
 }
 
-/** The whole tree of the samples that pass `options`; the root is "all". */
-export function callTree(profile: Profile, options: CallTreeOptions = {}): CallTreeNode {
-  const tree = new CallTree(profile, options);
-  tree.ingest();
-  const plain = (n: number): CallTreeNode => ({
-    kind: KIND_NAMES[tree.kind[n]],
-    name: tree.name(n),
-    file: tree.file(n),
-    line: tree.line(n),
-    self: tree.self[n],
-    total: tree.total[n],
-    children: [],
-  });
+/**
+ * A built tree as plain nodes in display order, each made by `extend` from
+ * its node id and base fields (a comparison adds the baseline's samples).
+ */
+export function plainNodes<N extends CallTreeNode>(tree: CallTree, extend: (node: number, base: CallTreeNode) => N): N {
+  const plain = (n: number): N =>
+    extend(n, {
+      kind: KIND_NAMES[tree.kind[n]],
+      name: tree.name(n),
+      file: tree.file(n),
+      line: tree.line(n),
+      self: tree.self[n],
+      total: tree.total[n],
+      children: [],
+    });
   const root = plain(0);
   // Iterative: Python stacks can be thousands deep.
-  const pending: [number, CallTreeNode][] = [[0, root]];
+  const pending: [number, N][] = [[0, root]];
   while (pending.length > 0) {
     const [n, node] = pending.pop()!;
     for (let c = tree.firstSortedChild(n); c !== -1; c = tree.nextSibling[c]) {
@@ -470,4 +472,11 @@ export function callTree(profile: Profile, options: CallTreeOptions = {}): CallT
     }
   }
   return root;
+}
+
+/** The whole tree of the samples that pass `options`; the root is "all". */
+export function callTree(profile: Profile, options: CallTreeOptions = {}): CallTreeNode {
+  const tree = new CallTree(profile, options);
+  tree.ingest();
+  return plainNodes(tree, (_, base) => base);
 }

@@ -2,11 +2,10 @@
 // would otherwise surface much later as a crash deep inside an exporter or view.
 
 import { PeriscopeError } from '../errors.ts';
-import { type CaptureInfo, KNOWN_SAMPLE_FLAGS, NONE, type Profile, type TableSizes, tableSizes } from './model.ts';
-import { type ColumnRule, type RowTable, type TableName, chunkSchema } from './chunk-schema.ts';
+import { type CaptureInfo, NONE, type Profile, type TableSizes, tableSizes } from './model.ts';
+import { type ColumnRule, PROFILE_TABLES, type RowTable, TABLE_NAMES, type TableName, TYPED_ARRAYS, columnsOf } from './schema.ts';
 
-export const CHUNK_SCHEMA = chunkSchema(KNOWN_SAMPLE_FLAGS);
-const COLUMNS = Object.fromEntries(Object.entries(CHUNK_SCHEMA).map(([name, columns]) => [name, Object.keys(columns)])) as Record<TableName, string[]>;
+const COLUMNS = Object.fromEntries(TABLE_NAMES.map((name) => [name, Object.keys(PROFILE_TABLES[name])])) as Record<TableName, string[]>;
 
 /**
  * `exact`: the chunk must be in the one form chunks are stored in, the form
@@ -20,8 +19,8 @@ export interface ValidateOptions {
 }
 
 /** The fields of a chunk, in the order takeChunk writes them. */
-const CHUNK_FIELDS: readonly string[] = ['base', 'capture', 'strings', ...Object.keys(CHUNK_SCHEMA)];
-const BASE_FIELDS = ['strings', 'frames', 'stacks', 'threads', 'processes', 'samples', 'errors'] as const;
+const CHUNK_FIELDS: readonly string[] = ['base', 'capture', 'strings', ...TABLE_NAMES];
+const BASE_FIELDS = ['strings', ...TABLE_NAMES] as const;
 const CAPTURE_FIELDS = ['commandLine', 'rateHz', 'startTimeUs', 'durationUs', 'lateSamples'] as const;
 
 export interface ValidChunk {
@@ -30,7 +29,6 @@ export interface ValidChunk {
   tables: Record<TableName, Record<string, ArrayLike<number>>>;
 }
 
-const TYPED_ARRAYS = { Int32Array, Float64Array, Uint8Array };
 const INT_RANGE = { Int32Array: [-(2 ** 31), 2 ** 31 - 1], Uint8Array: [0, 255] } as const;
 
 function invalid(message: string): never {
@@ -148,7 +146,7 @@ function validateTable(
   if (exact) onlyKnown(value, COLUMNS[name], `${name}.`);
   const columns: Record<string, ArrayLike<number>> = {};
   let rowCount = -1;
-  for (const [column, rule] of Object.entries(CHUNK_SCHEMA[name])) {
+  for (const [column, rule] of columnsOf(name)) {
     const where = `${name}.${column}`;
     const values = columnValues(field(value, column, name), rule, where, exact);
     if (rowCount === -1) rowCount = values.length;
@@ -178,13 +176,13 @@ export function validateChunk(profile: Profile, chunk: unknown, options: Validat
 
   // References may point at rows added by this same chunk, so limits are the sizes after it.
   const raw = {} as Record<TableName, unknown>;
-  for (const name of Object.keys(CHUNK_SCHEMA) as TableName[]) {
+  for (const name of TABLE_NAMES) {
     const table = field(chunk, name, 'chunk');
     if (!isRecord(table)) invalid(`${name} must be an object`);
     raw[name] = table;
   }
   const lengthOf = (name: TableName): number => {
-    const firstColumn = Object.keys(CHUNK_SCHEMA[name])[0];
+    const firstColumn = COLUMNS[name][0];
     const values = (raw[name] as Record<string, unknown>)[firstColumn];
     // Anything without a usable length is rejected by validateTable below.
     const n = Array.isArray(values) || ArrayBuffer.isView(values) ? (values as { length?: unknown }).length : 0;
@@ -199,7 +197,7 @@ export function validateChunk(profile: Profile, chunk: unknown, options: Validat
   };
 
   const tables = {} as ValidChunk['tables'];
-  for (const name of Object.keys(CHUNK_SCHEMA) as TableName[]) {
+  for (const name of TABLE_NAMES) {
     tables[name] = validateTable(raw[name], name, limits, base, exact);
   }
   return { capture, strings, tables };

@@ -1,4 +1,5 @@
 export * from './model.ts';
+export * from './schema.ts';
 export * from './builder.ts';
 export * from './chunk.ts';
 export * from './view-options.ts';

@@ -6,16 +6,9 @@
 // concatenation (see chunk.ts). Columns are plain number arrays in memory (cheap to
 // push to); chunks carry them as typed arrays for compact serialization.
 
-/** Bit flags stored in `samples.flags`. */
-export const SampleFlag = {
-  /** The thread was idle (waiting/sleeping) when sampled. */
-  Idle: 1,
-  /** The thread held the GIL when sampled. */
-  Gil: 2,
-} as const;
+import { type ProfileTables, TABLE_NAMES, type TableSizes, emptySizes, emptyTables } from './schema.ts';
 
-/** Every bit a valid sample may carry; anything else marks a corrupt chunk. */
-export const KNOWN_SAMPLE_FLAGS = SampleFlag.Idle | SampleFlag.Gil;
+export { KNOWN_SAMPLE_FLAGS, SampleFlag, type TableSizes } from './schema.ts';
 
 /** Marks an absent optional reference (no module, no thread name, empty stack...). */
 export const NONE = -1;
@@ -33,106 +26,30 @@ export interface CaptureInfo {
   lateSamples: number;
 }
 
-export interface FrameTable {
-  /** Function name, index into strings. */
-  name: number[];
-  /** Source file, index into strings. */
-  file: number[];
-  /** Line number being executed (0 when unknown). */
-  line: number[];
-  /** Module / shared object, index into strings, or NONE. */
-  module: number[];
-}
+// The tables' columns are defined once, in schema.ts.
+export type FrameTable = ProfileTables['frames'];
+export type StackTable = ProfileTables['stacks'];
+export type ThreadTable = ProfileTables['threads'];
+export type ProcessTable = ProfileTables['processes'];
+export type SampleTable = ProfileTables['samples'];
+export type ErrorTable = ProfileTables['errors'];
 
-/** A trie: a stack is identified by its leaf row; `prefix` is the caller's row or NONE at the root. */
-export interface StackTable {
-  prefix: number[];
-  frame: number[];
-}
-
-export interface ThreadTable {
-  pid: number[];
-  /** OS thread id. Float64 because Python thread idents can exceed 32 bits. */
-  tid: number[];
-  /** Thread name, index into strings, or NONE. */
-  name: number[];
-}
-
-export interface ProcessTable {
-  pid: number[];
-  /** Index into strings. */
-  commandLine: number[];
-  /** Index into strings, or NONE. */
-  pythonVersion: number[];
-}
-
-export interface SampleTable {
-  /** Leaf stack row, or NONE when the thread had no Python frames. */
-  stack: number[];
-  /** Row in the thread table. */
-  thread: number[];
-  /** Microseconds since capture start (CaptureInfo.startTimeUs). */
-  timeUs: number[];
-  /** SampleFlag bits. */
-  flags: number[];
-}
-
-export interface ErrorTable {
-  /** Microseconds since capture start. */
-  timeUs: number[];
-  /** Index into strings. */
-  message: number[];
-}
-
-export interface Profile {
-  capture: CaptureInfo;
-  strings: string[];
-  frames: FrameTable;
-  stacks: StackTable;
-  threads: ThreadTable;
-  processes: ProcessTable;
-  samples: SampleTable;
-  errors: ErrorTable;
-}
-
-/** Row count of every table; a chunk records these as its starting point. */
-export interface TableSizes {
-  strings: number;
-  frames: number;
-  stacks: number;
-  threads: number;
-  processes: number;
-  samples: number;
-  errors: number;
-}
+export type Profile = { capture: CaptureInfo; strings: string[] } & ProfileTables;
 
 export function emptyCaptureInfo(): CaptureInfo {
   return { commandLine: '', rateHz: 0, startTimeUs: 0, durationUs: 0, lateSamples: 0 };
 }
 
 export function emptyProfile(capture: Partial<CaptureInfo> = {}): Profile {
-  return {
-    capture: { ...emptyCaptureInfo(), ...capture },
-    strings: [],
-    frames: { name: [], file: [], line: [], module: [] },
-    stacks: { prefix: [], frame: [] },
-    threads: { pid: [], tid: [], name: [] },
-    processes: { pid: [], commandLine: [], pythonVersion: [] },
-    samples: { stack: [], thread: [], timeUs: [], flags: [] },
-    errors: { timeUs: [], message: [] },
-  };
+  return { capture: { ...emptyCaptureInfo(), ...capture }, strings: [], ...emptyTables() };
 }
 
 export function tableSizes(profile: Profile): TableSizes {
-  return {
-    strings: profile.strings.length,
-    frames: profile.frames.name.length,
-    stacks: profile.stacks.prefix.length,
-    threads: profile.threads.pid.length,
-    processes: profile.processes.pid.length,
-    samples: profile.samples.stack.length,
-    errors: profile.errors.timeUs.length,
-  };
+  const sizes = emptySizes();
+  sizes.strings = profile.strings.length;
+  // Every column of a table has its row count: read the first.
+  for (const t of TABLE_NAMES) sizes[t] = (Object.values(profile[t])[0] as number[]).length;
+  return sizes;
 }
 
 /** Sampling period in microseconds; py-spy's default 100 Hz when the rate is unknown. */
