@@ -1,6 +1,7 @@
 // Flags shared by `record` and `top`, named as py-spy names them, and the
 // translation from parsed flags to a capture and a view.
 import { PeriscopeError } from '../shared/errors.ts';
+import { CAPTURE_MODES, CAPTURE_MODE_INFO, DEFAULT_CAPTURE_MODE, isCaptureMode } from '../shared/capture-states.ts';
 import { VIEW_FLAG_NAMES, VIEW_FLAGS, type ViewOptions, viewOptionsFromFlags } from '../shared/profile/view-options.ts';
 import type { OptionSpec, ParsedArgs } from './args.ts';
 import type { CaptureOptions } from './capture.ts';
@@ -12,6 +13,7 @@ export const samplingSpecs: OptionSpec[] = [
   { name: 'pid', short: 'p', type: 'number', description: 'process id of the Python program to profile' },
   { name: 'rate', short: 'r', type: 'number', description: 'samples per second', default: 100 },
   { name: 'subprocesses', short: 's', type: 'boolean', description: 'also profile Python child processes, following forks as they come and go' },
+  { name: 'mode', type: 'string', description: `which samples to keep: ${CAPTURE_MODES.map((m) => `${m} (${CAPTURE_MODE_INFO[m].description})`).join(', ')}`, default: DEFAULT_CAPTURE_MODE },
   { name: 'blocking', type: 'boolean', description: 'pause the target with ptrace at each sample (consistent stacks, slower target)' },
   { name: 'nonblocking', type: 'boolean', description: 'never pause the target (the default)' },
   ...VIEW_FLAG_NAMES.flatMap((flag): OptionSpec[] => {
@@ -34,12 +36,16 @@ export function captureOptionsFrom(options: ParsedArgs['options'], pid: number):
   if (options.blocking && options.nonblocking) {
     throw new PeriscopeError('BAD_ARGUMENT', '--blocking and --nonblocking contradict each other; pass one');
   }
+  if (!isCaptureMode(options.mode)) {
+    throw new PeriscopeError('BAD_ARGUMENT', `--mode must be one of ${CAPTURE_MODES.join(', ')}; got ${JSON.stringify(options.mode)}`);
+  }
   return {
     pid,
     rate,
     duration,
     subprocesses: options.subprocesses === true,
     blocking: options.blocking === true,
+    mode: options.mode,
   };
 }
 

@@ -5,6 +5,8 @@ import { ProfileBuilder, type FrameInput } from '../shared/profile/index.ts';
 import { PeriscopeError } from '../shared/errors.ts';
 import type { SamplingEndReason } from '../shared/capture-states.ts';
 import { asPeriscopeError, loadNative, type NativeTargetInfo } from './native.ts';
+import { type CaptureMode, DEFAULT_CAPTURE_MODE } from '../shared/capture-states.ts';
+import { keptByMode } from '../shared/profile/sample-filter.ts';
 
 export interface CaptureOptions {
   pid: number;
@@ -17,6 +19,8 @@ export interface CaptureOptions {
   ignoreSymbols?: boolean;
   /** false for streaming captures: samples leave memory once chunked. */
   retainSamples?: boolean;
+  /** Which samples to keep (default wall: all). */
+  mode?: CaptureMode;
 }
 
 export interface CaptureStats {
@@ -109,6 +113,13 @@ export class Capture {
       throw asPeriscopeError(err);
     }
     this.target = this.#sampler.info();
+    if (options.mode === 'gil' && !this.target.gilEnabled) {
+      this.#sampler.stop();
+      throw new PeriscopeError(
+        'BAD_ARGUMENT',
+        `Python ${this.target.version} is a free-threaded build running without a GIL: no thread ever holds one, so mode gil would keep no sample; use mode cpu`,
+      );
+    }
     this.builder = new ProfileBuilder(
       { commandLine: this.target.cmdline, rateHz: options.rate, startTimeUs: Date.now() * 1000 },
       { retainSamples: options.retainSamples ?? true },
@@ -182,10 +193,15 @@ export class Capture {
     const start = this.builder.profile.capture.startTimeUs;
     let f = 0;
     const rows = this.#rows;
+    const mode = this.options.mode ?? DEFAULT_CAPTURE_MODE;
     for (let i = 0; i < b.timeUs.length; i++) {
       const pid = b.pid[i];
       const tid = b.tid[i];
       const n = b.nframes[i];
+      if (!keptByMode(mode, b.flags[i])) {
+        f += 2 * n;
+        continue;
+      }
       for (let k = 0; k < n; k++, f += 2) rows[k] = this.#frameRow(b.frames[f], b.frames[f + 1]);
       const thread = this.builder.thread(pid, Math.max(0, tid), this.#threadNames.get(`${pid}:${tid}`));
       const flags = b.flags[i];

@@ -4,6 +4,7 @@
 // within the customer's limits, and prints every request here. Ctrl-C ends
 // everything.
 import { PeriscopeError } from '../shared/errors.ts';
+import { CloseCode } from '../shared/protocol.ts';
 import { parseArgs, usage, type OptionSpec } from './args.ts';
 import { AGENT_VERSION } from './version.ts';
 import { DEFAULT_MAX_DURATION_S, DEFAULT_MAX_RATE, MAX_CONCURRENT_CAPTURES, parsePids, type AgentLimits } from './remote/bounds.ts';
@@ -185,9 +186,11 @@ export async function runConnect(argv: string[]): Promise<number> {
     interrupted = (async () => {
       const running = [...session.streams.values()].filter((s) => s.running).length;
       log.line(`${signal === 'SIGINT' ? 'Ctrl-C' : signal}: ${running > 0 ? `stopping ${running} capture${running === 1 ? '' : 's'} and ` : ''}disconnecting`);
-      const { undelivered } = await session.shutdown(session.connected ? SHUTDOWN_DELIVERY_MS : 500);
+      // The customer ends the agent on purpose: its captures end saying so, and the
+      // close code (AgentExit) tells the relay not to wait for it to come back.
+      const { undelivered } = await session.shutdown(session.connected ? SHUTDOWN_DELIVERY_MS : 500, { byCustomer: true });
       for (const u of undelivered) log.line(`capture ${u.captureId}: ${u.chunks} chunks could not be delivered to the relay`);
-      await connection.stop('agent stopped by the customer');
+      await connection.stop('agent stopped by the customer', 2000, CloseCode.AgentExit);
     })();
   };
   process.on('SIGINT', onSignal);

@@ -5,7 +5,7 @@ import { attach, asPeriscopeError, type NativeThread, type NativeTargetInfo } fr
 import { descendantsOf } from './processes.ts';
 import { isPeriscopeError } from '../shared/errors.ts';
 import type { DumpThread } from '../shared/protocol.ts';
-import { inertText } from '../shared/export/inert-text.ts';
+import { formatDumpText as formatDumpTextOf } from '../shared/dump-text.ts';
 
 export interface DumpedProcess {
   info: NativeTargetInfo;
@@ -59,21 +59,7 @@ export function dump(pid: number, options: DumpOptions = {}): DumpedProcess[] {
   return out;
 }
 
+/** `periscope dump`'s text (the one formatter, shared/dump-text.ts, which the web uses too). */
 export function formatDumpText(processes: DumpedProcess[]): string {
-  const lines: string[] = [];
-  for (const p of processes) {
-    // Everything but the numbers came from the target: made inert for the terminal.
-    lines.push(`Process ${p.info.pid}: ${inertText(p.info.cmdline)}`);
-    lines.push(`Python v${inertText(p.info.version)} (${inertText(p.info.executable)})`);
-    lines.push('');
-    for (const t of p.threads) {
-      const state = [t.active ? 'active' : 'idle', ...(t.owns_gil ? ['gil'] : [])].join(', ');
-      const name = t.thread_name === null ? '' : `: "${inertText(t.thread_name).replace(/"/g, '\\"')}"`;
-      lines.push(`Thread ${t.os_thread_id} (${state})${name}`);
-      for (const f of t.frames) lines.push(`    ${inertText(f.name)} (${inertText(f.filename)}:${f.line})`);
-      if (t.truncated) lines.push('    (stack truncated)');
-      lines.push('');
-    }
-  }
-  return lines.join('\n');
+  return formatDumpTextOf(processes.map((p) => ({ pid: p.info.pid, cmdline: p.info.cmdline, version: p.info.version, executable: p.info.executable, threads: p.threads })));
 }

@@ -112,6 +112,18 @@ export function allowedOrigins(config: RelayConfig, boundPort: number): Readonly
   return origins;
 }
 
+/**
+ * What the relay prints at start when PERISCOPE_PUBLIC_URL is not set: the
+ * one-liners then point at `url` (localhost), which a customer's container
+ * cannot reach. The session page shows the same warning (SessionView.publicUrl).
+ */
+export function publicUrlWarning(url: string): string[] {
+  return [
+    `warning: PERISCOPE_PUBLIC_URL is not set, so the customer one-liners point at ${url}, which works only on this machine.`,
+    '         Set it to the address customers reach this relay by and restart, e.g. PERISCOPE_PUBLIC_URL=https://periscope.example.com npm start',
+  ];
+}
+
 /** The URL customers and browsers use; defaults to localhost on the port actually bound. */
 export function effectivePublicUrl(config: RelayConfig, boundPort: number): string {
   return config.publicUrl ?? `${config.tls ? 'https' : 'http'}://localhost:${boundPort}`;

@@ -1,6 +1,6 @@
 // `npm start`: run the relay with configuration from the environment.
 import { closeSync, writeSync } from 'node:fs';
-import { loadConfig } from './config.ts';
+import { loadConfig, publicUrlWarning } from './config.ts';
 import { startRelay } from './relay.ts';
 import { isPeriscopeError } from '../shared/errors.ts';
 
@@ -17,6 +17,9 @@ async function runRelay(): Promise<void> {
     console.log('admin password: the one in PERISCOPE_ADMIN_PASSWORD');
   }
   console.log("then create a support session and paste its command into the customer's container");
+  if (!relay.publicUrlConfigured) {
+    for (const line of publicUrlWarning(relay.publicUrl)) console.log(line);
+  }
   // For harnesses (test/helpers/relay.ts): a pipe that gets one JSON line once listening, after the banner.
   const readyFd = Number(process.env.PERISCOPE_READY_FD);
   if (readyFd > 2) {

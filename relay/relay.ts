@@ -28,6 +28,8 @@ import type { RelayServices } from './http/context.ts';
 export interface RunningRelay {
   url: string;
   publicUrl: string;
+  /** PERISCOPE_PUBLIC_URL was set; otherwise publicUrl is localhost and the one-liners work only on this machine. */
+  publicUrlConfigured: boolean;
   port: number;
   /** Set when this start created the admin account with a generated password. */
   generatedAdminPassword: string | undefined;
@@ -50,7 +52,7 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
   let origins: ReadonlySet<string> | undefined;
   // Computed once the port is bound (PORT=0 picks it then).
   const isTrustedOrigin = (origin: string) => (origins ??= allowedOrigins(config, boundPort)).has(origin);
-  const sessions = new SupportSessions(store, tokens, captures, publicUrl);
+  const sessions = new SupportSessions(store, tokens, captures, publicUrl, config.publicUrl !== undefined);
   const presence = new Presence({
     store,
     maxAgents: config.maxAgentsPerSession,
@@ -132,6 +134,7 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
   return {
     url: `${config.tls ? 'https' : 'http'}://${localHost}:${boundPort}`,
     publicUrl: publicUrl(),
+    publicUrlConfigured: config.publicUrl !== undefined,
     port: boundPort,
     generatedAdminPassword: admin.generatedPassword,
     adminCreated: admin.created,

@@ -9,6 +9,25 @@ export const CAPTURE_KINDS = ['dump', 'top', 'record'] as const;
 export type CaptureKind = (typeof CAPTURE_KINDS)[number];
 
 /**
+ * Which samples the agent keeps, as CPython 3.15's profiler's --mode: `wall`
+ * every sample (waiting threads included; the views still hide idle ones until
+ * asked), `cpu` only threads on CPU, `gil` only threads holding the GIL.
+ */
+export const CAPTURE_MODES = ['wall', 'cpu', 'gil'] as const;
+export type CaptureMode = (typeof CAPTURE_MODES)[number];
+export const DEFAULT_CAPTURE_MODE: CaptureMode = 'wall';
+
+export const CAPTURE_MODE_INFO: Readonly<Record<CaptureMode, { label: string; description: string }>> = {
+  wall: { label: 'Wall', description: 'every sample, waiting threads included' },
+  cpu: { label: 'CPU', description: 'only samples of threads on CPU' },
+  gil: { label: 'GIL', description: 'only samples of threads holding the GIL' },
+};
+
+export function isCaptureMode(value: unknown): value is CaptureMode {
+  return typeof value === 'string' && (CAPTURE_MODES as readonly string[]).includes(value);
+}
+
+/**
  * `starting` until the first chunk, `running` while chunks arrive; then one of
  * the final states. `damaged`: its chunk file lost data after it was stored
  * (only the part before the damage reads back).
@@ -43,10 +62,15 @@ export const STATUS_AFTER_END: Readonly<Record<CaptureEndReason, CaptureStatus>>
   refused: 'failed',
 };
 
-/** Why the relay ended a capture itself (or, for `dump`, saw it complete). */
+/**
+ * Why the relay ended a capture itself (or, for `dump`, saw it complete; for
+ * `customer_ended`, read it from the agent: a capture_ended `stopped` with
+ * byCustomer, or the agent closing with CloseCode.AgentExit while it ran).
+ */
 export const RELAY_END_REASONS = [
   'dump',
   'session_closed',
+  'customer_ended',
   'agent_disconnected',
   'agent_lost_capture',
   'missing_chunks',

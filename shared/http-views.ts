@@ -29,6 +29,34 @@ export interface MeView {
   csrfToken: string;
 }
 
+/** GET /api/users (each) and the admin's account actions: an engineer's account as admins see it. */
+export interface AccountView extends UserView {
+  /** Disabled by an admin: cannot sign in. */
+  disabled: boolean;
+  disabledAt: string | null;
+  createdAt: string;
+  /** The last successful sign-in; null if none since the relay began keeping it. */
+  lastSignInAt: string | null;
+}
+
+/** GET /api/users. */
+export interface AccountListView {
+  users: AccountView[];
+}
+
+/** POST /api/users/:id/disable, /enable, /password. */
+export interface AccountChangedView {
+  user: AccountView;
+  /** How many of that engineer's sign-ins were revoked (signed out) by the change. */
+  signInsRevoked: number;
+}
+
+/** POST /api/me/password: your other sign-ins are revoked; this one goes on. */
+export interface PasswordChangedView {
+  ok: true;
+  signInsRevoked: number;
+}
+
 /** The customer's one-liners for a session's current join code. */
 export interface JoinCommands {
   curl: string;
@@ -63,12 +91,25 @@ export interface SessionSummaryView extends SessionFields<string> {
   members: { username: string; addedAt: string }[];
 }
 
+/** Where the one-liners point (the relay's public URL), and whether the operator chose it. */
+export interface PublicUrlView {
+  url: string;
+  /**
+   * false: PERISCOPE_PUBLIC_URL is not set, so the one-liners use
+   * http(s)://localhost:PORT, which reaches the relay only from its own
+   * machine. The web warns and says how to set it.
+   */
+  configured: boolean;
+}
+
 /** GET /api/sessions/:id, POST /api/sessions and the session's actions. */
 export interface SessionView extends SessionSummaryView {
   /** Only while the session is open. */
   code?: string;
   joinToken?: string;
   commands?: JoinCommands;
+  /** With `commands`: the address in them. */
+  publicUrl?: PublicUrlView;
 }
 
 /** An agent as the HTTP API shows it: its live state plus when it was seen. */

@@ -40,12 +40,21 @@
 //      whose protocol is not its own). Viewers' capture_chunk is unchanged:
 //      the chunk is a nested map there, spliced in from the stored bytes
 //      (encodeCaptureChunk). Marked `v2`.
+//   bye+  (still protocol 2) Optional fields and one close code, so either
+//      side may be older: processes carry `ppid` and `startedAt` (the
+//      engineer's process tree and short-lived children); hello carries the
+//      `user` the agent runs as; an agent the customer stops (Ctrl-C) ends its
+//      running captures with capture_ended `byCustomer: true` and closes with
+//      4009 AgentExit, so the relay records it as ended by the customer
+//      rather than lost (an older relay just drops the fields and logs the
+//      code); browsers get the agent's `user` and why it `ended`. A missing
+//      field reads as unknown (false for byCustomer). Marked `bye+`.
 
 import { Packr } from 'msgpackr';
 import { PeriscopeError, isPeriscopeError } from './errors.ts';
 import { checkUntrustedMsgpack, decodeUntrusted } from './untrusted-msgpack.ts';
-import { CAPTURE_END_REASONS, CAPTURE_KINDS, CAPTURE_STATUSES, CAPTURE_STAT_NAMES, isCaptureStatus } from './capture-states.ts';
-import type { CaptureEndReason, CaptureKind, CaptureStatsWire, CaptureStatus } from './capture-states.ts';
+import { CAPTURE_END_REASONS, CAPTURE_KINDS, CAPTURE_MODES, CAPTURE_STATUSES, CAPTURE_STAT_NAMES, isCaptureMode, isCaptureStatus } from './capture-states.ts';
+import type { CaptureEndReason, CaptureKind, CaptureMode, CaptureStatsWire, CaptureStatus } from './capture-states.ts';
 import type { ProfileChunk } from './profile/chunk.ts';
 
 export const PROTOCOL_VERSION = 2;
@@ -80,6 +89,13 @@ export const CloseCode = {
   Restarting: 4007,
   /** The support session already has as many agents as the relay allows (PERISCOPE_MAX_AGENTS_PER_SESSION). ui+ */
   SessionFull: 4008,
+  /**
+   * Sent by the agent: it is leaving on purpose (the customer pressed Ctrl-C
+   * or stopped it) and will not come back. The relay records the agent as
+   * ended by the customer and ends its running captures now (customer_ended)
+   * instead of waiting the grace period. bye+
+   */
+  AgentExit: 4009,
 } as const;
 
 /** Close codes after which an agent must stop reconnecting. */
@@ -94,6 +110,9 @@ export interface CaptureSpec {
   /** Seconds; 0 means until stopped (top). */
   duration: number;
   subprocesses: boolean;
+  /** Which samples the agent keeps (CAPTURE_MODES). */
+  mode: CaptureMode;
+  /** View defaults: show idle samples; only GIL holders. */
   idle: boolean;
   gil: boolean;
   blocking: boolean;
@@ -106,6 +125,10 @@ export interface ProcessInfo {
   version: string;
   user: string;
   threads: number;
+  /** Parent pid (in the agent's pid namespace; 0 for a namespace's first process). Missing from older agents. bye+ */
+  ppid?: number;
+  /** When the process started, ms since the epoch by the agent's clock (from /proc: boot time + start ticks). bye+ */
+  startedAt?: number;
 }
 
 // ---- agent → relay --------------------------------------------------------
@@ -118,6 +141,8 @@ export interface HelloMessage {
   /** Container id from /proc/self/cgroup or mountinfo; '' when not in a container. */
   containerId: string;
   arch: string;
+  /** The user the agent runs as (its name, or the uid when it has none). bye+ */
+  user?: string;
   /** Captures this agent is still running, to resume after a reconnect. */
   captures: { captureId: string; nextSeq: number }[];
 }
@@ -149,6 +174,8 @@ export interface CaptureEndedMessage {
   /** Number of chunks sent in total (the last seq + 1). */
   chunks: number;
   error?: { code: string; message: string };
+  /** With reason `stopped`: the customer stopped the agent (Ctrl-C), not an engineer. Missing reads as false. bye+ */
+  byCustomer?: boolean;
 }
 
 /**
@@ -257,6 +284,15 @@ export interface UiUnwatchCapture {
 }
 export type UiToRelay = UiSubscribeSession | UiWatchCapture | UiUnwatchCapture;
 
+/**
+ * Why an agent is gone for good (bye+): `customer`, it closed with
+ * CloseCode.AgentExit (Ctrl-C on the customer's side); `session_closed`, the
+ * relay sent it away when the session was closed or expired. An offline
+ * agent without a reason lost its connection and may come back.
+ */
+export const AGENT_END_REASONS = ['customer', 'session_closed'] as const;
+export type AgentEndReason = (typeof AGENT_END_REASONS)[number];
+
 export interface UiAgentState {
   id: string;
   host: string;
@@ -265,6 +301,10 @@ export interface UiAgentState {
   agentVersion: string;
   online: boolean;
   processes: ProcessInfo[];
+  /** The user the agent runs as; missing when the agent did not say (older agents). bye+ */
+  user?: string;
+  /** Set once the agent is gone for good, and why; missing while it is online or may come back. bye+ */
+  ended?: AgentEndReason;
 }
 /** Every agent of the session: sent once on subscribe_session, and again only when the viewer must rebuild (it fell behind). */
 export interface UiSessionState {
@@ -290,6 +330,8 @@ export interface UiCaptureState {
   captureId: string;
   status: CaptureStatus; // shared/capture-states.ts
   stats: CaptureStatsWire;
+  /** Chunks stored when this was sent: a viewer of an ended capture has all of it once it holds this many. */
+  chunks: number;
   error?: { code: string; message: string };
 }
 /**
@@ -488,6 +530,12 @@ function errorField(m: Record<string, unknown>): { code: string; message: string
   return { code: str(e, 'code', 64), message: str(e, 'message', 4096) };
 }
 
+function captureMode(s: Record<string, unknown>): CaptureMode {
+  const mode = str(s, 'mode', 8);
+  if (!isCaptureMode(mode)) throw new ProtocolError(`capture spec.mode must be one of ${CAPTURE_MODES.join(', ')}`);
+  return mode;
+}
+
 export function parseCaptureSpec(v: unknown): CaptureSpec {
   const s = obj(v, 'capture spec');
   const kind = str(s, 'kind', 16);
@@ -498,6 +546,7 @@ export function parseCaptureSpec(v: unknown): CaptureSpec {
     rate: int(s, 'rate', 1, 100_000),
     duration: num(s, 'duration', 0, 7 * 24 * 3600),
     subprocesses: bool(s, 'subprocesses'),
+    mode: captureMode(s),
     idle: bool(s, 'idle'),
     gil: bool(s, 'gil'),
     blocking: bool(s, 'blocking'),
@@ -512,13 +561,17 @@ function parseStats(v: unknown): CaptureStatsWire {
 
 function parseProcess(v: unknown): ProcessInfo {
   const p = obj(v, 'process');
-  return {
+  const info: ProcessInfo = {
     pid: int(p, 'pid', 1, 2 ** 31 - 1),
     cmdline: str(p, 'cmdline', 8192),
     version: str(p, 'version', 64),
     user: str(p, 'user', 256),
     threads: int(p, 'threads', 0, 1_000_000),
   };
+  // bye+: optional, and left out when missing (older agents).
+  if (p.ppid !== undefined) info.ppid = int(p, 'ppid', 0, 2 ** 31 - 1);
+  if (p.startedAt !== undefined) info.startedAt = int(p, 'startedAt', 0, Number.MAX_SAFE_INTEGER);
+  return info;
 }
 
 function parseResumeList(m: Record<string, unknown>, name: string): { captureId: string; nextSeq: number }[] {
@@ -603,6 +656,7 @@ export function parseAgentMessage(data: Uint8Array): AgentToRelay {
         host: str(m, 'host', 255),
         containerId: str(m, 'containerId', 128),
         arch: str(m, 'arch', 32),
+        ...(m.user === undefined ? {} : { user: str(m, 'user', 256) }),
         captures: parseResumeList(m, 'captures'),
       };
     case 'processes':
@@ -622,6 +676,7 @@ export function parseAgentMessage(data: Uint8Array): AgentToRelay {
         reason: parseEndReason(m),
         chunks: int(m, 'chunks', 0, 2 ** 31 - 1),
         error: errorField(m),
+        ...(m.byCustomer === undefined ? {} : { byCustomer: bool(m, 'byCustomer') }),
       };
     case 'dump_result':
       return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m.threads, `${m.type}.threads`) };
@@ -686,7 +741,7 @@ export function parseUiMessage(data: Uint8Array): UiToRelay {
 
 function parseUiAgent(v: unknown): UiAgentState {
   const a = obj(v, 'agent');
-  return {
+  const agent: UiAgentState = {
     id: id(a, 'id'),
     host: str(a, 'host', 255),
     containerId: str(a, 'containerId', 128),
@@ -695,6 +750,13 @@ function parseUiAgent(v: unknown): UiAgentState {
     online: bool(a, 'online'),
     processes: list(a, 'processes', 10_000).map(parseProcess),
   };
+  if (a.user !== undefined) agent.user = str(a, 'user', 256);
+  if (a.ended !== undefined) {
+    const ended = str(a, 'ended', 32);
+    if (!(AGENT_END_REASONS as readonly string[]).includes(ended)) throw new ProtocolError(`agent.ended must be one of ${AGENT_END_REASONS.join(', ')}, not ${JSON.stringify(ended)}`);
+    agent.ended = ended as AgentEndReason;
+  }
+  return agent;
 }
 
 /** Validates a frame from the relay (in the browser). */
@@ -714,7 +776,7 @@ export function parseRelayToUi(data: Uint8Array): RelayToUi {
         }),
       };
     case 'capture_state':
-      return { type: 'capture_state', captureId: id(m, 'captureId'), status: parseStatus(m), stats: parseStats(m.stats), error: errorField(m) };
+      return { type: 'capture_state', captureId: id(m, 'captureId'), status: parseStatus(m), stats: parseStats(m.stats), chunks: int(m, 'chunks', 0, 2 ** 31 - 1), error: errorField(m) };
     case 'capture_chunk':
       return { type: 'capture_chunk', captureId: id(m, 'captureId'), seq: int(m, 'seq', 0, 2 ** 31 - 1), chunk: obj(m.chunk, 'chunk') };
     case 'capture_reset':

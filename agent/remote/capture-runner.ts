@@ -155,6 +155,8 @@ export class CaptureStream {
   #endSent = false;
   #abandoned = false;
   #stopping = false;
+  /** The customer stopped the agent (Ctrl-C): the end says so (capture_ended.byCustomer, bye+). */
+  #byCustomer = false;
 
   constructor(options: StreamOptions) {
     this.captureId = options.captureId;
@@ -187,10 +189,11 @@ export class CaptureStream {
     this.source.start();
   }
 
-  /** Asks the capture to stop; its end follows through the normal path. */
-  stop(): void {
+  /** Asks the capture to stop; its end follows through the normal path. `byCustomer`: because the customer stopped the agent. */
+  stop(byCustomer = false): void {
     if (this.#stopping || this.#sourceDone !== undefined) return;
     this.#stopping = true;
+    this.#byCustomer = byCustomer;
     void this.source.stop();
   }
 
@@ -386,6 +389,7 @@ export class CaptureStream {
         reason: this.#end.reason,
         chunks: this.#end.chunks,
         ...(this.#end.error ? { error: this.#end.error } : {}),
+        ...(this.#byCustomer && this.#end.reason === 'stopped' ? { byCustomer: true } : {}),
       });
     }
     return undefined;

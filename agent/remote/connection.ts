@@ -144,13 +144,17 @@ export class RelayConnection {
     return { exitCode: 0, message: 'stopped' };
   }
 
-  /** Closes with 1000 and stops reconnecting; resolves once the socket is closed (at most `timeoutMs`). */
-  async stop(reason = 'agent stopped by the customer', timeoutMs = 2000): Promise<void> {
+  /**
+   * Closes with `code` (1000; CloseCode.AgentExit when the customer stops the
+   * agent, so the relay records it as ended rather than lost) and stops
+   * reconnecting; resolves once the socket is closed (at most `timeoutMs`).
+   */
+  async stop(reason = 'agent stopped by the customer', timeoutMs = 2000, code = 1000): Promise<void> {
     this.#stopping = true;
     this.#wakeSleep?.();
     const ws = this.#ws;
     if (!ws) return;
-    if (ws.readyState === WebSocket.OPEN) ws.close(1000, reason);
+    if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
     else if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
     await Promise.race([this.#closed, new Promise((r) => setTimeout(r, timeoutMs).unref?.())]);
     if (ws.readyState !== WebSocket.CLOSED) ws.terminate();

@@ -1,6 +1,7 @@
 // The Python processes this agent can see (its own pid namespace's /proc),
 // as the relay shows them to the engineer: pid, command line, Python
-// version, user, thread count.
+// version, user, thread count, parent pid and start time (for the tree and
+// for grouping short-lived children).
 //
 // Cheap first, exact second: a process is a candidate when its executable's
 // name starts with "python" or it maps a libpython (uwsgi, embedded
@@ -18,6 +19,8 @@ import { attach } from '../native.ts';
 
 const RETRY_FAILED_MS = 10_000;
 const MAX_CMDLINE = 8192;
+/** /proc counts start times in USER_HZ ticks, which Linux fixes at 100 per second for /proc whatever the kernel's HZ. */
+const TICKS_PER_SECOND = 100;
 
 interface Known {
   startTime: string;
@@ -67,6 +70,20 @@ export function parseStat(stat: string): { state: string; startTime: string } | 
   return { state: rest[0]!, startTime: rest[19]! };
 }
 
+/** Parent pid (field 4) from /proc/PID/stat. */
+export function parseStatParent(stat: string): number | undefined {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) return undefined;
+  const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+  return Number.isInteger(ppid) && ppid >= 0 ? ppid : undefined;
+}
+
+/** Boot time in seconds since the epoch (`btime` of /proc/stat). */
+export function parseBootTime(procStat: string): number | undefined {
+  const m = /^btime\s+(\d+)$/m.exec(procStat);
+  return m ? Number(m[1]) : undefined;
+}
+
 export function parseStatus(status: string): { uid: number; threads: number } {
   const uid = /^Uid:\s+\d+\s+(\d+)/m.exec(status); // effective uid, as ps shows it
   const threads = /^Threads:\s+(\d+)/m.exec(status);
@@ -102,6 +119,8 @@ export class PythonProcessScanner {
   #users = new Map<number, string>();
   #usersLoadedAt = -Infinity;
   #last: ProcessInfo[] = [];
+  /** Boot time (s since the epoch), read once; null when /proc/stat does not say. */
+  #bootTime: number | null | undefined;
 
   constructor(options: ScannerOptions = {}) {
     this.#options = options;
@@ -181,7 +200,20 @@ export class PythonProcessScanner {
     const status = readText(`${dir}/status`);
     if (status === undefined) return undefined; // gone meanwhile
     const { uid, threads } = parseStatus(status);
-    return { pid, cmdline: this.#cmdline(dir), version: known.version ?? '', user: this.#user(uid), threads };
+    const info: ProcessInfo = { pid, cmdline: this.#cmdline(dir), version: known.version ?? '', user: this.#user(uid), threads };
+    const ppid = parseStatParent(stat!);
+    if (ppid !== undefined) info.ppid = ppid;
+    const startedAt = this.#startedAt(parsed.startTime);
+    if (startedAt !== undefined) info.startedAt = startedAt;
+    return info;
+  }
+
+  /** A start time in ticks since boot as ms since the epoch (stable per process, so the list only changes when processes do). */
+  #startedAt(startTicks: string): number | undefined {
+    this.#bootTime ??= parseBootTime(readText(`${this.#proc}/stat`) ?? '') ?? null;
+    const ticks = Number(startTicks);
+    if (this.#bootTime === null || !Number.isFinite(ticks)) return undefined;
+    return this.#bootTime * 1000 + Math.round((ticks * 1000) / TICKS_PER_SECOND);
   }
 
   #isCandidate(dir: string): boolean {

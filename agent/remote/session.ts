@@ -3,7 +3,7 @@
 // results), what it does on the relay's requests (within the customer's
 // bounds), and what it prints on the customer's terminal. RelayConnection
 // feeds it messages and gives it a Link to write to while connected.
-import { hostname } from 'node:os';
+import { hostname, userInfo } from 'node:os';
 import {
   encode,
   MAX_MESSAGE_BYTES,
@@ -27,7 +27,9 @@ import { ChunkBudget, CaptureStream, type ChunkSource, type StreamEnd } from './
 import { DumpRateLimit, type DumpRateLimits } from './dump-rate.ts';
 import { containerId } from './container-id.ts';
 import { PythonProcessScanner } from './python-processes.ts';
+import { ProcessLog } from './process-log.ts';
 import { formatSeconds, sanitize, type TerminalLog } from './terminal-log.ts';
+import { CAPTURE_MODE_INFO } from '../../shared/capture-states.ts';
 
 /** Where the session writes while connected (a WebSocket, or a test double). */
 export interface Link {
@@ -72,6 +74,15 @@ function endWords(end: StreamEnd): string {
   }
 }
 
+/** The user this agent runs as, for the engineer's list (hello.user): a name, or the uid when it has none. */
+function agentUser(): string {
+  try {
+    return userInfo().username.slice(0, 256);
+  } catch {
+    return typeof process.getuid === 'function' ? String(process.getuid()) : '';
+  }
+}
+
 export class RemoteSession {
   readonly limits: AgentLimits;
   readonly budget: ChunkBudget;
@@ -87,7 +98,8 @@ export class RemoteSession {
   #flushScheduled = false;
   #waitingForDrain = false;
   #lastSentProcesses = '';
-  #lastLoggedPids = '';
+  /** What the terminal says about the process list, coalesced (agent/remote/process-log.ts). */
+  #processLog: ProcessLog;
   #processTimer: NodeJS.Timeout | undefined;
   #containerId = containerId();
   #closing = false;
@@ -103,12 +115,12 @@ export class RemoteSession {
     this.budget.onRelease(() => {
       for (const s of this.#streams.values()) s.tick();
     });
+    this.#processLog = new ProcessLog({ write: (line) => this.#log.line(line), restricted: options.limits.allowedPids !== undefined });
     this.scanner =
       options.scanner ??
       new PythonProcessScanner({
         allowedPids: options.limits.allowedPids,
-        onSkipped: (p) =>
-          this.#log.line(`pid ${p.pid} (${sanitize(p.cmdline, 120)}) looks like Python but cannot be read, so it is not offered: ${p.code}: ${sanitize(p.message, 300)}`),
+        onSkipped: (p) => this.#processLog.skipped(p),
       });
   }
 
@@ -122,6 +134,7 @@ export class RemoteSession {
       host: hostname().slice(0, 255),
       containerId: this.#containerId,
       arch: process.arch,
+      user: agentUser(),
       captures: [...this.#streams.values()].filter((s) => !s.abandoned).map((s) => s.helloEntry()),
     };
   }
@@ -235,7 +248,7 @@ export class RemoteSession {
     }
     const proc = visible.info;
     const target = `pid ${spec.pid} (${sanitize(proc.cmdline, 160)}, Python ${sanitize(proc.version, 20)})`;
-    const extras = [spec.subprocesses ? 'with subprocesses' : '', spec.blocking ? 'blocking (pauses the process at each sample)' : ''].filter(Boolean);
+    const extras = [spec.subprocesses ? 'with subprocesses' : '', spec.mode !== 'wall' ? `${spec.mode} mode (${CAPTURE_MODE_INFO[spec.mode].description})` : '', spec.blocking ? 'blocking (pauses the process at each sample)' : ''].filter(Boolean);
     if (spec.kind === 'dump') {
       const admission = this.#dumpRate.admit(spec.blocking);
       if (!admission.ok) {
@@ -256,7 +269,7 @@ export class RemoteSession {
     try {
       source = this.#options.createSource
         ? this.#options.createSource(spec, bounds.durationS)
-        : new Capture({ pid: spec.pid, rate: spec.rate, duration: bounds.durationS, subprocesses: spec.subprocesses, blocking: spec.blocking, retainSamples: false });
+        : new Capture({ pid: spec.pid, rate: spec.rate, duration: bounds.durationS, subprocesses: spec.subprocesses, blocking: spec.blocking, mode: spec.mode, retainSamples: false });
     } catch (err) {
       const code = isPeriscopeError(err) ? err.code : 'ERROR';
       const message = (err as Error)?.message ?? String(err);
@@ -406,19 +419,12 @@ export class RemoteSession {
       this.#log.line(`could not list processes: ${sanitize(String((err as Error)?.message ?? err), 200)}`);
       return;
     }
+    // Every scan, changed or not: the terminal reports a list once it settles.
+    this.#processLog.scanned(list);
     const text = JSON.stringify(list);
     if (!force && text === this.#lastSentProcesses) return;
     this.#lastSentProcesses = text;
     this.#send({ type: 'processes', processes: list });
-    const pids = list.map((p) => p.pid).join(', ');
-    if (pids !== this.#lastLoggedPids) {
-      this.#lastLoggedPids = pids;
-      this.#log.line(
-        list.length === 0
-          ? `no Python process visible to this agent${this.limits.allowedPids ? ' among --pids' : ''}; the relay sees an empty list`
-          : `the relay sees ${list.length} Python process${list.length === 1 ? '' : 'es'}: ${list.map((p) => `${p.pid} (${sanitize(p.cmdline, 60)})`).join(', ')}`,
-      );
-    }
   }
 
   // ---- shutdown -----------------------------------------------------------
@@ -427,9 +433,10 @@ export class RemoteSession {
    * Stops every capture and waits (at most `timeoutMs`) until their ends are
    * sent and their chunks acknowledged. Returns what could not be delivered.
    */
-  async shutdown(timeoutMs: number): Promise<{ undelivered: { captureId: string; chunks: number }[] }> {
+  async shutdown(timeoutMs: number, options: { byCustomer?: boolean } = {}): Promise<{ undelivered: { captureId: string; chunks: number }[] }> {
     this.#closing = true;
-    for (const s of this.#streams.values()) s.stop();
+    // byCustomer (Ctrl-C): their ends say so, and the relay shows "ended by the customer".
+    for (const s of this.#streams.values()) s.stop(options.byCustomer === true);
     const deadline = Date.now() + timeoutMs;
     // Connected: until everything is delivered. Not connected: until every capture has stopped sampling.
     const settled = () => [...this.#streams.values()].every((s) => s.abandoned || s.finished || (!this.#link && !s.running));

@@ -44,7 +44,19 @@ export class WebSessions {
     const login = this.#store.logins.byId(claims.loginId);
     if (!login || login.revokedAt !== null || login.expiresAt <= now || login.userId !== claims.userId) return undefined;
     const user = this.#store.users.byId(login.userId);
-    return user ? { user, login } : undefined;
+    // A disabled account's sign-ins are revoked when it is disabled; this refuses any that slipped past (one held on a full disk).
+    return user && user.disabledAt === null ? { user, login } : undefined;
+  }
+
+  /**
+   * Revokes every sign-in of `userId` but `exceptLoginId` (disabling the
+   * account, a new password): the next request with one of their cookies is
+   * 401. Returns the revoked ids, so their WebSockets can be closed too.
+   */
+  revokeAll(userId: string, exceptLoginId?: string, now = Date.now()): string[] {
+    const ids = this.#store.users.liveSignInIds(userId, now).filter((id) => id !== exceptLoginId);
+    for (const id of ids) this.#store.logins.revoke(id, now);
+    return ids;
   }
 
   end(login: WebLogin, now = Date.now()): void {

@@ -3,6 +3,7 @@
 // tighter ones. The agent applies its own bounds again on its side.
 import { ProtocolError, parseCaptureSpec, type CaptureSpec } from '../../shared/protocol.ts';
 import { PeriscopeError } from '../../shared/errors.ts';
+import { DEFAULT_CAPTURE_MODE } from '../../shared/capture-states.ts';
 import { MAX_DURATION_S, MAX_RATE_HZ } from './capture-service.ts';
 
 const DEFAULT_RATE = 100;
@@ -22,6 +23,7 @@ export function captureSpecFromRequest(body: unknown): CaptureSpec {
     rate: b.rate ?? DEFAULT_RATE,
     duration: b.duration ?? (kind === 'record' ? DEFAULT_RECORD_SECONDS : 0),
     subprocesses: b.subprocesses ?? false,
+    mode: b.mode ?? DEFAULT_CAPTURE_MODE,
     idle: b.idle ?? false,
     gil: b.gil ?? false,
     blocking: b.blocking ?? false,

@@ -220,6 +220,18 @@ export class CaptureService {
     return { resume, followUps };
   }
 
+  /**
+   * The agent closed with CloseCode.AgentExit: the customer stopped it and it
+   * will not come back, so its unfinished captures end now, saying so,
+   * instead of after the grace period.
+   */
+  agentExited(agentId: string): void {
+    for (const record of this.#store.captures.activeForAgent(agentId)) {
+      const live = this.#load(record.id);
+      if (live) this.#finish(live, 'incomplete', 'customer_ended', customerEndedError(), `agent:${agentId}`);
+    }
+  }
+
   agentDisconnected(agentId: string): void {
     for (const record of this.#store.captures.activeForAgent(agentId)) {
       const live = this.#load(record.id);
@@ -303,14 +315,21 @@ export class CaptureService {
   ended(agentId: string, m: CaptureEndedMessage): RelayToAgent[] {
     const live = this.#load(m.captureId);
     if (!live || live.record.agentId !== agentId) return [];
-    const status = STATUS_AFTER_END[m.reason] ?? 'failed';
+    let status = STATUS_AFTER_END[m.reason] ?? 'failed';
+    let reason: EndReason = m.reason;
     let error = m.error ?? null;
     if (status === 'failed' && !error) {
       error = m.reason === 'refused'
         ? { code: 'REFUSED_BY_AGENT', message: 'the agent refused the capture (see the customer\'s terminal for why)' }
         : { code: 'CAPTURE_FAILED', message: `the agent ended the capture: ${m.reason}` };
     }
-    live.pendingEnd = { status, reason: m.reason, chunks: m.chunks, error };
+    if (m.reason === 'stopped' && m.byCustomer) {
+      // Not an engineer's stop: the customer ended the agent (Ctrl-C) while it ran (bye+).
+      status = 'incomplete';
+      reason = 'customer_ended';
+      error = customerEndedError();
+    }
+    live.pendingEnd = { status, reason, chunks: m.chunks, error };
     if (live.record.chunks >= m.chunks) {
       this.#finishPending(live, agentId);
       return [];
@@ -497,6 +516,10 @@ export class CaptureService {
   #emitState(record: CaptureRecord): void {
     for (const l of this.#listeners) l.state(record);
   }
+}
+
+function customerEndedError(): { code: string; message: string } {
+  return { code: 'ENDED_BY_CUSTOMER', message: 'the customer stopped the agent (Ctrl-C) while the capture ran; what arrived before is kept' };
 }
 
 export function statsOf(record: CaptureRecord): CaptureStatsWire {

@@ -18,7 +18,7 @@
 // A session's presence is loaded from the store the first time it is needed
 // and kept while it holds anyone. Every agent connects through connected(),
 // which loads the session first, so an agent online is always in memory.
-import type { ProcessInfo, UiAgentState, UiSessionAgents } from '../../shared/protocol.ts';
+import type { AgentEndReason, ProcessInfo, UiAgentState, UiSessionAgents } from '../../shared/protocol.ts';
 import type { Store } from '../store/index.ts';
 import type { AgentRecord } from '../store/agents.ts';
 
@@ -114,13 +114,14 @@ export class Presence {
     this.#changed(record.sessionId, s, record.id);
   }
 
-  disconnected(sessionId: string, agentId: string, lastSeen: number): void {
+  /** The agent's connection closed; `ended` says why when it is gone for good (it closed with AgentExit, or the session was closed). */
+  disconnected(sessionId: string, agentId: string, lastSeen: number, ended: AgentEndReason | null = null): void {
     const s = this.#sessions.get(sessionId);
     const e = s?.entries.get(agentId);
     if (!s || !e) return;
     e.online = false;
     e.leftAt = Date.now();
-    e.record = { ...e.record, lastSeen };
+    e.record = { ...e.record, lastSeen, ended };
     this.#changed(sessionId, s, agentId);
   }
 
@@ -238,7 +239,11 @@ export class Presence {
 
 function uiState(e: Entry): UiAgentState {
   const a = e.record;
-  return { id: a.id, host: a.host, containerId: a.containerId, arch: a.arch, agentVersion: a.agentVersion, online: e.online, processes: a.processes };
+  const state: UiAgentState = { id: a.id, host: a.host, containerId: a.containerId, arch: a.arch, agentVersion: a.agentVersion, online: e.online, processes: a.processes };
+  // bye+: only when known, so an older browser's or test's view of an agent is unchanged.
+  if (a.user) state.user = a.user;
+  if (!e.online && a.ended) state.ended = a.ended;
+  return state;
 }
 
 function describeDuration(ms: number): string {

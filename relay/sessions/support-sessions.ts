@@ -30,14 +30,17 @@ export class SupportSessions {
   #tokens: TokenService;
   #captures: CaptureService;
   #publicUrl: () => string;
+  #publicUrlConfigured: boolean;
   #hooks: SessionHooks | undefined;
   #sweeper: NodeJS.Timeout | undefined;
 
-  constructor(store: Store, tokens: TokenService, captures: CaptureService, publicUrl: () => string) {
+  /** `publicUrlConfigured`: PERISCOPE_PUBLIC_URL was set (otherwise the one-liners point at localhost, and the web says so). */
+  constructor(store: Store, tokens: TokenService, captures: CaptureService, publicUrl: () => string, publicUrlConfigured = true) {
     this.#store = store;
     this.#tokens = tokens;
     this.#captures = captures;
     this.#publicUrl = publicUrl;
+    this.#publicUrlConfigured = publicUrlConfigured;
   }
 
   setHooks(hooks: SessionHooks): void {
@@ -151,6 +154,7 @@ export class SupportSessions {
       view.code = join.code;
       view.joinToken = join.token;
       view.commands = joinCommands(this.#publicUrl(), join.code, join.token);
+      view.publicUrl = { url: this.#publicUrl(), configured: this.#publicUrlConfigured };
     }
     return view;
   }

@@ -1,5 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite';
-import type { ProcessInfo } from '../../shared/protocol.ts';
+import type { AgentEndReason, ProcessInfo } from '../../shared/protocol.ts';
 import { HeldRows, type StorageHealth } from './storage-health.ts';
 
 export interface AgentRecord {
@@ -15,6 +15,10 @@ export interface AgentRecord {
   lastSeen: number;
   /** The last process list the agent sent. */
   processes: ProcessInfo[];
+  /** The user the agent runs as (hello.user); '' or missing when it did not say. */
+  user?: string;
+  /** Why it is gone for good; null or missing while it is online or may come back. */
+  ended?: AgentEndReason | null;
 }
 
 interface AgentRow {
@@ -29,6 +33,8 @@ interface AgentRow {
   connected_at: number;
   last_seen: number;
   processes: string;
+  user: string;
+  ended: string | null;
 }
 
 function toAgent(row: AgentRow): AgentRecord {
@@ -44,6 +50,8 @@ function toAgent(row: AgentRow): AgentRecord {
     connectedAt: row.connected_at,
     lastSeen: row.last_seen,
     processes: JSON.parse(row.processes) as ProcessInfo[],
+    user: row.user,
+    ended: row.ended as AgentEndReason | null,
   };
 }
 
@@ -76,14 +84,15 @@ export class Agents {
     return agents.map((a) => ({ ...a }));
   }
 
-  reconnected(id: string, hello: { host: string; containerId: string; arch: string; agentVersion: string; protocol: number }, now: number): void {
+  reconnected(id: string, hello: { host: string; containerId: string; arch: string; agentVersion: string; protocol: number; user: string }, now: number): void {
     const a = this.byId(id);
-    if (a) this.#save({ ...a, ...hello, connectedAt: now, lastSeen: now }, `the reconnect of agent ${id}`);
+    if (a) this.#save({ ...a, ...hello, connectedAt: now, lastSeen: now, ended: null }, `the reconnect of agent ${id}`);
   }
 
-  seen(id: string, now: number): void {
+  /** The agent left at `now`; `ended` says why, when it is gone for good. */
+  seen(id: string, now: number, ended: AgentEndReason | null = null): void {
     const a = this.byId(id);
-    if (a) this.#save({ ...a, lastSeen: now }, `when agent ${id} was last seen`);
+    if (a) this.#save({ ...a, lastSeen: now, ended }, `when agent ${id} was last seen`);
   }
 
   setProcesses(id: string, processes: ProcessInfo[], now: number): void {
@@ -96,11 +105,12 @@ export class Agents {
     this.#held.save(a.id, what, a, (r) =>
       this.#db
         .prepare(
-          `INSERT INTO agents (id, session_id, host, container_id, arch, agent_version, protocol, created_at, connected_at, last_seen, processes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          `INSERT INTO agents (id, session_id, host, container_id, arch, agent_version, protocol, created_at, connected_at, last_seen, processes, user, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(id) DO UPDATE SET host = excluded.host, container_id = excluded.container_id, arch = excluded.arch, agent_version = excluded.agent_version,
-             protocol = excluded.protocol, connected_at = excluded.connected_at, last_seen = excluded.last_seen, processes = excluded.processes`,
+             protocol = excluded.protocol, connected_at = excluded.connected_at, last_seen = excluded.last_seen, processes = excluded.processes,
+             user = excluded.user, ended = excluded.ended`,
         )
-        .run(r.id, r.sessionId, r.host, r.containerId, r.arch, r.agentVersion, r.protocol, r.createdAt, r.connectedAt, r.lastSeen, JSON.stringify(r.processes)),
+        .run(r.id, r.sessionId, r.host, r.containerId, r.arch, r.agentVersion, r.protocol, r.createdAt, r.connectedAt, r.lastSeen, JSON.stringify(r.processes), r.user ?? '', r.ended ?? null),
     );
   }
 }

@@ -19,9 +19,25 @@ const SQLITE_NOTADB = 26;
 /** How many problems from quick_check the start-up error quotes. */
 const QUICK_CHECK_QUOTED = 5;
 
-const SCHEMA_VERSION = 1;
+/** The schema a new database gets, then MIGRATIONS brings it (and any older database) to SCHEMA_VERSION. */
+export const BASE_SCHEMA_VERSION = 1;
+/**
+ * MIGRATIONS[i] takes a database from schema BASE_SCHEMA_VERSION + i to the
+ * next, in one transaction with the version bump. Only ever append: data dirs
+ * of every released relay must keep opening.
+ */
+const MIGRATIONS: string[] = [
+  // 2: accounts can be disabled (by an admin) and show when they last signed in.
+  `ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+   ALTER TABLE users ADD COLUMN last_sign_in_at INTEGER;`,
+  // 3: the user an agent runs as, and why it is gone for good (AGENT_END_REASONS in shared/protocol.ts).
+  `ALTER TABLE agents ADD COLUMN user TEXT NOT NULL DEFAULT '';
+   ALTER TABLE agents ADD COLUMN ended TEXT;`,
+];
+export const SCHEMA_VERSION = BASE_SCHEMA_VERSION + MIGRATIONS.length;
 
-const SCHEMA = `
+/** Schema BASE_SCHEMA_VERSION, as the first relays created it; frozen (changes are MIGRATIONS). Exported for tests that make an old data dir. */
+export const BASE_SCHEMA = `
 CREATE TABLE users (
   id TEXT PRIMARY KEY,
   username TEXT NOT NULL UNIQUE,
@@ -161,10 +177,11 @@ export function openDatabase(dataDir: string): DatabaseSync {
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
     if (version === 0) {
       db.exec('BEGIN');
-      db.exec(SCHEMA);
-      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      db.exec(BASE_SCHEMA);
+      db.exec(`PRAGMA user_version = ${BASE_SCHEMA_VERSION}`);
       db.exec('COMMIT');
     }
+    migrate(db, Math.max(version, BASE_SCHEMA_VERSION));
     cacheStatements(db);
     return db;
   } catch (err) {
@@ -174,6 +191,21 @@ export function openDatabase(dataDir: string): DatabaseSync {
     const code = sqliteCode(err);
     if (code === SQLITE_CORRUPT || code === SQLITE_NOTADB) throw damaged(path, err.message);
     throw err;
+  }
+}
+
+/** Runs each migration the database has not had yet, each with its version bump in one transaction. */
+function migrate(db: DatabaseSync, from: number): void {
+  for (let version = from; version < SCHEMA_VERSION; version++) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(MIGRATIONS[version - BASE_SCHEMA_VERSION]!);
+      db.exec(`PRAGMA user_version = ${version + 1}`);
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      throw err;
+    }
   }
 }
 

@@ -9,6 +9,7 @@ import {
   ProtocolError,
   encode,
   parseAgentMessage,
+  type AgentEndReason,
   type AgentToRelay,
   type HelloMessage,
   type RelayToAgent,
@@ -41,6 +42,8 @@ interface Connection {
   helloTimer: NodeJS.Timeout | undefined;
   /** Messages are handled one at a time, in order, even when handling awaits (signing a credential). */
   queue: Promise<void>;
+  /** Set when the relay sends the agent away for good (its session closed): recorded as why it ended. */
+  sentAway: AgentEndReason | undefined;
 }
 
 export interface AgentHubDeps {
@@ -85,7 +88,7 @@ export class AgentHub implements AgentLink {
 
   view(agent: AgentRecord): AgentView {
     const conn = this.#byAgent.get(agent.id);
-    return {
+    const view: AgentView = {
       id: agent.id,
       host: agent.host,
       containerId: agent.containerId,
@@ -96,12 +99,17 @@ export class AgentHub implements AgentLink {
       lastSeen: new Date(conn ? conn.heartbeat.lastSeen : agent.lastSeen).toISOString(),
       processes: agent.processes,
     };
+    if (agent.user) view.user = agent.user;
+    if (!conn && agent.ended) view.ended = agent.ended;
+    return view;
   }
 
   /** The session was closed: its agents must go and not come back. */
   closeSession(sessionId: string): void {
     for (const conn of [...this.#connections]) {
-      if (conn.sessionId === sessionId) conn.ws.close(CloseCode.SessionClosed, 'the support session was closed');
+      if (conn.sessionId !== sessionId) continue;
+      conn.sentAway = 'session_closed';
+      conn.ws.close(CloseCode.SessionClosed, 'the support session was closed');
     }
   }
 
@@ -121,6 +129,7 @@ export class AgentHub implements AgentLink {
       heartbeat: new Heartbeat(ws, this.#deps.heartbeatMs),
       helloTimer: undefined,
       queue: Promise.resolve(),
+      sentAway: undefined,
     };
     this.#connections.add(conn);
     conn.helloTimer = setTimeout(() => {
@@ -211,7 +220,7 @@ export class AgentHub implements AgentLink {
       conn.ws.close(CloseCode.BadAuth, 'the join token was revoked; ask the support engineer for a new command');
       return;
     }
-    const info = { host: hello.host, containerId: hello.containerId, arch: hello.arch, agentVersion: hello.agentVersion, protocol: hello.protocol };
+    const info = { host: hello.host, containerId: hello.containerId, arch: hello.arch, agentVersion: hello.agentVersion, protocol: hello.protocol, user: hello.user ?? '' };
     const { presence } = this.#deps;
     let agentId: string;
     let credential: string | undefined;
@@ -255,6 +264,7 @@ export class AgentHub implements AgentLink {
       agentId,
       host: hello.host,
       containerId: hello.containerId,
+      ...(hello.user ? { user: hello.user } : {}),
       agentVersion: hello.agentVersion,
       via: conn.auth.kind === 'join' ? 'join_token' : 'agent_credential',
     });
@@ -280,12 +290,15 @@ export class AgentHub implements AgentLink {
     const { store, captures, presence } = this.#deps;
     const lastSeen = conn.heartbeat.lastSeen;
     const at = Date.now();
-    presence.disconnected(conn.sessionId, agentId, lastSeen);
+    // AgentExit: the customer stopped the agent on purpose (bye+); it will not come back.
+    const ended: AgentEndReason | null = code === CloseCode.AgentExit ? 'customer' : (conn.sentAway ?? null);
+    presence.disconnected(conn.sessionId, agentId, lastSeen, ended);
     // Nothing else can act on this agent before it is back (it is offline above), and a hello from it settles this first.
     this.#leaves.add(agentId, () => {
-      store.agents.seen(agentId, lastSeen);
-      store.audit.record(`agent:${agentId}`, 'agent.disconnected', conn.sessionId, { agentId, code, reason }, at);
-      captures.agentDisconnected(agentId);
+      store.agents.seen(agentId, lastSeen, ended);
+      store.audit.record(`agent:${agentId}`, 'agent.disconnected', conn.sessionId, { agentId, code, reason, ...(ended ? { ended } : {}) }, at);
+      if (ended === 'customer') captures.agentExited(agentId);
+      else captures.agentDisconnected(agentId);
     });
   }
 }

@@ -343,5 +343,5 @@ export class UiHub implements CaptureListener {
 }
 
 function captureStateMessage(c: CaptureRecord): RelayToUi {
-  return { type: 'capture_state', captureId: c.id, status: c.status, stats: statsOf(c), ...(c.error ? { error: c.error } : {}) };
+  return { type: 'capture_state', captureId: c.id, status: c.status, stats: statsOf(c), chunks: c.chunks, ...(c.error ? { error: c.error } : {}) };
 }

@@ -4,6 +4,7 @@
 
 import { NONE, type Profile, SampleFlag } from './model.ts';
 import type { ViewOptions } from './view-options.ts';
+import type { CaptureMode } from '../capture-states.ts';
 
 export type SampleFilterOptions = Pick<ViewOptions, 'idle' | 'gil' | 'threadRows'>;
 
@@ -30,4 +31,11 @@ export function selectSamples(profile: Profile, options: SampleFilterOptions = {
   const selected: number[] = [];
   for (let i = 0; i < profile.samples.stack.length; i++) if (accepts(profile, i)) selected.push(i);
   return selected;
+}
+
+/** Whether a capture in `mode` keeps a sample with these SampleFlag bits. */
+export function keptByMode(mode: CaptureMode, flags: number): boolean {
+  if (mode === 'cpu') return (flags & SampleFlag.Idle) === 0;
+  if (mode === 'gil') return (flags & SampleFlag.Gil) !== 0;
+  return true;
 }

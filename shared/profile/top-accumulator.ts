@@ -6,7 +6,9 @@
 // Frames are grouped by FrameGrouper and samples filtered by sampleFilter(),
 // as in every other view. Two sets of counts are kept per row: the current window (what %Own/%Total
 // show: the samples since the last endWindow()) and the cumulative ones (what
-// OwnTime/TotalTime show: everything since construction or reset()). Rows are
+// OwnTime/TotalTime show: everything since construction or reset()). The
+// header's figures are kept the same two ways (lastWindow, cumulativeWindow),
+// so a finished capture can show its percentages over the whole capture. Rows are
 // tallied per line and per function at the same time, so switching between
 // the two at run time is instant and loses no history.
 
@@ -23,7 +25,9 @@ export interface LiveTopRow {
   file: string;
   /**
    * Line in line mode; in function mode the lowest line seen for the function
-   * (FrameGrouper's rule). null when unknown.
+   * (FrameGrouper's rule: the profile has no co_firstlineno, and the lowest
+   * sampled line is the closest stand-in for the definition line -- never the
+   * line sampled last). null when unknown.
    */
   line: number | null;
   /** Samples of the last closed window with this row as the innermost frame. */
@@ -137,7 +141,9 @@ export class TopAccumulator {
   #windowThreads = new Set<number>();
   #windowPids = new Set<number>();
   #closed = emptyWindow();
-  #cumulativeSamples = 0;
+  #total = emptyWindow();
+  #totalThreads = new Set<number>();
+  #totalPids = new Set<number>();
 
   /** Starts at sample row `fromSample` (default: the first); earlier samples are never counted. */
   constructor(profile: Profile, options: TopAccumulatorOptions = {}, fromSample = 0) {
@@ -154,7 +160,15 @@ export class TopAccumulator {
 
   /** Every sample taken since construction or reset(), before filters. */
   get cumulativeSamples(): number {
-    return this.#cumulativeSamples;
+    return this.#total.all;
+  }
+
+  /**
+   * Like lastWindow, over every sample ingested since construction or reset():
+   * the denominators of %Own/%Total over the whole capture.
+   */
+  get cumulativeWindow(): TopWindow {
+    return { ...this.#total, threads: this.#totalThreads.size, processes: this.#totalPids.size };
   }
 
   /** Counts the samples appended since the previous call into the current window; returns how many. */
@@ -166,17 +180,27 @@ export class TopAccumulator {
     this.#byLine.catchUp(profile);
     this.#byFunction.catchUp(profile);
     const w = this.#window;
+    const total = this.#total;
     // Sampling repeats the same stacks over and over: walk each distinct one once.
     const stackCounts = new Map<number, number>();
     for (let i = this.#next; i < end; i++) {
       const f = flags[i];
+      const gil = f & SampleFlag.Gil ? 1 : 0;
+      const active = f & SampleFlag.Idle ? 0 : 1;
+      const pid = profile.threads.pid[thread[i]];
       w.all++;
-      if (f & SampleFlag.Gil) w.gil++;
-      if (!(f & SampleFlag.Idle)) w.active++;
+      w.gil += gil;
+      w.active += active;
+      total.all++;
+      total.gil += gil;
+      total.active += active;
       this.#windowThreads.add(thread[i]);
-      this.#windowPids.add(profile.threads.pid[thread[i]]);
+      this.#windowPids.add(pid);
+      this.#totalThreads.add(thread[i]);
+      this.#totalPids.add(pid);
       if (!this.#accepts(profile, i)) continue;
       w.counted++;
+      total.counted++;
       stackCounts.set(stack[i], (stackCounts.get(stack[i]) ?? 0) + 1);
     }
     for (const [s, count] of stackCounts) {
@@ -184,7 +208,6 @@ export class TopAccumulator {
       this.#byFunction.addStack(profile, s, count);
     }
     const added = end - this.#next;
-    this.#cumulativeSamples += added;
     this.#next = end;
     return added;
   }
@@ -212,11 +235,13 @@ export class TopAccumulator {
     return this.#window.counted;
   }
 
-  /** Forgets the cumulative counts (OwnTime/TotalTime); windows are unaffected. */
+  /** Forgets the cumulative counts (OwnTime/TotalTime, cumulativeWindow); windows are unaffected. */
   reset(): void {
     this.#byLine.reset();
     this.#byFunction.reset();
-    this.#cumulativeSamples = 0;
+    this.#total = emptyWindow();
+    this.#totalThreads = new Set();
+    this.#totalPids = new Set();
   }
 
   /** Rows with anything in the last closed window or since the last reset, best first by `sortBy`. */

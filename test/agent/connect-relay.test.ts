@@ -256,7 +256,7 @@ class Agent {
 }
 
 function spec(over: Partial<CaptureSpec>): CaptureSpec {
-  return { kind: 'record', pid: 1, rate: 100, duration: 5, subprocesses: false, idle: false, gil: false, blocking: false, ...over };
+  return { kind: 'record', pid: 1, rate: 100, duration: 5, subprocesses: false, mode: 'wall', idle: false, gil: false, blocking: false, ...over };
 }
 
 async function parkedTarget(t: TestContext): Promise<{ target: Target; truth: { version: string; threads: { name: string }[] } }> {
@@ -464,10 +464,11 @@ test('connect: garbage from the relay is answered with errors, never a crash; bo
   const end = await c.collect('top1', chunks, 10_000);
   assert.ok(end, `no capture_ended after Ctrl-C:\n${agent.stderr}`);
   assert.equal(end.reason, 'stopped');
+  assert.equal(end.byCustomer, true, 'the end says the customer stopped it');
   assert.equal(end.chunks, chunks.length);
   profileFromChunks(chunks.map((x) => decodeUntrusted(x.chunk)));
   const close = await closed;
-  assert.equal(close.code, 1000, 'Ctrl-C closes normally');
+  assert.equal(close.code, CloseCode.AgentExit, 'Ctrl-C tells the relay the agent leaves on purpose');
   const exit = await agent.exit();
   assert.equal(exit.code, 0, agent.stderr);
   assert.deepEqual(c.badFromAgent, [], 'everything the agent sent was valid');

@@ -16,7 +16,7 @@ import { parseAgentMessage, type AgentToRelay, type CaptureSpec, type ChunkMessa
 import { newestPython } from '../helpers/pythons.ts';
 import { startTarget } from '../helpers/targets.ts';
 
-const SPEC: CaptureSpec = { kind: 'record', pid: 1, rate: 100, duration: 0, subprocesses: false, idle: false, gil: false, blocking: false };
+const SPEC: CaptureSpec = { kind: 'record', pid: 1, rate: 100, duration: 0, subprocesses: false, mode: 'wall', idle: false, gil: false, blocking: false };
 
 /** A capture whose samples the test adds by hand. */
 class ScriptedSource implements ChunkSource {

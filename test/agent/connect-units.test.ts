@@ -174,7 +174,7 @@ test('sanitize: escape sequences, newlines and bidi overrides cannot reach the t
 
 const limits: AgentLimits = { maxRate: 1000, maxDurationS: 600, allowLocals: false };
 function spec(over: Partial<CaptureSpec> = {}): CaptureSpec {
-  return { kind: 'record', pid: 42, rate: 100, duration: 10, subprocesses: false, idle: false, gil: false, blocking: false, ...over };
+  return { kind: 'record', pid: 42, rate: 100, duration: 10, subprocesses: false, mode: 'wall', idle: false, gil: false, blocking: false, ...over };
 }
 
 test('bounds: within limits; top/record "until stopped" capped at --max-duration', () => {

@@ -178,7 +178,7 @@ class RecordingLink implements Link {
   }
 }
 
-const DUMP: CaptureSpec = { kind: 'dump', pid: 1, rate: 100, duration: 0, subprocesses: false, idle: false, gil: false, blocking: false };
+const DUMP: CaptureSpec = { kind: 'dump', pid: 1, rate: 100, duration: 0, subprocesses: false, mode: 'wall', idle: false, gil: false, blocking: false };
 
 async function dumpBurst(t: TestContext, count: number, blocking: boolean) {
   const py = newestPython();

@@ -99,7 +99,7 @@ test('c. the agent SIGKILLed mid-record: incomplete after the grace period, what
   assert.equal((await fetch(`${s.relay.url}/healthz`)).status, 200);
 });
 
-test('c2. the customer presses Ctrl-C mid-record: the capture ends complete with everything sampled, the agent exits 0', { timeout: 60_000 }, async (t) => {
+test('c2. the customer presses Ctrl-C mid-record: the capture ends “ended by the customer” with everything sampled, the agent exits 0', { timeout: 60_000 }, async (t) => {
   const s = await setup(t);
   const rec = await startCapture(s.eng, s.agentId, { kind: 'record', pid: s.target.pid, rate: RATE, duration: 30 });
   await waitCapture(s.eng, rec.id, 10_000, (c) => c.chunks >= 4);
@@ -110,8 +110,10 @@ test('c2. the customer presses Ctrl-C mid-record: the capture ends complete with
   assert.equal(exit.code, 0, s.agent.output);
   assert.match(s.agent.output, /Ctrl-C: stopping 1 capture and disconnecting[\s\S]*disconnected; no capture is running/);
   const done = await waitCapture(s.eng, rec.id, 10_000);
-  assert.equal(done.status, 'complete', JSON.stringify(done));
-  assert.equal(done.endReason, 'stopped');
+  // Cut short by the customer, not completed, and it says so (the agent told the relay: capture_ended byCustomer, close 4009).
+  assert.equal(done.status, 'incomplete', JSON.stringify(done));
+  assert.equal(done.endReason, 'customer_ended');
+  assert.equal(done.error?.code, 'ENDED_BY_CUSTOMER');
   const end = s.agent.endOf(rec.id);
   assert.ok(end, `the agent printed the capture's end:\n${s.agent.output}`);
   const { profile } = await storedProfile(s.relay, s.eng, rec.id);
@@ -119,7 +121,9 @@ test('c2. the customer presses Ctrl-C mid-record: the capture ends complete with
   log(`c2. Ctrl-C: agent exited 0 after ${exitMs} ms; capture ${done.status}; taken ${loss.taken}, stored ${loss.stored}, LOST ${loss.lost}`);
   assert.equal(loss.lost, 0, 'everything sampled was delivered before the agent exited');
   assert.equal(done.chunks, end.chunks);
-  assert.equal(((await s.eng.get(`/api/agents/${s.agentId}`)).json as { online: boolean }).online, false);
+  const agent = (await s.eng.get(`/api/agents/${s.agentId}`)).json as { online: boolean; ended?: string };
+  assert.equal(agent.online, false);
+  assert.equal(agent.ended, 'customer', 'the relay records the agent as ended by the customer, not lost');
 });
 
 test('d. the target exits mid-record: target_exited, the samples download, 0 lost', { timeout: 60_000 }, async (t) => {

@@ -164,7 +164,7 @@ describe('captures', () => {
     const start = await agent.nextOfType('start_capture');
     assert.equal(start.captureId, res.json.id);
     assert.equal(start.requestedBy, 'admin');
-    assert.deepEqual(start.spec, { kind: 'record', pid: 4242, rate: 250, duration: 30, subprocesses: true, idle: true, gil: false, blocking: false });
+    assert.deepEqual(start.spec, { kind: 'record', pid: 4242, rate: 250, duration: 30, subprocesses: true, mode: 'wall', idle: true, gil: false, blocking: false });
     const id = start.captureId;
     const chunks = buildChunks(4);
 

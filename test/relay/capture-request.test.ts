@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PeriscopeError } from '../../shared/errors.ts';
-import { CAPTURE_KINDS, type CaptureKind } from '../../shared/capture-states.ts';
+import { CAPTURE_KINDS, CAPTURE_MODES, type CaptureKind } from '../../shared/capture-states.ts';
 import type { CaptureSpec } from '../../shared/protocol.ts';
 import { captureSpecFromRequest } from '../../relay/captures/capture-request.ts';
 import { MAX_DURATION_S, MAX_RATE_HZ } from '../../relay/captures/capture-service.ts';
@@ -27,9 +27,9 @@ function refused(body: unknown, message: RegExp): void {
 
 describe('valid requests', () => {
   const defaults: Record<CaptureKind, CaptureSpec> = {
-    record: { kind: 'record', pid: 1234, rate: 100, duration: 60, subprocesses: false, idle: false, gil: false, blocking: false },
-    top: { kind: 'top', pid: 1234, rate: 100, duration: 0, subprocesses: false, idle: false, gil: false, blocking: false },
-    dump: { kind: 'dump', pid: 1234, rate: 100, duration: 0, subprocesses: false, idle: false, gil: false, blocking: false },
+    record: { kind: 'record', pid: 1234, rate: 100, duration: 60, subprocesses: false, mode: 'wall', idle: false, gil: false, blocking: false },
+    top: { kind: 'top', pid: 1234, rate: 100, duration: 0, subprocesses: false, mode: 'wall', idle: false, gil: false, blocking: false },
+    dump: { kind: 'dump', pid: 1234, rate: 100, duration: 0, subprocesses: false, mode: 'wall', idle: false, gil: false, blocking: false },
   };
 
   test('every kind has its defaults written down here', () => {
@@ -43,9 +43,15 @@ describe('valid requests', () => {
   }
 
   test('every field given is kept as given', () => {
-    const full: CaptureSpec = { kind: 'record', pid: 2 ** 31 - 1, rate: MAX_RATE_HZ, duration: MAX_DURATION_S, subprocesses: true, idle: true, gil: true, blocking: true };
+    const full: CaptureSpec = { kind: 'record', pid: 2 ** 31 - 1, rate: MAX_RATE_HZ, duration: MAX_DURATION_S, subprocesses: true, mode: 'wall', idle: true, gil: true, blocking: true };
     assert.deepStrictEqual(captureSpecFromRequest(full), full);
     assert.deepStrictEqual(captureSpecFromRequest({ kind: 'top', pid: 1, rate: 1, duration: 0.5, idle: true }), { ...defaults.top, pid: 1, rate: 1, duration: 0.5, idle: true });
+  });
+
+  test('each capture mode is kept; a mode outside CAPTURE_MODES is refused by name', () => {
+    for (const mode of CAPTURE_MODES) assert.equal(captureSpecFromRequest({ kind: 'record', pid: 1, mode }).mode, mode);
+    refused({ kind: 'record', pid: 1, mode: 'idle' }, /mode must be one of wall, cpu, gil/);
+    refused({ kind: 'record', pid: 1, mode: 3 }, /mode must be a string/);
   });
 
   test('a dump takes no duration, whatever is sent', () => {
@@ -55,7 +61,7 @@ describe('valid requests', () => {
   test('unknown fields are dropped; null means the default', () => {
     const spec = captureSpecFromRequest({ kind: 'record', pid: 1234, rate: null, evil: '$(reboot)', __proto__: { admin: true } });
     assert.deepStrictEqual(spec, defaults.record);
-    assert.deepEqual(Object.keys(spec), ['kind', 'pid', 'rate', 'duration', 'subprocesses', 'idle', 'gil', 'blocking']);
+    assert.deepEqual(Object.keys(spec), ['kind', 'pid', 'rate', 'duration', 'subprocesses', 'mode', 'idle', 'gil', 'blocking']);
   });
 });
 

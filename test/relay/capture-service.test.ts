@@ -42,7 +42,7 @@ const S = Object.fromEntries(CAPTURE_STATUSES.map((s) => [s, s])) as { [K in Cap
 const R = Object.fromEntries(RELAY_END_REASONS.map((r) => [r, r])) as { [K in RelayEndReason]: K };
 const [STARTING, RUNNING] = ACTIVE_CAPTURE_STATUSES;
 
-const RECORD: CaptureSpec = { kind: 'record', pid: 4242, rate: 100, duration: 30, subprocesses: false, idle: false, gil: false, blocking: false };
+const RECORD: CaptureSpec = { kind: 'record', pid: 4242, rate: 100, duration: 30, subprocesses: false, mode: 'wall', idle: false, gil: false, blocking: false };
 const TOP: CaptureSpec = { ...RECORD, kind: 'top', duration: 0 };
 
 // ---- chunks, as an agent makes them ------------------------------------------------------

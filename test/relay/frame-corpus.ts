@@ -49,7 +49,7 @@ export function frameCorpus(captureId = 'capFuzz1'): Seed[] {
   const stored0 = acceptChunk(EMPTY_SIZES, encodeChunk(chunks[0]));
   const stored1 = acceptChunk(stored0.sizesAfter, encodeChunk(chunks[1]));
   const proc = { pid: 4242, cmdline: 'python3 app.py --serve', version: '3.12.1', user: 'app', threads: 4 };
-  const spec = { kind: 'record' as const, pid: 4242, rate: 100, duration: 10, subprocesses: false, idle: false, gil: true, blocking: false };
+  const spec = { kind: 'record' as const, pid: 4242, rate: 100, duration: 10, subprocesses: false, mode: 'wall' as const, idle: false, gil: true, blocking: false };
   const seeds: Seed[] = [];
   const add = (direction: Direction, name: string, bytes: Uint8Array) => seeds.push({ direction, name, bytes });
 
@@ -74,7 +74,7 @@ export function frameCorpus(captureId = 'capFuzz1'): Seed[] {
 
   const agent = { id: 'agent1', host: 'web-1', containerId: 'c0ffee', arch: 'x64', agentVersion: '0.1.0', online: true, processes: [proc] };
   add('relay-to-ui', 'session_state', encode({ type: 'session_state', sessionId: 'sess1', agents: [agent, { ...agent, id: 'agent2', online: false, processes: [] }] }));
-  add('relay-to-ui', 'capture_state', encode({ type: 'capture_state', captureId, status: 'failed', stats: STATS, error: { code: 'INVALID_CHUNK', message: 'bad' } }));
+  add('relay-to-ui', 'capture_state', encode({ type: 'capture_state', captureId, status: 'failed', stats: STATS, chunks: 3, error: { code: 'INVALID_CHUNK', message: 'bad' } }));
   add('relay-to-ui', 'capture_chunk', encodeCaptureChunk(captureId, 1, stored1.payload));
   add('relay-to-ui', 'capture_reset', encode({ type: 'capture_reset', captureId }));
   add('relay-to-ui', 'dump_result', encode({ type: 'dump_result', captureId, threads: realDumpThreads() }));

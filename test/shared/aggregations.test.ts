@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type CallTreeNode, callTree } from '../../shared/profile/call-tree.ts';
+import { ProfileBuilder } from '../../shared/profile/builder.ts';
 import { selectSamples } from '../../shared/profile/sample-filter.ts';
 import { TopAccumulator, type TopAccumulatorOptions } from '../../shared/profile/top-accumulator.ts';
 import { KNOWN_THREADS, buildKnownProfile, f } from './fixtures.ts';
@@ -73,6 +74,53 @@ describe('top table', () => {
       worker.rows.map((r) => r.function),
       ['loop', 'run'],
     );
+  });
+});
+
+describe('TopAccumulator over time', () => {
+  it('keeps the header figures of the whole capture next to the last window, until reset', () => {
+    const builder = buildKnownProfile();
+    const acc = new TopAccumulator(builder.profile);
+    acc.ingest();
+    acc.endWindow();
+    const worker = builder.thread(100, 2, 'worker');
+    for (const t of [2, 3]) builder.addSample({ thread: worker, timeUs: t * 10_000, gil: true, framesLeafFirst: [f('loop', 'w.py', 3), f('run', 'w.py', 1)] });
+    acc.ingest();
+    acc.endWindow();
+    assert.deepEqual(acc.lastWindow, { counted: 2, all: 2, gil: 2, active: 2, threads: 1, processes: 1 });
+    assert.deepEqual(acc.cumulativeWindow, { counted: 10, all: 11, gil: 9, active: 10, threads: 2, processes: 1 });
+    assert.equal(acc.cumulativeSamples, 11);
+    // Over the whole capture, own counts add up to the counted samples (every counted sample has one leaf).
+    const own = acc.rows('ownTime', true).reduce((sum, r) => sum + r.cumulativeOwn, 0);
+    assert.equal(own, acc.cumulativeWindow.counted);
+    acc.reset();
+    assert.deepEqual(acc.cumulativeWindow, { counted: 0, all: 0, gil: 0, active: 0, threads: 0, processes: 0 });
+    assert.equal(acc.cumulativeSamples, 0);
+    assert.deepEqual(acc.lastWindow, { counted: 2, all: 2, gil: 2, active: 2, threads: 1, processes: 1 }, 'reset leaves the window alone');
+  });
+
+  it('shows a function at the lowest line sampled in it, never the line sampled last', () => {
+    const builder = new ProfileBuilder();
+    builder.process(1, { commandLine: 'python g.py' });
+    const thread = builder.thread(1, 1, 'MainThread');
+    const acc = new TopAccumulator(builder.profile);
+    const functionRow = () => acc.rows('ownTime', true).find((r) => r.function === 'g');
+    const sample = (line: number, timeUs: number) => builder.addSample({ thread, timeUs, framesLeafFirst: [f('g', 'g.py', line), f('<module>', 'g.py', 40)] });
+    sample(20, 0);
+    acc.ingest();
+    acc.endWindow();
+    assert.equal(functionRow()?.line, 20);
+    sample(12, 10_000);
+    acc.ingest();
+    acc.endWindow();
+    assert.equal(functionRow()?.line, 12);
+    sample(30, 20_000); // a later, higher line does not move it
+    sample(20, 30_000);
+    acc.ingest();
+    acc.endWindow();
+    assert.equal(functionRow()?.line, 12);
+    assert.equal(functionRow()?.cumulativeOwn, 4);
+    assert.deepEqual(acc.rows('ownTime', false).filter((r) => r.function === 'g').map((r) => r.line).sort((a, b) => (a ?? 0) - (b ?? 0)), [12, 20, 30]);
   });
 });
 

@@ -9,7 +9,7 @@ import { CAPTURE_STATUSES, isActiveStatus, zeroStats } from '../../shared/captur
 import { ProtocolError, encode, parseRelayToUi } from '../../shared/protocol.ts';
 
 const ID = 'c_0123456789abcdef';
-const state = (status: string) => encode({ type: 'capture_state', captureId: ID, status, stats: zeroStats() } as never);
+const state = (status: string) => encode({ type: 'capture_state', captureId: ID, status, stats: zeroStats(), chunks: 0 } as never);
 
 test('capture_state carries a registered status, and nothing else', () => {
   for (const status of CAPTURE_STATUSES) {

@@ -85,10 +85,11 @@ test('engineer flow: session, agent, top, record, downloads, history, dump', { s
   const firstRow = await page.locator('.top-table tbody tr').first().locator('td').allTextContents();
   const ownPercent = Number(firstRow[0].replace('%', ''));
   assert.ok(ownPercent > 60, `hot function %Own ${ownPercent} (expected ~90)`);
-  const header = await page.locator('.top-header').textContent();
-  assert.match(header ?? '', /Samples\s*[1-9]/);
+  // One sample count on the screen: the capture's, in the status line (the top header has none).
+  assert.match(await page.locator('.capture-status').textContent() ?? '', /[1-9][\d,]* samples/);
+  assert.doesNotMatch(await page.locator('.top-header').textContent() ?? '', /sample/i);
   // Sorting by a header: by name puts cold_function before hot_function.
-  await page.getByRole('button', { name: 'Function (file:line)' }).click();
+  await page.getByRole('button', { name: 'Function (file:first line)' }).click();
   const names = await page.locator('.top-table tbody .name').allTextContents();
   assert.ok(names.indexOf(truth.cold) >= 0 && names.indexOf(truth.cold) < names.indexOf(truth.hot), `sorted by name: ${names.join(', ')}`);
   await page.getByRole('button', { name: 'OwnTime' }).click();

@@ -107,11 +107,14 @@ test('a target that exits mid-recording, and an agent that goes offline', { skip
   assert.ok(Number(await page.locator('.flame-canvas').getAttribute('data-samples')) > 50);
   await page.locator('.capture-actions a[data-format="raw"]').waitFor();
 
-  // The agent goes away (the customer pressed Ctrl-C): the session page says so.
+  // The customer presses Ctrl-C: the session page says the agent was ended by them
+  // (it told the relay so), not that it lost its connection, and offers no Profile button.
   agent.child.kill('SIGINT');
   await page.locator('nav.crumbs a[href^="#/sessions/"]').click();
-  await page.locator('.agent .badge', { hasText: 'offline' }).waitFor({ timeout: 30_000 });
-  assert.match((await page.locator('.agent .error-box').textContent()) ?? '', /The agent is offline/);
+  await page.locator('.agent .badge', { hasText: 'ended by the customer' }).waitFor({ timeout: 30_000 });
+  assert.equal(await page.locator('.agent .error-box').count(), 0, 'not “lost its connection”');
+  assert.match((await page.locator('.agent').textContent()) ?? '', /The customer stopped this agent \(Ctrl-C\)/);
+  assert.equal(await page.getByRole('button', { name: /Profile process/ }).count(), 0);
   await page.screenshot({ path: artifactPath('error-offline.png'), fullPage: true });
   assert.deepEqual(seen.errors, []);
 });

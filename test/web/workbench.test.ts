@@ -23,7 +23,7 @@ async function svgTitles(page: Page): Promise<string[]> {
   return [...walkElements(parseXml(readFileSync(path, 'utf8')))].filter((e) => e.name === 'title').map((e) => textContent(e));
 }
 
-test('workbench: merged fork-per-job view and downloads, hottest path of a deep stack, left heavy', { skip, timeout: 180_000 }, async (t) => {
+test('workbench: merged fork-per-job view and downloads, hottest path of a deep stack, left heavy, sandwich', { skip, timeout: 180_000 }, async (t) => {
   const relay = await startWebRelay(t);
   const client = await adminClient(relay);
   const session = await createSession(client, 'rq ticket');
@@ -41,7 +41,7 @@ test('workbench: merged fork-per-job view and downloads, hottest path of a deep 
     `the agent with both processes\n${agent.log()}`,
   );
   const fork = await createCapture(client, agentId, { kind: 'record', pid: worker.pid, duration: 3, rate: 200, subprocesses: true });
-  const dive = await createCapture(client, agentId, { kind: 'record', pid: deep.pid, duration: 2, rate: 100 });
+  const dive = await createCapture(client, agentId, { kind: 'record', pid: deep.pid, duration: 2, rate: 100, mode: 'cpu' });
   for (const c of [fork, dive]) await eventually(async () => (await client.get(`/api/captures/${c.id}`)).json.endedAt !== null, 30_000, `capture ${c.id} ends`);
 
   const context = await launchBrowser(t, { width: 1280, height: 900 });
@@ -75,10 +75,35 @@ test('workbench: merged fork-per-job view and downloads, hottest path of a deep 
   await heavy.click();
   assert.equal(await heavy.getAttribute('aria-pressed'), 'true');
 
+  // ---- a link reopens the capture as it is shown ----
+  await page.getByPlaceholder('Search functions or files').fill('job_work');
+  await page.getByRole('button', { name: 'Icicle' }).click();
+  const graph = await page.locator('.flame-canvas').boundingBox();
+  assert.ok(graph);
+  // Icicle: the root on the first row, the merged tree's first box below it.
+  await page.mouse.click(graph.x + 40, graph.y + 17 * 1 + 8);
+  await page.waitForFunction(() => !(document.querySelector('button[title^="Show the whole graph"]') as HTMLButtonElement).disabled, undefined, { timeout: 5000 });
+  const url = page.url();
+  const zoomedTo = /zoomed to [^(]+/.exec((await page.locator('.flame-summary').textContent()) ?? '')?.[0];
+  assert.ok(zoomedTo, 'the status names the zoomed box');
+  for (const part of ['q=job_work', 'layout=icicle', 'order=heavy', 'function=1', 'mergeProcesses=0']) assert.ok(url.includes(part), `${part} in ${url}`);
+  assert.match(url, /zoom=\d+(&|$)/);
+  await page.goto('about:blank');
+  await page.goto(url);
+  await page.waitForFunction(() => !(document.querySelector('button[title^="Show the whole graph"]') as HTMLButtonElement | null)?.disabled, undefined, { timeout: 20_000 });
+  assert.equal(await page.getByPlaceholder('Search functions or files').inputValue(), 'job_work');
+  assert.equal(await page.getByRole('button', { name: 'Icicle' }).getAttribute('aria-pressed'), 'true');
+  assert.equal(await page.getByRole('button', { name: 'Left heavy' }).getAttribute('aria-pressed'), 'true');
+  assert.equal(await page.getByLabel('By function').isChecked(), true);
+  assert.equal(await page.getByLabel('Merge processes').isChecked(), false);
+  assert.match((await page.locator('.flame-summary').textContent()) ?? '', new RegExp(zoomedTo.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'the same box is zoomed');
+
   // ---- a deep stack opens on its hottest path ----
   await page.goto(`${relay.url}/#/captures/${dive.id}`);
   const canvas = page.locator('.flame-canvas');
   await page.waitForFunction(() => (document.querySelector('.flame-canvas') as HTMLElement | null)?.dataset.focus !== undefined, undefined, { timeout: 20_000 });
+  assert.match((await page.locator('.capture-meta').textContent()) ?? '', /CPU mode/, 'the capture says which samples it kept');
+  assert.equal(await page.getByLabel('Merge processes').isVisible(), false, 'one process: nothing to merge');
   const scroll = await page.locator('.flame-scroll').evaluate((el) => ({ top: el.scrollTop, height: el.scrollHeight, client: el.clientHeight }));
   assert.ok(scroll.height > scroll.client * 2, `a 300-frame stack is taller than the view: ${JSON.stringify(scroll)}`);
   assert.ok(scroll.top < scroll.height - scroll.client - 100, `scrolled up to the hot leaf, away from the root: ${JSON.stringify(scroll)}`);
@@ -86,11 +111,39 @@ test('workbench: merged fork-per-job view and downloads, hottest path of a deep 
   const focus = await canvas.evaluate((el) => Number((el as HTMLElement).dataset.focus));
   assert.ok(focus > 0);
   await page.screenshot({ path: artifactPath('deep-hot-path.png') });
+  // The overview shows the whole graph with the view's window; a click there scrolls the view.
+  const overview = page.locator('.flame-overview-canvas');
+  await overview.waitFor({ state: 'visible', timeout: 5000 });
+  assert.ok(Number(await overview.getAttribute('data-boxes')) > 100, 'every level of the 300-deep stack is in the overview');
+  const strip = await overview.boundingBox();
+  assert.ok(strip);
+  await page.locator('.flame-scroll').evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await page.mouse.click(strip.x + strip.width / 2, strip.y + 2);
+  await page.waitForFunction(() => {
+    const el = document.querySelector('.flame-scroll') as HTMLElement;
+    return el.scrollTop < el.clientHeight;
+  }, undefined, { timeout: 5000 });
+  // The overview redraws after the view: wait for its frame to follow.
+  await page.waitForFunction(() => Number(document.querySelector('.flame-overview-canvas')?.getAttribute('data-window')?.split('-')[1] ?? 0) >= 295, undefined, { timeout: 5000 });
   // Scrolled to the root, the graph says how much is above.
   await page.locator('.flame-scroll').evaluate((el) => (el.scrollTop = el.scrollHeight));
   await page.waitForFunction(() => Number((document.querySelector('.flame-canvas') as HTMLElement).dataset.hiddenLevels) > 100, undefined, { timeout: 5000 });
-  const box = await canvas.boundingBox();
+  const box = await canvas.first().boundingBox();
   assert.ok(box && box.height > 400, `the view fills the window: ${box?.height}`);
+
+  // ---- sandwich: the spinning function's 300 callers above it, nothing below ----
+  const row = page.locator('.fn-table tbody tr', { has: page.locator('button.fn-name[data-fn="spin_here"]') });
+  await row.waitFor({ timeout: 10_000 });
+  await row.getByRole('button', { name: 'callers/callees' }).click();
+  await page.locator('.sandwich h3', { hasText: 'spin_here' }).waitFor();
+  const paneBoxes = async (pane: string) => Number(await page.locator(`.sandwich [data-pane="${pane}"] canvas`).getAttribute('data-boxes'));
+  await page.waitForFunction(() => Number(document.querySelector('.sandwich [data-pane="callers"] canvas')?.getAttribute('data-boxes') ?? 0) > 10, undefined, { timeout: 5000 });
+  assert.ok((await paneBoxes('callers')) > 10, 'the callers pane draws the dive() chain');
+  await page.waitForFunction(() => Number(document.querySelector('.sandwich [data-pane="callees"] canvas')?.getAttribute('data-boxes') ?? 0) >= 2, undefined, { timeout: 5000 });
+  assert.ok((await paneBoxes('callees')) <= 3, 'spin_here calls no Python function: its callees pane is the root and itself');
+  await page.screenshot({ path: artifactPath('sandwich.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Close' }).click();
+  assert.equal(await page.locator('.sandwich').isHidden(), true);
   assert.deepEqual(seen.errors, []);
   assert.deepEqual(seen.csp, []);
 });

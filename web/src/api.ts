@@ -44,19 +44,10 @@ export type Capture = CaptureDetailView;
 export type AuditEntry = AuditEntryView;
 export type { CaptureKind } from '../../shared/capture-states.ts';
 export type { ProcessInfo } from '../../shared/protocol.ts';
-import type { UiAgentState } from '../../shared/protocol.ts';
+import type { CaptureSpec, UiAgentState } from '../../shared/protocol.ts';
 
-/** The body of POST /api/agents/:id/captures (relay/captures/capture-request.ts). */
-export interface CaptureOptions {
-  kind: CaptureKind;
-  pid: number;
-  rate: number;
-  duration: number;
-  subprocesses: boolean;
-  idle: boolean;
-  gil: boolean;
-  blocking: boolean;
-}
+/** The body of POST /api/agents/:id/captures: a whole spec (relay/captures/capture-request.ts fills in what is left out). */
+export type CaptureOptions = CaptureSpec;
 
 let csrfToken = '';
 
@@ -133,3 +124,22 @@ export function diffUrl(currentId: string, baselineId: string, options: ViewOpti
   const view = viewQuery(options);
   return `/api/captures/${encodeURIComponent(currentId)}/diff?baseline=${encodeURIComponent(baselineId)}${view ? `&${view}` : ''}`;
 }
+
+// ---- engineer accounts (docs/api.md, "Accounts") ----
+export type Account = import('../../shared/http-views.ts').AccountView;
+
+export const accountsApi = {
+  /** Admin: every engineer's account. */
+  list: async () => (await request<import('../../shared/http-views.ts').AccountListView>('GET', '/api/users')).users,
+  /** Admin: a new engineer. */
+  create: (username: string, password: string, admin: boolean) => request<{ user: User }>('POST', '/api/users', { username, password, admin }),
+  /** Admin: disable (signs them out everywhere) or enable an engineer. */
+  setDisabled: (id: string, disabled: boolean) =>
+    request<import('../../shared/http-views.ts').AccountChangedView>('POST', `/api/users/${encodeURIComponent(id)}/${disabled ? 'disable' : 'enable'}`),
+  /** Admin: a new password for another engineer (signs them out everywhere). */
+  resetPassword: (id: string, password: string) =>
+    request<import('../../shared/http-views.ts').AccountChangedView>('POST', `/api/users/${encodeURIComponent(id)}/password`, { password }),
+  /** Anyone: a new password of one's own, given the current one (signs out one's other sign-ins). */
+  changeOwnPassword: (currentPassword: string, newPassword: string) =>
+    request<import('../../shared/http-views.ts').PasswordChangedView>('POST', '/api/me/password', { currentPassword, newPassword }),
+};

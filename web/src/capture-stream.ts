@@ -34,6 +34,8 @@ export class CaptureStream {
   /** Local time (performance.now()) at which each applied chunk arrived, for latency figures. */
   lastChunkAt = 0;
   chunksApplied = 0;
+  /** Chunks the relay had stored at its last capture_state. */
+  chunksStored = 0;
   #nextSeq = 0;
   #waitingForZero = false;
   #socket: UiSocket;
@@ -50,6 +52,11 @@ export class CaptureStream {
 
   get done(): boolean {
     return !isActiveStatus(this.status);
+  }
+
+  /** Ended, and every stored chunk is in `profile`: nothing more will change it. */
+  get complete(): boolean {
+    return this.done && this.#nextSeq >= this.chunksStored;
   }
 
   close(): void {
@@ -71,6 +78,7 @@ export class CaptureStream {
       case 'capture_state':
         this.status = m.status;
         this.stats = m.stats;
+        this.chunksStored = m.chunks;
         this.error = m.error;
         this.#events.status?.();
         if (m.error) this.#events.error?.(m.error.code, m.error.message);

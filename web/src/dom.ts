@@ -148,3 +148,38 @@ export function select<T extends string>(options: { value: T; label: string }[],
   sel.addEventListener('change', () => onchange(sel.value as T));
   return sel;
 }
+
+/** Puts `text` on the clipboard; false when the browser would not (the caller says to select and copy). */
+export async function copyText(text: string): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // Not a secure context (plain http on a non-local host): fall back to a selection.
+    const area = h('textarea', { readonly: true, class: 'offscreen' });
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand('copy');
+    } catch {
+      ok = false;
+    }
+    area.remove();
+    return ok;
+  }
+}
+
+/** Saves `content` as a file named `name`, made here (never fetched): a blob URL clicked as a download link. */
+export function saveFile(name: string, content: string, type: string): void {
+  const url = URL.createObjectURL(new Blob([content], { type: `${type};charset=utf-8` }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  link.className = 'offscreen';
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 30_000);
+}

@@ -34,6 +34,13 @@ export function explain(code: string | undefined, message: string | undefined): 
   if (c === 'TARGET_EXITED' || c === 'PROCESS_EXITED') {
     return { title: 'The target process exited', detail: m || 'The Python process ended while it was being profiled. What was captured until then is kept.' };
   }
+  if (c === 'ENDED_BY_CUSTOMER') {
+    return {
+      title: 'Ended by the customer',
+      detail: m || 'The customer stopped the agent (Ctrl-C) while this ran; what arrived before is kept.',
+      fix: ['To capture again, ask the customer to run the one-liner again.'],
+    };
+  }
   if (c === 'NO_SUCH_PROCESS') return { title: 'No such process', detail: m || 'That process is gone; refresh the process list.' };
   if (c === 'NOT_PYTHON') return { title: 'Not a Python process', detail: m || 'No CPython interpreter was found in that process.' };
   if (c === 'UNSUPPORTED_VERSION') return { title: 'Unsupported Python version', detail: m };

@@ -30,10 +30,11 @@ export function toDate(v: unknown): Date | null {
   return null;
 }
 
-export function dateTime(v: unknown): string {
+/** The time of day, with the date in front unless it is today (local time): `14:03:05`, `2026-01-02 14:03:05`. */
+export function dateTime(v: unknown, now: Date = new Date()): string {
   const d = toDate(v);
   if (!d) return '–';
-  const today = new Date();
+  const today = now;
   const sameDay = d.toDateString() === today.toDateString();
   const time = d.toLocaleTimeString('en-GB', { hour12: false });
   return sameDay ? time : `${d.toLocaleDateString('en-CA')} ${time}`;

@@ -3,6 +3,7 @@
 //   #/sessions/ID      one session: one-liner, agents, processes, history, audit
 //   #/captures/ID      live top / flame graph / dump of one capture
 //   #/compare/A/B      capture B against baseline A: differential flame graph and table
+//   #/engineers        admins: the engineers' accounts; everyone: #/account, their own password
 // Sign-in is shown in place of any route while signed out.
 
 import { ApiError, api, setCsrfToken, setUnauthenticatedHandler } from './api.ts';
@@ -15,12 +16,14 @@ import { loginScreen } from './views/login.ts';
 import { sessionScreen } from './views/session.ts';
 import { sessionsScreen } from './views/sessions.ts';
 import { compareScreen } from './views/compare.ts';
+import { accountsScreen } from './views/accounts.ts';
 
 const routes: { pattern: RegExp; keys: string[]; screen: Screen }[] = [
   { pattern: /^#?\/?$/, keys: [], screen: sessionsScreen },
   { pattern: /^#\/sessions\/([^/]+)$/, keys: ['id'], screen: sessionScreen },
   { pattern: /^#\/captures\/([^/]+)$/, keys: ['id'], screen: captureScreen },
   { pattern: /^#\/compare\/([^/]+)\/([^/]+)$/, keys: ['baseline', 'current'], screen: compareScreen },
+  { pattern: /^#\/(?:engineers|account)$/, keys: [], screen: accountsScreen },
 ];
 
 const userBox = h('div', { class: 'user' });
@@ -42,6 +45,7 @@ function renderUser(): void {
   }
   replace(
     userBox,
+    app.me.user.admin ? h('a', { href: '#/engineers', class: 'nav-link' }, 'Engineers') : h('a', { href: '#/account', class: 'nav-link' }, 'My account'),
     h('span', { class: 'who' }, app.me.user.username, app.me.user.admin ? h('span', { class: 'badge' }, 'admin') : null),
     button('Sign out', async () => {
       try {
@@ -76,11 +80,12 @@ function route(): void {
     cleanup = loginScreen(signedIn)(main, {});
     return;
   }
-  const hash = location.hash || '#/';
+  // A route's query (after '?') is the screen's view state, e.g. a capture's zoom and search.
+  const [hash, query = ''] = (location.hash || '#/').split(/\?(.*)/s, 2);
   for (const r of routes) {
     const m = r.pattern.exec(hash);
     if (!m) continue;
-    const params: Record<string, string> = {};
+    const params: Record<string, string> = { query };
     r.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1])));
     cleanup = r.screen(main, params);
     main.focus({ preventScroll: true });
@@ -93,7 +98,9 @@ function route(): void {
 
 socket.onStatus((status, detail) => {
   connection.className = `connection ${status}`;
-  setText(connection, status === 'open' ? '' : status === 'connecting' ? 'Connecting to the relay…' : `Disconnected from the relay${detail ? ` (${detail})` : ''}; retrying…`);
+  // Signed out (or not signed in yet) the socket is stopped on purpose: no banner on the sign-in page.
+  const text = { open: '', stopped: '', connecting: 'Connecting to the relay…', closed: `Disconnected from the relay${detail ? ` (${detail})` : ''}; retrying…` }[status];
+  setText(connection, text);
 });
 
 async function boot(): Promise<void> {
@@ -101,6 +108,11 @@ async function boot(): Promise<void> {
   setUnauthenticatedHandler(() => {
     if (app.me) signedOut();
   });
+  // A refused socket: if the sign-in itself is gone (signed out elsewhere, account disabled), /api/me says 401.
+  socket.onRefused = () =>
+    void api.me().catch((err) => {
+      if (err instanceof ApiError && err.status === 401 && app.me) signedOut();
+    });
   window.addEventListener('hashchange', route);
   try {
     const me = await api.me();

@@ -4,12 +4,13 @@
 
 import { type RelayToUi, type UiToRelay, encode, parseRelayToUi } from '../../shared/protocol.ts';
 
-export type SocketStatus = 'connecting' | 'open' | 'closed';
+/** `stopped`: not wanted (signed out, or not signed in yet), which is not a lost connection: nothing to show. */
+export type SocketStatus = 'stopped' | 'connecting' | 'open' | 'closed';
 type Listener = (message: RelayToUi) => void;
 
 export class UiSocket {
   #ws: WebSocket | null = null;
-  #status: SocketStatus = 'closed';
+  #status: SocketStatus = 'stopped';
   #listeners = new Set<Listener>();
   #statusListeners = new Set<(s: SocketStatus, detail: string) => void>();
   #sessions = new Map<string, number>();
@@ -41,13 +42,16 @@ export class UiSocket {
     const ws = this.#ws;
     this.#ws = null;
     ws?.close(1000, 'signed out');
-    this.#setStatus('closed', '');
+    this.#setStatus('stopped', '');
   }
 
   onMessage(fn: Listener): () => void {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
   }
+
+  /** Called when the relay refuses the socket's sign-in (close 4001). */
+  onRefused: (() => void) | undefined;
 
   onStatus(fn: (s: SocketStatus, detail: string) => void): () => void {
     this.#statusListeners.add(fn);
@@ -144,6 +148,8 @@ export class UiSocket {
       this.#ws = null;
       clearTimeout(this.#stableTimer);
       const why = ev.code === 4001 ? 'signed out or not allowed' : ev.reason || `code ${ev.code}`;
+      // 4001: the sign-in may be gone (signed out elsewhere, account disabled): let the app check now.
+      if (ev.code === 4001) this.onRefused?.();
       this.#scheduleReconnect(why);
     };
   }

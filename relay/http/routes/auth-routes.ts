@@ -1,4 +1,5 @@
-// Sign-in, sign-out, "who am I", and account creation.
+// Sign-in, sign-out, "who am I" and the relay-wide audit log; the accounts
+// themselves (list, create, disable, passwords) are account-routes.ts.
 import { Hono } from 'hono';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import type { AppEnv, RelayServices } from '../context.ts';
@@ -6,7 +7,8 @@ import { PeriscopeError } from '../../../shared/errors.ts';
 import { clientIp, currentAuth, jsonBody, requireUser } from '../guards.ts';
 import { SESSION_COOKIE } from '../../auth/web-sessions.ts';
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../../auth/passwords.ts';
-import { createUser, publicUser } from '../../auth/accounts.ts';
+import { publicUser } from '../../auth/accounts.ts';
+import { accountRoutes } from './account-routes.ts';
 
 export function authRoutes(s: RelayServices): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -33,6 +35,12 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
       s.store.audit.record(username, 'login.failed', null, { ip });
       throw new PeriscopeError('BAD_CREDENTIALS', 'wrong username or password');
     }
+    // Only once the password is proven, so the refusal tells nothing to someone guessing it.
+    if (user.disabledAt !== null) {
+      s.metrics.authFailures++;
+      s.store.audit.record(username, 'login.refused', null, { ip, reason: 'disabled' });
+      throw new PeriscopeError('ACCOUNT_DISABLED', `the account ${username} is disabled; ask an admin to enable it`);
+    }
     s.limiter.succeeded(ip, username);
     if (needsRehash(user.passwordHash)) await upgradeHash(s, user.id, password);
     const { token, login } = await s.webSessions.start(user);
@@ -43,6 +51,7 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
       path: '/',
       expires: new Date(login.expiresAt),
     });
+    s.store.users.recordSignIn(user.id, login.createdAt);
     s.store.audit.record(user.username, 'login', null, { ip });
     return c.json({ user: publicUser(user), csrfToken: login.csrfToken });
   });
@@ -61,19 +70,6 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
     return c.json({ user: publicUser(user), csrfToken: login.csrfToken });
   });
 
-  app.post('/api/users', authed, async (c) => {
-    const { user } = currentAuth(c);
-    if (!user.admin) throw new PeriscopeError('FORBIDDEN', 'only an admin can create accounts');
-    const body = await jsonBody(c);
-    const { username, password, admin } = body;
-    if (typeof username !== 'string' || typeof password !== 'string' || (admin !== undefined && typeof admin !== 'boolean')) {
-      throw new PeriscopeError('BAD_ARGUMENT', 'send {"username": "...", "password": "...", "admin": false}');
-    }
-    const created = await createUser(s.store, { username, password, admin: admin === true }, user.id);
-    s.store.audit.record(user.username, 'user.created', null, { username: created.username, admin: created.admin });
-    return c.json({ user: publicUser(created) }, 201);
-  });
-
   app.get('/api/audit', authed, (c) => {
     const { user } = currentAuth(c);
     if (!user.admin) throw new PeriscopeError('FORBIDDEN', 'only an admin can read the relay-wide audit log; use /api/sessions/:id/audit');
@@ -81,6 +77,7 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
     return c.json({ entries: s.store.audit.all(limit, before).map(auditView) });
   });
 
+  app.route('/', accountRoutes(s));
   return app;
 }
 

@@ -20,7 +20,7 @@ export function sessionRoutes(s: RelayServices): Hono<AppEnv> {
   app.get('/api/sessions', (c) => {
     const { user } = currentAuth(c);
     const sessions = s.store.sessions.listForMember(user.id).map((session) => {
-      const { code: _c, joinToken: _t, commands: _m, ...summary } = s.sessions.view(session);
+      const { code: _c, joinToken: _t, commands: _m, publicUrl: _u, ...summary } = s.sessions.view(session);
       return summary;
     });
     return c.json({ sessions });

@@ -203,6 +203,29 @@ export class FlameCanvas {
     this.invalidate();
   }
 
+  /** A box's fill, as drawn here (the overview draws with it). */
+  colourOfNode(node: number): string {
+    return this.#colour(node);
+  }
+
+  /** The depths with a row (partly) on screen. */
+  visibleDepths(): { first: number; last: number } {
+    const m = this.#model;
+    const H = this.#cssHeight;
+    if (!m) return { first: 0, last: 0 };
+    const a = this.#depthAt(0);
+    const b = this.#depthAt(Math.max(0, H - 1));
+    return { first: Math.max(0, Math.min(a, b)), last: Math.min(m.maxDepth, Math.max(a, b)) };
+  }
+
+  /** Scrolls so that depth `d` is in the middle of the view. */
+  scrollToDepth(d: number): void {
+    const rowTop = this.#icicle ? d * ROW_HEIGHT : this.#contentHeight - (d + 1) * ROW_HEIGHT;
+    this.element.scrollTop = Math.max(0, rowTop - this.#cssHeight / 2);
+    this.#pinBottom = this.element.scrollTop + this.element.clientHeight >= this.element.scrollHeight - 2;
+    this.invalidate();
+  }
+
   #colour(node: number): string {
     const m = this.#model!;
     const kind = m.kind[node];

@@ -9,7 +9,10 @@ import { count, percent } from '../format.ts';
 import { FlameCanvas, type HitBox } from './flame-canvas.ts';
 import { CallTree, type CallTreeOptions, NodeKind } from '../../../shared/profile/call-tree.ts';
 import type { ViewOptions } from '../../../shared/profile/view-options.ts';
+import { type SandwichFunction, sandwich } from '../../../shared/profile/sandwich.ts';
+import type { FlameState } from '../view-state.ts';
 import { FlameSearch } from './flame-search.ts';
+import { FlameOverview } from './flame-overview.ts';
 
 /**
  * The options the view's checkboxes toggle (always set), a thread selection,
@@ -19,8 +22,8 @@ type ToggledOptions = Required<Pick<CallTreeOptions, 'idle' | 'gil' | 'function'
 
 export interface ProfileSource {
   readonly profile: Profile;
-  /** True once the capture has ended (nothing more will arrive). */
-  readonly done?: boolean;
+  /** True once the capture has ended and all of it has arrived (nothing will change the profile). */
+  readonly complete?: boolean;
 }
 
 function baseName(path: string): string {
@@ -61,11 +64,18 @@ export class FlameView {
   onDrawn: ((ms: number, boxes: number) => void) | undefined;
   /** The view's options changed (downloads follow them). */
   onOptionsChange: ((options: ViewOptions) => void) | undefined;
+  /** Anything a link keeps changed: options, search, layout, order, zoom. */
+  onStateChange: (() => void) | undefined;
+  /** A zoom to restore once the tree holds its path (from a link). */
+  #pendingZoom: number[] | null = null;
   #mergeBox: HTMLLabelElement;
   #mergeInput: HTMLInputElement;
   #heavyButton: HTMLButtonElement;
   #nameButton: HTMLButtonElement;
   #openedOnHotPath = false;
+  #overview: FlameOverview | undefined;
+  #sandwichBox = h('section', { class: 'sandwich', aria: { label: 'Sandwich view' } });
+  #sandwichPanes: { callers: FlameCanvas; callees: FlameCanvas } | null = null;
 
   constructor(source: ProfileSource, options: Partial<ToggledOptions> = {}) {
     this.#source = source;
@@ -76,12 +86,14 @@ export class FlameView {
       zoom: () => this.#afterZoom(),
       hover: (hit, x, y) => this.#showTooltip(hit, x, y),
       drawn: (ms, boxes) => {
+        this.#overview?.draw();
         this.#frameTimes.push(ms);
         if (this.#frameTimes.length > 240) this.#frameTimes.shift();
         this.onDrawn?.(ms, boxes);
       },
     });
     this.canvas.setModel(this.#model);
+    this.#overview = new FlameOverview(this.canvas);
 
     this.#searchInput = h('input', { type: 'search', placeholder: 'Search functions or files', class: 'search', aria: { label: 'Search functions or files' } });
     this.#searchInput.addEventListener('input', () => this.setSearch(this.#searchInput.value));
@@ -131,13 +143,63 @@ export class FlameView {
       { class: 'flame-view' },
       toolbar,
       h('div', { class: 'flame-status' }, this.#summary),
-      h('div', { class: 'flame-body' }, h('div', { class: 'flame-main' }, this.canvas.element, this.#tooltip), h('div', { class: 'fn-table-wrap', aria: { label: 'Functions' } }, table)),
+      h('div', { class: 'flame-body' }, h('div', { class: 'flame-main' }, this.#overview.element, this.canvas.element, this.#tooltip), h('div', { class: 'fn-table-wrap', aria: { label: 'Functions' } }, table)),
+      this.#sandwichBox,
     );
+    this.#sandwichBox.hidden = true;
     this.#scheduleTable(1000);
     this.update();
   }
 
+  /**
+   * speedscope's sandwich of one function, from what has arrived so far: its
+   * callers above it (flame layout: the function at the bottom) and its callees
+   * below it (icicle: the function at the top).
+   */
+  openSandwich(fn: SandwichFunction): void {
+    this.closeSandwich();
+    const o = this.#options;
+    const cut = sandwich(this.#source.profile, fn, { idle: o.idle, gil: o.gil, threadRows: o.threadRows });
+    const panes = { callers: new FlameCanvas(), callees: new FlameCanvas() };
+    for (const [key, canvas] of Object.entries(panes)) {
+      // By function, as speedscope's sandwich: the function is one box whatever line ran.
+      const tree = new CallTree(cut[key as keyof typeof panes], { function: true });
+      tree.ingest();
+      canvas.setModel(tree);
+      canvas.setIcicle(key === 'callees');
+      canvas.element.dataset.pane = key;
+    }
+    this.#sandwichPanes = panes;
+    const shownSamples = this.#model.total[0];
+    replace(
+      this.#sandwichBox,
+      h(
+        'div',
+        { class: 'sandwich-head' },
+        h('h3', null, 'Sandwich: ', h('span', { class: 'mono' }, fn.name), h('span', { class: 'file' }, ` ${fn.file}`)),
+        h('span', { class: 'muted' }, ` ${count(cut.samples)} samples hold it (${percent(cut.samples, shownSamples)})`),
+        button('Close', () => this.closeSandwich(), { class: 'link-small' }),
+      ),
+      h('div', { class: 'sandwich-label muted' }, 'Callers (who calls it, outward)'),
+      panes.callers.element,
+      h('div', { class: 'sandwich-label muted' }, 'Callees (what it calls)'),
+      panes.callees.element,
+    );
+    this.#sandwichBox.hidden = false;
+    this.#sandwichBox.scrollIntoView({ block: 'nearest' });
+  }
+
+  closeSandwich(): void {
+    if (!this.#sandwichPanes) return;
+    this.#sandwichPanes.callers.dispose();
+    this.#sandwichPanes.callees.dispose();
+    this.#sandwichPanes = null;
+    replace(this.#sandwichBox);
+    this.#sandwichBox.hidden = true;
+  }
+
   dispose(): void {
+    this.closeSandwich();
     this.#disposed = true;
     clearTimeout(this.#tableTimer);
     cancelAnimationFrame(this.#pending);
@@ -191,7 +253,12 @@ export class FlameView {
       this.canvas.drawNow();
     }
     if (this.#model.backlog > 0) this.update();
-    else if (this.#source.done && !this.#openedOnHotPath && this.#model.total[0] > 0) {
+    else if (this.#pendingZoom && this.#source.complete) {
+      // A link's zoom: once everything has arrived, the path means what it meant.
+      const node = this.#nodeAt(this.#pendingZoom);
+      this.#pendingZoom = null;
+      if (node > 0) this.canvas.setZoom(node);
+    } else if (this.#source.complete && !this.#openedOnHotPath && this.#model.total[0] > 0) {
       // A finished capture opens on its hottest path (once: then the user steers).
       this.#openedOnHotPath = true;
       this.canvas.revealHottestPath();
@@ -216,6 +283,44 @@ export class FlameView {
     this.#nameButton.setAttribute('aria-pressed', String(order === 'name'));
     this.#heavyButton.setAttribute('aria-pressed', String(order === 'heavy'));
     this.canvas.invalidate();
+    this.onStateChange?.();
+  }
+
+  /** What a link to this view keeps. */
+  get state(): FlameState {
+    const m = this.#model;
+    const zoom: number[] = [];
+    const path = m.ancestry(this.canvas.zoom < m.nodeCount ? this.canvas.zoom : 0);
+    for (let i = 1; i < path.length; i++) {
+      let k = 0;
+      for (let c = m.firstSortedChild(path[i - 1]); c !== -1 && c !== path[i]; c = m.nextSibling[c]) k++;
+      zoom.push(k);
+    }
+    return { options: this.viewOptions, search: this.#search.query, icicle: this.canvas.icicle, heavy: m.order === 'heavy', zoom };
+  }
+
+  /** Restores what a link kept (its options are given to the constructor). */
+  restore(state: FlameState): void {
+    if (state.heavy) this.#setOrder('heavy');
+    if (state.icicle) this.#setLayout(true);
+    if (state.search) this.setSearch(state.search);
+    if (state.zoom.length > 0) {
+      this.#pendingZoom = state.zoom;
+      this.#openedOnHotPath = true;
+    }
+  }
+
+  /** The node at a path of child positions, or -1 while the tree does not hold it (yet). */
+  #nodeAt(path: number[]): number {
+    const m = this.#model;
+    let n = 0;
+    for (const k of path) {
+      let c = m.firstSortedChild(n);
+      for (let i = 0; i < k && c !== -1; i++) c = m.nextSibling[c];
+      if (c === -1) return -1;
+      n = c;
+    }
+    return n;
   }
 
   #rebuild(change: Partial<ToggledOptions>): void {
@@ -224,6 +329,7 @@ export class FlameView {
     this.#model = new CallTree(this.#source.profile, this.#options);
     this.#model.setOrder(order);
     this.onOptionsChange?.(this.viewOptions);
+    this.onStateChange?.();
     this.#table = this.#newTable();
     this.#tableDirty = true;
     this.#firstTable = true;
@@ -244,17 +350,20 @@ export class FlameView {
     this.canvas.setSearch(this.#search);
     if (this.#searchInput.value !== query) this.#searchInput.value = query;
     this.#updateStatus();
+    this.onStateChange?.();
   }
 
   #setLayout(icicle: boolean): void {
     this.canvas.setIcicle(icicle);
     this.#flameButton.setAttribute('aria-pressed', String(!icicle));
     this.#icicleButton.setAttribute('aria-pressed', String(icicle));
+    this.onStateChange?.();
   }
 
   #afterZoom(): void {
     this.#resetButton.disabled = this.canvas.zoom === 0;
     this.#updateStatus();
+    this.onStateChange?.();
   }
 
   #updateStatus(): void {
@@ -358,7 +467,9 @@ export class FlameView {
       if (!tr) {
         const nameButton = h('button', { type: 'button', class: 'fn-name' });
         nameButton.addEventListener('click', () => this.setSearch(nameButton.dataset.fn ?? ''));
-        tr = h('tr', null, h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'fn' }, nameButton, h('span', { class: 'file' })));
+        const sandwichButton = h('button', { type: 'button', class: 'fn-sandwich', title: 'Sandwich: its callers and callees', aria: { label: 'callers/callees' } }, 'sandwich');
+        sandwichButton.addEventListener('click', () => this.openSandwich({ name: nameButton.dataset.fn ?? '', file: nameButton.dataset.file ?? '' }));
+        tr = h('tr', null, h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'fn' }, nameButton, ' ', sandwichButton, h('span', { class: 'file' })));
         body.appendChild(tr);
       }
       setText(tr.cells[0], percent(r.cumulativeOwn, all));
@@ -366,6 +477,7 @@ export class FlameView {
       const b = tr.cells[2].firstChild as HTMLButtonElement;
       const where = r.line === null ? r.file : `${r.file}:${r.line}`;
       b.dataset.fn = r.function;
+      b.dataset.file = r.file;
       setText(b, r.function);
       setText(tr.cells[2].lastChild!, baseName(where));
       b.title = `${r.function} (${where}) — self ${count(r.cumulativeOwn)}, total ${count(r.cumulativeTotal)} samples. Click to highlight.`;

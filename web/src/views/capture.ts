@@ -14,17 +14,26 @@ import { renderDump, renderStoredDump } from './dump-view.ts';
 import { downloadLinks, optionsSummary, statusBadge } from './session.ts';
 import { TopView } from './top-view.ts';
 import { isActiveStatus } from '../../../shared/capture-states.ts';
+import { parseViewState, viewStateQuery } from '../view-state.ts';
 
 export const captureScreen: Screen = (root, params) => {
   const captureId = params.id;
+  const linked = parseViewState(params.query ?? '');
   let alive = true;
   let capture: Capture | undefined;
   let stream: CaptureStream | undefined;
   let top: TopView | undefined;
   let flame: FlameView | undefined;
   let tab: 'top' | 'flame' = 'flame';
+  /** Keeps the URL a link to what is on screen (without a new history entry). */
+  function saveViewState(): void {
+    const state = tab === 'flame' && flame ? { tab, ...flame.state } : { tab };
+    const query = viewStateQuery(state);
+    history.replaceState(null, '', `#/captures/${encodeURIComponent(captureId)}${query ? `?${query}` : ''}`);
+  }
   let sessionName: string | undefined;
   const timers: ReturnType<typeof setInterval>[] = [];
+  let linkedOnce = false;
 
   const crumbs = h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'Sessions'));
   const title = h('h1', null, 'Capture');
@@ -86,6 +95,14 @@ export const captureScreen: Screen = (root, params) => {
         }, { class: 'danger', title: 'Stop sampling; what was captured is kept' }),
       );
     }
+    if (capture.kind !== 'dump') {
+      const copyLink = button('Copy link', async () => {
+        const ok = await navigator.clipboard.writeText(location.href).then(() => true, () => false);
+        setText(copyLink, ok ? 'Link copied' : 'Copy the address bar');
+        setTimeout(() => setText(copyLink, 'Copy link'), 2000);
+      }, { title: 'A link that reopens this capture as it is shown: tab, options, search, zoom' });
+      items.push(copyLink);
+    }
     const samples = Math.max(stream?.profile.samples.stack.length ?? 0, capture.samples);
     if (capture.kind === 'record' && (live || samples > 0)) {
       const links = downloadLinks(captureId, false, flame?.viewOptions ?? {});
@@ -131,6 +148,7 @@ export const captureScreen: Screen = (root, params) => {
         tab = key;
         renderTabs();
         showTab();
+        saveViewState();
       }, { role: 'tab', class: tab === key ? 'tab active' : 'tab' });
       b.setAttribute('aria-selected', String(tab === key));
       return b;
@@ -149,8 +167,13 @@ export const captureScreen: Screen = (root, params) => {
       top?.dispose();
       top = undefined;
       if (!flame) {
-        flame = new FlameView(stream, { idle: capture?.options.idle ?? false, gil: capture?.options.gil ?? false });
+        // A link's options win over the capture's defaults, once.
+        const fromLink = linkedOnce ? {} : linked.options;
+        flame = new FlameView(stream, { idle: capture?.options.idle ?? false, gil: capture?.options.gil ?? false, ...fromLink });
+        if (!linkedOnce) flame.restore(linked);
+        linkedOnce = true;
         flame.onOptionsChange = () => renderActions();
+        flame.onStateChange = () => saveViewState();
       }
       replace(body, flame.element);
     }
@@ -186,7 +209,7 @@ export const captureScreen: Screen = (root, params) => {
       error: (code, message) => showError(code, message),
     });
     if (c.kind !== 'dump') {
-      tab = c.kind === 'top' ? 'top' : 'flame';
+      tab = linked.tab ?? (c.kind === 'top' ? 'top' : 'flame');
       renderTabs();
       showTab();
     }

@@ -1,10 +1,13 @@
 // A dump: every thread's stack, innermost frame first (like `py-spy dump`),
 // with idle / active and GIL marks. The data is `periscope dump --json`, which
 // arrives from the agent untrusted: shared/protocol.ts checks every field, and
-// everything is shown as text.
+// everything is shown as text. It can be copied as text and downloaded as
+// text or JSON, the text being what `periscope dump` prints (one formatter:
+// shared/dump-text.ts), the JSON what `periscope dump --json` prints.
 
-import { h } from '../dom.ts';
+import { button, copyText, h, saveFile, setText } from '../dom.ts';
 import { type DumpThread, parseDumpThreads } from '../../../shared/protocol.ts';
+import { dumpProcesses, formatDumpText } from '../../../shared/dump-text.ts';
 
 /**
  * A dump the relay served over HTTP, checked with the protocol's own
@@ -21,10 +24,38 @@ export function renderStoredDump(value: unknown): HTMLElement {
   return renderDump(threads);
 }
 
+/** The dump as `periscope dump` prints it. */
+export function dumpText(threads: DumpThread[]): string {
+  return formatDumpText(dumpProcesses(threads));
+}
+
+/** Copy as text, Download text, Download JSON: files made in the page from the checked threads. */
+function dumpActions(threads: DumpThread[]): HTMLElement {
+  const status = h('span', { class: 'copy-status', aria: { live: 'polite' } });
+  const pids = [...new Set(threads.map((t) => t.pid))];
+  const stamp = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
+  const name = `dump-${pids[0]}${pids.length > 1 ? `-and-${pids.length - 1}-more` : ''}-${stamp}`;
+  let clear: ReturnType<typeof setTimeout> | undefined;
+  const say = (text: string) => {
+    setText(status, text);
+    clearTimeout(clear);
+    clear = setTimeout(() => setText(status, ''), 2500);
+  };
+  return h(
+    'div',
+    { class: 'dump-actions' },
+    button('Copy as text', async () => say((await copyText(dumpText(threads))) ? 'Copied' : 'Your browser would not copy; use Download text'), { aria: { label: 'Copy the dump as text' } }),
+    button('Download text', () => saveFile(`${name}.txt`, dumpText(threads), 'text/plain'), { data: { format: 'text' } }),
+    button('Download JSON', () => saveFile(`${name}.json`, `${JSON.stringify(threads, null, 2)}\n`, 'application/json'), { data: { format: 'json' } }),
+    status,
+  );
+}
+
 export function renderDump(threads: DumpThread[]): HTMLElement {
   if (threads.length === 0) return h('p', { class: 'muted' }, 'The dump holds no threads.');
   const pids = new Set(threads.map((t) => t.pid));
   const list = h('div', { class: 'dump' });
+  list.appendChild(dumpActions(threads));
   const active = threads.filter((t) => t.active).length;
   const gil = threads.find((t) => t.owns_gil);
   list.appendChild(

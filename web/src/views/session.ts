@@ -5,12 +5,12 @@
 
 import { type Agent, type AuditEntry, type Capture, type CaptureKind, type ProcessInfo, type Session, ApiError, api, downloadUrl } from '../api.ts';
 import { app, createdSessions, type Screen } from '../app.ts';
-import { type Child, button, checkbox, field, h, replace, setText } from '../dom.ts';
+import { type Child, button, checkbox, copyText, field, h, replace, select, setText } from '../dom.ts';
 import { PTRACE_FIX, errorBox, errorFrom, explain } from '../errors.ts';
 import { count, dateTime, relative, seconds, shortId } from '../format.ts';
 import { socket } from '../socket.ts';
 import { sessionIsOpen } from './sessions.ts';
-import type { CaptureStatus } from '../../../shared/capture-states.ts';
+import { CAPTURE_MODES, CAPTURE_MODE_INFO, type CaptureMode, type CaptureStatus, DEFAULT_CAPTURE_MODE } from '../../../shared/capture-states.ts';
 import { FORMATS, FORMAT_NAMES } from '../../../shared/export/formats.ts';
 import type { ViewOptions } from '../../../shared/profile/view-options.ts';
 
@@ -25,27 +25,6 @@ export function downloadLinks(captureId: string, compact = false, options: ViewO
       h('a', { href: downloadUrl(captureId, d.format, options), class: compact ? 'link-small' : 'button-link', download: '', title: `Download as ${d.label}`, data: { format: d.format } }, compact ? d.label : `Download ${d.label}`),
     ),
   );
-}
-
-async function copyText(text: string): Promise<boolean> {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    // Not a secure context (plain http on a non-local host): fall back to a selection.
-    const area = h('textarea', { readonly: true, class: 'offscreen' });
-    area.value = text;
-    document.body.appendChild(area);
-    area.select();
-    let ok = false;
-    try {
-      ok = document.execCommand('copy');
-    } catch {
-      ok = false;
-    }
-    area.remove();
-    return ok;
-  }
 }
 
 function commandBlock(label: string, command: string, hint?: string): HTMLElement {
@@ -64,8 +43,15 @@ function optionsSummary(kind: string, o: Capture['options']): string {
   const parts: string[] = [];
   if (o.rate && kind !== 'dump') parts.push(`${o.rate} Hz`);
   if (o.duration !== undefined && kind !== 'dump') parts.push(o.duration ? `${o.duration} s` : 'until stopped');
+  if (kind !== 'dump' && o.mode && o.mode !== DEFAULT_CAPTURE_MODE) parts.push(`${CAPTURE_MODE_INFO[o.mode].label} mode`);
   for (const k of ['subprocesses', 'idle', 'gil', 'blocking'] as const) if (o[k]) parts.push(k);
   return parts.join(', ');
+}
+
+/** The capture mode (CPython 3.15's profiler's --mode): which samples the agent keeps. */
+function modeSelect(value: CaptureMode, onchange: (mode: CaptureMode) => void): HTMLElement {
+  const input = select(CAPTURE_MODES.map((m) => ({ value: m, label: `${CAPTURE_MODE_INFO[m].label}: ${CAPTURE_MODE_INFO[m].description}` })), value, onchange);
+  return h('label', { class: 'mode' }, 'Mode ', input);
 }
 
 /** An audit entry's details as `key value` pairs (values are data: text only). */
@@ -85,6 +71,47 @@ function auditDetail(detail: unknown): string {
     parts.push(`${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   }
   return parts.join(' · ');
+}
+
+// ---- process tree ----
+
+/** A child started this recently that has no children of its own counts as short-lived: fork-per-job churn is grouped under its parent. */
+export const SHORT_LIVED_MS = 60_000;
+
+interface ProcessNode {
+  p: ProcessInfo;
+  children: ProcessNode[];
+}
+
+/** The processes as a forest: a process whose parent is listed goes under it; the rest are roots. By pid at each level. */
+export function processTree(list: ProcessInfo[]): ProcessNode[] {
+  const nodes = new Map(list.map((p) => [p.pid, { p, children: [] as ProcessNode[] }]));
+  const parentOf = (node: ProcessNode) => (node.p.ppid === undefined ? undefined : nodes.get(node.p.ppid));
+  const roots: ProcessNode[] = [];
+  for (const node of nodes.values()) {
+    let parent = parentOf(node);
+    // Parent links that loop back (a reused pid between two scans) would hide the loop: it starts at a root instead.
+    for (let up = parent, hops = 0; up; up = parentOf(up), hops++) {
+      if (up === node || hops > nodes.size) {
+        parent = undefined;
+        break;
+      }
+    }
+    (parent ? parent.children : roots).push(node);
+  }
+  const byPid = (a: ProcessNode, b: ProcessNode) => a.p.pid - b.p.pid;
+  for (const node of nodes.values()) node.children.sort(byPid);
+  return roots.sort(byPid);
+}
+
+function isShortLived(node: ProcessNode, now: number): boolean {
+  // A start time ahead of the browser's clock (the customer's clock runs fast) counts as just started.
+  return node.children.length === 0 && node.p.startedAt !== undefined && now - node.p.startedAt < SHORT_LIVED_MS;
+}
+
+/** Does the filter box's text match this process (pid or command line, case-insensitive)? */
+function matchesFilter(p: ProcessInfo, filter: string): boolean {
+  return String(p.pid).includes(filter) || p.cmdline.toLowerCase().includes(filter);
 }
 
 /** How each capture status looks; a Record, so a new status in shared/capture-states.ts must be given a look here. */
@@ -116,12 +143,22 @@ export const sessionScreen: Screen = (root, params) => {
   let live = false;
   let selected: { agentId: string; pid: number } | null = null;
   const timers: ReturnType<typeof setInterval>[] = [];
+  /** The process filter box's text (pid or command line), lower-cased. */
+  let processFilter = '';
+  /** Groups of short-lived children the engineer opened: `agentId:ppid`. */
+  const expandedGroups = new Set<string>();
 
   const title = h('h1', null, 'Support session');
   const pageError = h('div');
   const joinCard = h('section', { class: 'card join' });
   const membersCard = h('section', { class: 'card members' });
   const agentsBox = h('div', { class: 'agents' }, h('p', { class: 'muted' }, 'Loading agents…'));
+  const filterInput = h('input', { type: 'search', placeholder: 'pid or command line', autocomplete: 'off', aria: { label: 'Filter processes by pid or command line' } });
+  filterInput.addEventListener('input', () => {
+    processFilter = filterInput.value.trim().toLowerCase();
+    if (agents.length > 0) renderAgents();
+  });
+  const filterBox = h('label', { class: 'process-filter' }, 'Filter ', filterInput);
   const formCard = h('section', { class: 'card capture-form', aria: { label: 'Profile a process' } });
   const historyBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
   const auditBox = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
@@ -136,7 +173,7 @@ export const sessionScreen: Screen = (root, params) => {
       title,
       pageError,
       joinCard,
-      h('section', { class: 'card' }, h('h2', null, 'Agents and processes'), agentsBox),
+      h('section', { class: 'card' }, h('div', { class: 'agents-head' }, h('h2', null, 'Agents and processes'), filterBox), agentsBox),
       formCard,
       h('section', { class: 'card' }, h('h2', null, 'Capture history'), historyBox),
       membersCard,
@@ -159,6 +196,7 @@ export const sessionScreen: Screen = (root, params) => {
     } else {
       const cmds = s.commands;
       if (cmds && (cmds.curl || cmds.python)) {
+        if (s.publicUrl && !s.publicUrl.configured) parts.push(publicUrlWarning(s.publicUrl.url));
         parts.push(h('p', null, 'Ask the customer to paste this into a shell inside the container running their Python service. It shows each capture on their terminal; Ctrl-C ends everything.'));
         if (cmds.curl) parts.push(commandBlock('With curl', cmds.curl));
         if (cmds.python) parts.push(commandBlock('Without curl (python3)', cmds.python, 'for slim images'));
@@ -178,6 +216,28 @@ export const sessionScreen: Screen = (root, params) => {
     }
     replace(joinCard, ...parts);
     renderMembers();
+    if (!open) {
+      // Nothing can be profiled in a closed session: no form, no Profile buttons.
+      selected = null;
+      formCard.hidden = true;
+    }
+    if (agents.length > 0 && open !== renderedOpen) renderAgents();
+  }
+
+  /** Whether the agent cards were last drawn for an open session (they are redrawn when that changes). */
+  let renderedOpen = true;
+  function isOpen(): boolean {
+    return session === undefined || sessionIsOpen(session);
+  }
+
+  function publicUrlWarning(url: string): HTMLElement {
+    return h(
+      'div',
+      { class: 'notice public-url-warning', role: 'alert' },
+      h('strong', null, `These commands point at ${url}, which only reaches the relay from its own machine.`),
+      h('p', null, 'The relay was started without PERISCOPE_PUBLIC_URL, so it does not know the address customers reach it by. A customer’s container cannot run these commands as they are.'),
+      h('p', null, 'Ask the relay’s operator to restart it with PERISCOPE_PUBLIC_URL set to that address, e.g. ', h('code', null, 'PERISCOPE_PUBLIC_URL=https://periscope.example.com'), ', then open this session again: its commands use the new address.'),
+    );
   }
 
   function closeControl(): HTMLElement {
@@ -263,6 +323,7 @@ export const sessionScreen: Screen = (root, params) => {
   // ---- agents ----
   function renderAgents(): void {
     cards.clear();
+    renderedOpen = isOpen();
     if (agents.length === 0) {
       replace(agentsBox, h('p', { class: 'muted waiting' }, 'No agent has joined yet. Once the customer runs the one-liner, their agent and its Python processes appear here.'));
       return;
@@ -300,16 +361,34 @@ export const sessionScreen: Screen = (root, params) => {
   }
 
   function agentCard(a: Agent): HTMLElement {
+    const open = isOpen();
+    // Gone for good: the customer stopped it, or the session was closed (the agent was sent away, or was already gone).
+    const ended = a.online ? undefined : a.ended === 'customer' ? 'customer' : !open || a.ended === 'session_closed' ? 'session_closed' : undefined;
+    const state = a.online
+      ? h('span', { class: 'badge badge-active' }, 'online')
+      : ended === 'customer'
+        ? h('span', { class: 'badge badge-warn' }, 'ended by the customer')
+        : ended === 'session_closed'
+          ? h('span', { class: 'badge' }, 'session closed')
+          : h('span', { class: 'badge badge-bad' }, 'offline');
     const head = h(
       'div',
       { class: 'agent-head' },
       h('span', { class: `dot ${a.online ? 'online' : 'offline'}`, aria: { hidden: 'true' } }),
       h('strong', { class: 'host' }, a.host || a.id),
-      h('span', { class: `badge ${a.online ? 'badge-active' : 'badge-bad'}` }, a.online ? 'online' : 'offline'),
+      state,
+      a.user ? h('span', { class: 'badge agent-user', title: 'The user the agent runs as' }, `user ${a.user}`) : null,
       a.containerId ? h('span', { class: 'badge mono', title: `container ${a.containerId}` }, `container ${shortId(a.containerId)}`) : h('span', { class: 'badge' }, 'no container'),
       h('span', { class: 'badge' }, a.arch),
       h('span', { class: 'badge' }, `agent ${a.agentVersion}`),
     );
+    const why = a.online
+      ? null
+      : ended === 'customer'
+        ? h('p', { class: 'notice agent-ended' }, 'The customer stopped this agent (Ctrl-C). To profile again, ask them to run the one-liner again.')
+        : ended === 'session_closed'
+          ? h('p', { class: 'muted agent-ended' }, 'The session is closed: this agent was disconnected and cannot come back.')
+          : errorBox('AGENT_OFFLINE', 'This agent lost its connection to the relay.');
     let body: HTMLElement;
     if (a.processes.length === 0) {
       body = a.online
@@ -320,12 +399,17 @@ export const sessionScreen: Screen = (root, params) => {
             h('p', null, 'Either none runs where the agent runs, or the agent is not allowed to read them (its terminal says which). Processes it cannot read are not listed. To allow it:'),
             h('ul', null, ...PTRACE_FIX.map((f) => h('li', null, f))),
           )
-        : h('p', { class: 'muted' }, 'The agent is offline.');
+        : h('p', { class: 'muted' }, ended ? 'It offered no Python process.' : 'The agent is offline.');
     } else {
-      const rows = a.processes.map((p) => processRow(a, p));
+      // Profile buttons only where they can work: not for an agent that is gone for good, nor in a closed session.
+      const actions: RowActions = ended || !open ? 'none' : a.online ? 'enabled' : 'disabled';
+      const rows = processRows(a, actions);
+      const total = a.processes.length;
+      const shownCount = rows.filter((r) => r.dataset.pid !== undefined).length;
       body = h(
         'div',
         { class: 'table-wrap' },
+        processFilter ? h('p', { class: 'muted filter-count' }, shownCount === 0 ? `No process of ${total} matches “${processFilter}”.` : `${shownCount} of ${total} processes match “${processFilter}”.`) : null,
         h(
           'table',
           { class: 'data processes stack-narrow' },
@@ -334,20 +418,62 @@ export const sessionScreen: Screen = (root, params) => {
         ),
       );
     }
-    return h('div', { class: `agent ${a.online ? '' : 'is-offline'}`, data: { agent: a.id } }, head, a.online ? null : errorBox('AGENT_OFFLINE', 'This agent lost its connection to the relay.'), body);
+    return h('div', { class: `agent ${a.online ? '' : 'is-offline'}`, data: { agent: a.id, ...(ended ? { ended } : {}) } }, head, why, body);
   }
 
-  function processRow(a: Agent, p: ProcessInfo): HTMLElement {
+  type RowActions = 'enabled' | 'disabled' | 'none';
+
+  /**
+   * The agent's processes as a tree (children indented under their parent).
+   * Short-lived children (SHORT_LIVED_MS) collapse into one "+ N short-lived
+   * children of PID" row that opens on click. With a filter, only matching
+   * processes are listed (groups open), still in tree order.
+   */
+  function processRows(a: Agent, actions: RowActions): HTMLTableRowElement[] {
+    const rows: HTMLTableRowElement[] = [];
+    const now = Date.now();
+    const walk = (nodes: ProcessNode[], depth: number) => {
+      for (const node of nodes) {
+        if (!processFilter || matchesFilter(node.p, processFilter)) rows.push(processRow(a, node.p, depth, actions));
+        const young = processFilter ? [] : node.children.filter((c) => isShortLived(c, now));
+        const others = young.length === 0 ? node.children : node.children.filter((c) => !young.includes(c));
+        walk(others, depth + 1);
+        if (young.length === 0) continue;
+        const key = `${a.id}:${node.p.pid}`;
+        const open = expandedGroups.has(key);
+        const label = `${open ? '−' : '+'} ${young.length} short-lived ${young.length === 1 ? 'child' : 'children'} of ${node.p.pid}`;
+        const toggle = button(label, () => {
+          if (expandedGroups.has(key)) expandedGroups.delete(key);
+          else expandedGroups.add(key);
+          const card = cards.get(a.id);
+          const agent = agents.find((x) => x.id === a.id);
+          if (card && agent) {
+            const fresh = agentCard(agent);
+            card.replaceWith(fresh);
+            cards.set(a.id, fresh);
+            fresh.querySelector<HTMLButtonElement>(`tr[data-group="${node.p.pid}"] button`)?.focus();
+          }
+        }, { class: 'link-button', aria: { expanded: String(open) }, title: `Started less than ${SHORT_LIVED_MS / 1000} s ago (fork-per-job workers come and go)` });
+        rows.push(h('tr', { class: `group-row depth-${Math.min(depth + 1, 6)}`, data: { group: String(node.p.pid) } }, h('td', null), h('td', { class: 'group-cell' }, toggle), h('td'), h('td'), h('td'), h('td')));
+        if (open) for (const c of young) rows.push(processRow(a, c.p, depth + 1, actions));
+      }
+    };
+    walk(processTree(a.processes), 0);
+    return rows;
+  }
+
+  function processRow(a: Agent, p: ProcessInfo, depth: number, actions: RowActions): HTMLTableRowElement {
     const isSelected = selected?.agentId === a.id && selected.pid === p.pid;
+    const classes = [isSelected ? 'selected' : '', depth > 0 ? `child depth-${Math.min(depth, 6)}` : ''].filter(Boolean).join(' ');
     return h(
       'tr',
-      { class: isSelected ? 'selected' : '', data: { pid: String(p.pid) } },
+      { class: classes, data: { pid: String(p.pid), ...(p.ppid !== undefined ? { ppid: String(p.ppid) } : {}) } },
       h('td', { class: 'num mono', data: { label: 'PID' } }, String(p.pid)),
       h('td', { class: 'cmdline mono', title: p.cmdline, data: { label: 'Command' } }, p.cmdline),
       h('td', { data: { label: 'Python' } }, p.version),
       h('td', { data: { label: 'User' } }, p.user),
       h('td', { class: 'num', data: { label: 'Threads' } }, String(p.threads)),
-      h('td', { class: 'row-actions' }, button('Profile…', () => selectProcess(a, p), { disabled: !a.online, aria: { label: `Profile process ${p.pid}` } })),
+      h('td', { class: 'row-actions' }, actions === 'none' ? null : button('Profile…', () => selectProcess(a, p), { disabled: actions === 'disabled', aria: { label: `Profile process ${p.pid}` } })),
     );
   }
 
@@ -363,7 +489,7 @@ export const sessionScreen: Screen = (root, params) => {
   // ---- capture form ----
   let kind: CaptureKind = 'top';
   const durations: Record<CaptureKind, number> = { top: 0, record: 10, dump: 0 };
-  const form = { rate: 100, subprocesses: false, idle: false, gil: false, blocking: false };
+  const form: { rate: number; subprocesses: boolean; mode: CaptureMode; blocking: boolean } = { rate: 100, subprocesses: false, mode: DEFAULT_CAPTURE_MODE, blocking: false };
 
   function renderForm(): void {
     if (!selected) return;
@@ -412,8 +538,10 @@ export const sessionScreen: Screen = (root, params) => {
               rate: form.rate,
               duration: kind === 'dump' ? 0 : durations[kind],
               subprocesses: form.subprocesses,
-              idle: form.idle,
-              gil: form.gil,
+              mode: form.mode,
+              // The view opens on what the mode kept: GIL holders in gil mode.
+              idle: false,
+              gil: form.mode === 'gil',
               blocking: form.blocking,
             });
             app.navigate(`#/captures/${encodeURIComponent(res.id)}`);
@@ -429,8 +557,7 @@ export const sessionScreen: Screen = (root, params) => {
         'div',
         { class: 'checks' },
         checkbox('Subprocesses', form.subprocesses, (v) => (form.subprocesses = v), { title: 'Also profile child processes (gunicorn, RQ, multiprocessing workers)' }),
-        kind === 'dump' ? null : checkbox('Idle threads', form.idle, (v) => (form.idle = v), { title: 'Include samples of threads that are waiting or sleeping' }),
-        kind === 'dump' ? null : checkbox('GIL only', form.gil, (v) => (form.gil = v), { title: 'Only samples where the thread held the GIL' }),
+        kind === 'dump' ? null : modeSelect(form.mode, (m) => (form.mode = m)),
         checkbox('Blocking', form.blocking, (v) => (form.blocking = v), { title: 'Pause the target while reading its stacks: consistent, but slows it down' }),
       ),
       offline ? errorBox('AGENT_OFFLINE', 'This agent is not connected right now.') : null,
@@ -564,12 +691,20 @@ export const sessionScreen: Screen = (root, params) => {
   // ---- live updates ----
   const offMessage = socket.onMessage((m) => {
     if (m.type === 'session_state' && m.sessionId === sessionId) {
+      // A snapshot after the first: the session changed (closed, expired): its status too.
+      if (live && session && sessionIsOpen(session)) void loadSession();
       live = true;
       agents = m.agents;
       renderAgents();
       if (selected && !formCard.hidden) renderForm();
     } else if (m.type === 'session_agents' && m.sessionId === sessionId && live) {
+      if (session && sessionIsOpen(session) && m.agents.some((a) => a.ended === 'session_closed')) void loadSession();
       applyAgentChanges(m.agents, m.removed);
+      if (selected && m.agents.some((a) => a.id === selected!.agentId && a.ended)) {
+        // Its agent is gone for good: nothing in the form can work any more.
+        selected = null;
+        formCard.hidden = true;
+      }
       const touched = selected && (m.agents.some((a) => a.id === selected!.agentId) || m.removed.includes(selected.agentId));
       if (touched && !formCard.hidden) renderForm();
     }

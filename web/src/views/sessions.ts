@@ -84,35 +84,7 @@ export const sessionsScreen: Screen = (root) => {
   };
 };
 
+/** Accounts live on one page (#/engineers): the list, adding, disabling, password resets, with the rules shown. */
 function adminCard(): HTMLElement {
-  const username = h('input', { type: 'text', autocomplete: 'off', required: true });
-  const password = h('input', { type: 'password', autocomplete: 'new-password', required: true });
-  let admin = false;
-  const result = h('div', { aria: { live: 'polite' } });
-  const submit = h('button', { type: 'submit' }, 'Add engineer');
-  return h(
-    'form',
-    {
-      class: 'card',
-      onsubmit: async (ev) => {
-        ev.preventDefault();
-        submit.disabled = true;
-        replace(result);
-        try {
-          await api.createUser(username.value.trim(), password.value, admin);
-          replace(result, h('p', { class: 'ok' }, `Account ${username.value.trim()} created.`));
-          username.value = '';
-          password.value = '';
-        } catch (err) {
-          replace(result, errorFrom(err));
-        } finally {
-          submit.disabled = false;
-        }
-      },
-    },
-    h('h2', null, 'Engineers (admin)'),
-    h('div', { class: 'inline-fields' }, field('Username', username), field('Password', password), checkbox('Admin', false, (v) => (admin = v))),
-    result,
-    submit,
-  );
+  return h('section', { class: 'card' }, h('h2', null, 'Engineers (admin)'), h('p', null, h('a', { href: '#/engineers' }, 'Manage accounts'), ': add engineers, disable one, reset a password.'));
 }

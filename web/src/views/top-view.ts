@@ -1,7 +1,14 @@
 // Live top, like `py-spy top`: the table is refreshed about once a second from
 // a TopAccumulator that folds in only the samples appended since the previous
-// refresh. %Own/%Total are over the last one-second window; OwnTime/TotalTime
-// are cumulative since the start (or the last reset).
+// refresh. While the capture runs, %Own/%Total (and the header's GIL, Active,
+// Threads) are over the last one-second window by default, or over the whole
+// capture when asked; a finished capture (stopped, or opened from the history)
+// only has the whole capture to show. OwnTime/TotalTime are cumulative since
+// the start (or the last reset).
+//
+// py-spy's keys work while the page has no text field or select focused: 1-4
+// sort, L lines/functions, R reset, space pause. The listener sits on the
+// document and is removed by dispose().
 
 import type { Profile } from '../../../shared/profile/model.ts';
 import { samplePeriodUs } from '../../../shared/profile/model.ts';
@@ -14,19 +21,40 @@ export interface TopSource {
   readonly profile: Profile;
   /** Capture statistics from the relay (late samples, ticks), when known. */
   readonly stats?: { samples: number; late: number; ticks: number; errors: number };
+  /** True once nothing more will arrive (the capture ended, or was opened from the history). */
+  readonly done?: boolean;
 }
 
 type SortKey = TopSortKey | 'function';
+/** What %Own, %Total and the header are over: the last closed one-second window, or everything counted. */
+type Scope = 'window' | 'whole';
 const MAX_ROWS = 200;
 const REFRESH_MS = 1000;
+/** Keys 1-4, in py-spy's column order. */
+const KEY_SORTS: TopSortKey[] = ['ownPercent', 'totalPercent', 'ownTime', 'totalTime'];
 
-const COLUMNS: { key: SortKey; label: string; title: string }[] = [
-  { key: 'ownPercent', label: '%Own', title: 'Share of the last second spent in the function itself' },
-  { key: 'totalPercent', label: '%Total', title: 'Share of the last second spent in the function and what it called' },
-  { key: 'ownTime', label: 'OwnTime', title: 'Time spent in the function itself since the start' },
-  { key: 'totalTime', label: 'TotalTime', title: 'Time spent in the function and its callees since the start' },
-  { key: 'function', label: 'Function (file:line)', title: 'Sort by function name' },
+interface Column {
+  key: SortKey;
+  label: (byFunction: boolean) => string;
+  title: (over: string, since: string, byFunction: boolean) => string;
+}
+
+const COLUMNS: Column[] = [
+  { key: 'ownPercent', label: () => '%Own', title: (over) => `Share of ${over} spent in the function itself (key 1)` },
+  { key: 'totalPercent', label: () => '%Total', title: (over) => `Share of ${over} spent in the function and what it called (key 2)` },
+  { key: 'ownTime', label: () => 'OwnTime', title: (_, since) => `Time spent in the function itself ${since} (key 3)` },
+  { key: 'totalTime', label: () => 'TotalTime', title: (_, since) => `Time spent in the function and its callees ${since} (key 4)` },
+  {
+    key: 'function',
+    label: (byFunction) => (byFunction ? 'Function (file:first line)' : 'Function (file:line)'),
+    title: (_, __, byFunction) =>
+      byFunction
+        ? 'Sort by function name. The line is the first (lowest) line sampled in the function: profiles do not record where a function is defined'
+        : 'Sort by function name',
+  },
 ];
+
+const NO_FIGURE = '–';
 
 export class TopView {
   readonly element: HTMLDivElement;
@@ -38,14 +66,26 @@ export class TopView {
   #gil = false;
   #threadRow = -1;
   #paused = false;
+  /** The scope asked for while running; a finished capture always shows the whole capture. */
+  #scope: Scope = 'window';
+  #finished = false;
+  /** reset() was used on the current accumulator: its cumulative counts do not start at the beginning. */
+  #wasReset = false;
   #timer: ReturnType<typeof setInterval>;
   #head: HTMLTableSectionElement;
   #body: HTMLTableSectionElement;
   #header: HTMLDListElement;
   #threadSelect: HTMLSelectElement;
+  #modeSelect: HTMLSelectElement;
   #threadCount = -1;
   #pauseButton: HTMLButtonElement;
+  #resetButton: HTMLButtonElement;
+  #scopeGroup: HTMLSpanElement;
+  #windowButton: HTMLButtonElement;
+  #wholeButton: HTMLButtonElement;
+  #keysHint: HTMLParagraphElement;
   #empty: HTMLParagraphElement;
+  readonly #onKey = (ev: KeyboardEvent): void => this.#key(ev);
   /** performance.now() of the last table paint, and the newest sample time it included. */
   lastRefreshAt = 0;
   lastRefreshSample = 0;
@@ -62,26 +102,35 @@ export class TopView {
       this.#threadRow = Number(this.#threadSelect.value);
       this.#restart();
     });
-    this.#pauseButton = button('Pause', () => this.#togglePause(), { aria: { pressed: 'false' }, title: 'Freeze the table (sampling goes on)' });
+    this.#pauseButton = button('Pause', () => this.#togglePause(), { aria: { pressed: 'false' }, title: 'Freeze the table (sampling goes on) (space)' });
+    this.#resetButton = button('Reset', () => this.#reset(), { title: 'Zero OwnTime and TotalTime, and start “whole capture” afresh (R)' });
+    this.#windowButton = button('Last second', () => this.#setScope('window'), {
+      title: '%Own, %Total and the header over the last second, like py-spy',
+      aria: { pressed: 'true' },
+    });
+    this.#wholeButton = button('Whole capture', () => this.#setScope('whole'), {
+      title: '%Own, %Total and the header over every sample since the start (or the last Reset)',
+      aria: { pressed: 'false' },
+    });
+    this.#scopeGroup = h('span', { class: 'segmented top-scope', role: 'group', aria: { label: 'Percentages over' } }, this.#windowButton, this.#wholeButton);
     this.#empty = h('p', { class: 'muted' }, 'Waiting for samples…');
-    const modeSelect = select(
+    this.#modeSelect = select(
       [
         { value: 'line', label: 'By line' },
         { value: 'function', label: 'By function' },
       ],
       'function',
-      (v) => {
-        this.#byFunction = v === 'function';
-        this.#render();
-      },
+      (v) => this.#setByFunction(v === 'function'),
     );
-    modeSelect.setAttribute('aria-label', 'Aggregate by line or by function');
+    this.#modeSelect.setAttribute('aria-label', 'Aggregate by line or by function');
+    this.#modeSelect.title = 'By function, a row’s line is the first (lowest) line sampled in the function (L)';
     const toolbar = h(
       'div',
       { class: 'toolbar' },
+      this.#scopeGroup,
       this.#pauseButton,
-      button('Reset', () => this.#reset(), { title: 'Zero OwnTime and TotalTime' }),
-      modeSelect,
+      this.#resetButton,
+      this.#modeSelect,
       this.#threadSelect,
       checkbox('Idle', false, (v) => {
         this.#idle = v;
@@ -92,7 +141,7 @@ export class TopView {
         this.#restart();
       }, { title: 'Only samples where the thread held the GIL' }),
     );
-    this.#renderHead();
+    this.#keysHint = h('p', { class: 'top-keys muted' });
     this.element = h(
       'div',
       { class: 'top-view' },
@@ -100,8 +149,14 @@ export class TopView {
       toolbar,
       h('div', { class: 'table-wrap' }, h('table', { class: 'top-table' }, this.#head, this.#body)),
       this.#empty,
+      this.#keysHint,
     );
+    this.element.setAttribute('aria-keyshortcuts', '1 2 3 4 L R Space');
+    this.#syncFinished();
+    this.#syncControls();
+    this.#renderHead();
     this.#syncThreads();
+    document.addEventListener('keydown', this.#onKey);
     this.#timer = setInterval(() => this.tick(), REFRESH_MS);
     // Show what is already there (a reopened capture) straight away.
     queueMicrotask(() => this.tick());
@@ -109,6 +164,7 @@ export class TopView {
 
   dispose(): void {
     clearInterval(this.#timer);
+    document.removeEventListener('keydown', this.#onKey);
   }
 
   /** The source's profile was replaced (capture reset). */
@@ -116,7 +172,17 @@ export class TopView {
     this.#restart();
   }
 
+  /** Closes a one-second window: fold in new samples and repaint, unless paused. */
+  tick(): void {
+    this.#syncFinished();
+    this.#syncThreads();
+    if (this.#paused) return;
+    this.#advance();
+    this.#render();
+  }
+
   #newAccumulator(): TopAccumulator {
+    this.#wasReset = false;
     return new TopAccumulator(this.#source.profile, {
       idle: this.#idle,
       gil: this.#gil,
@@ -124,31 +190,120 @@ export class TopView {
     });
   }
 
+  #advance(): void {
+    if (this.#acc.profile !== this.#source.profile) this.#acc = this.#newAccumulator();
+    this.#acc.ingest();
+    this.#acc.endWindow();
+  }
+
+  /** New filters: count everything again. While paused this takes a new snapshot, still frozen. */
   #restart(): void {
     this.#acc = this.#newAccumulator();
-    this.tick();
+    this.#syncThreads();
+    this.#advance();
+    this.#render();
   }
 
   #reset(): void {
+    if (this.#finished) return;
     this.#acc.reset();
+    this.#wasReset = true;
+    this.#renderHead();
     this.#render();
   }
 
   #togglePause(): void {
-    this.#paused = !this.#paused;
-    setText(this.#pauseButton, this.#paused ? 'Resume' : 'Pause');
-    this.#pauseButton.setAttribute('aria-pressed', String(this.#paused));
-    this.element.classList.toggle('paused', this.#paused);
-    if (!this.#paused) this.#render();
+    if (this.#finished) return;
+    this.#setPaused(!this.#paused);
+    // Resuming folds in everything sampled meanwhile at once.
+    if (!this.#paused) this.tick();
   }
 
-  /** Closes a one-second window: fold in new samples, then repaint unless paused. */
-  tick(): void {
-    if (this.#acc.profile !== this.#source.profile) this.#acc = this.#newAccumulator();
-    this.#acc.ingest();
-    this.#acc.endWindow();
-    this.#syncThreads();
-    if (!this.#paused) this.#render();
+  #setPaused(paused: boolean): void {
+    this.#paused = paused;
+    setText(this.#pauseButton, paused ? 'Resume' : 'Pause');
+    this.#pauseButton.setAttribute('aria-pressed', String(paused));
+    this.element.classList.toggle('paused', paused);
+  }
+
+  #setSort(key: SortKey): void {
+    this.#sort = key;
+    this.#renderHead();
+    this.#render();
+  }
+
+  #setByFunction(byFunction: boolean): void {
+    this.#byFunction = byFunction;
+    this.#modeSelect.value = byFunction ? 'function' : 'line';
+    this.#renderHead();
+    this.#render();
+  }
+
+  #setScope(scope: Scope): void {
+    this.#scope = scope;
+    this.#syncControls();
+    this.#renderHead();
+    this.#render();
+  }
+
+  #effectiveScope(): Scope {
+    return this.#finished ? 'whole' : this.#scope;
+  }
+
+  /** Follows the source into the finished state: whole capture only, nothing to pause or reset. */
+  #syncFinished(): void {
+    const finished = this.#source.done === true;
+    if (finished === this.#finished) return;
+    this.#finished = finished;
+    if (finished) {
+      // "Whole capture" means the whole capture once it is over, even after a Reset;
+      // and a paused table would hide the final figures (tick() paints them next).
+      if (this.#wasReset) this.#acc = this.#newAccumulator();
+      this.#setPaused(false);
+    }
+    this.#syncControls();
+    this.#renderHead();
+  }
+
+  #syncControls(): void {
+    const whole = this.#effectiveScope() === 'whole';
+    this.#scopeGroup.hidden = this.#finished;
+    this.#windowButton.setAttribute('aria-pressed', String(!whole));
+    this.#wholeButton.setAttribute('aria-pressed', String(whole));
+    this.#pauseButton.hidden = this.#finished;
+    this.#resetButton.hidden = this.#finished;
+    this.element.dataset.scope = whole ? 'whole' : 'window';
+    this.element.dataset.finished = String(this.#finished);
+    const keys: [string, string][] = [
+      ['1–4', 'sort by %Own, %Total, OwnTime, TotalTime'],
+      ['L', 'lines / functions'],
+    ];
+    if (!this.#finished) keys.push(['R', 'reset'], ['Space', 'pause']);
+    const parts: (Node | string)[] = ['Keys: '];
+    keys.forEach(([k, what], i) => {
+      if (i > 0) parts.push(' · ');
+      parts.push(h('kbd', null, k), ` ${what}`);
+    });
+    replace(this.#keysHint, ...parts);
+  }
+
+  /** py-spy's keys, unless the user is typing or choosing in a form field, or the key means something there. */
+  #key(ev: KeyboardEvent): void {
+    if (ev.defaultPrevented || ev.repeat || ev.ctrlKey || ev.metaKey || ev.altKey || ev.isComposing) return;
+    if (!this.element.isConnected) return;
+    const target = ev.target instanceof Element ? ev.target : null;
+    if (target && (target.closest('input, select, textarea, [contenteditable]:not([contenteditable="false"])') || (target as HTMLElement).isContentEditable)) return;
+    const key = ev.key;
+    const column = key.length === 1 ? '1234'.indexOf(key) : -1;
+    if (column >= 0) this.#setSort(KEY_SORTS[column]);
+    else if (key === 'l' || key === 'L') this.#setByFunction(!this.#byFunction);
+    else if ((key === 'r' || key === 'R') && !this.#finished) this.#reset();
+    else if (key === ' ' && !this.#finished) {
+      // Space on a button or link already activates it.
+      if (target?.closest('button, a[href], summary, [role="button"], [role="tab"]')) return;
+      this.#togglePause();
+    } else return;
+    ev.preventDefault();
   }
 
   #syncThreads(): void {
@@ -163,21 +318,25 @@ export class TopView {
   }
 
   #renderHead(): void {
+    const whole = this.#effectiveScope() === 'whole';
+    const over = !whole ? 'the last second’s samples' : this.#finished ? 'the whole capture’s samples' : 'the samples since the start (or the last Reset)';
+    const since = this.#finished ? 'over the whole capture' : 'since the start (or the last Reset)';
     const cells = COLUMNS.map((c) => {
-      const b = button(c.label, () => {
-        this.#sort = c.key;
-        this.#renderHead();
-        this.#render();
-      }, { class: 'th-button', title: c.title });
+      const b = button(c.label(this.#byFunction), () => this.#setSort(c.key), { class: 'th-button', title: c.title(over, since, this.#byFunction) });
       const th = h('th', { class: c.key === 'function' ? 'fn' : 'num' }, b);
+      th.dataset.sort = c.key;
       th.setAttribute('aria-sort', this.#sort === c.key ? (c.key === 'function' ? 'ascending' : 'descending') : 'none');
       return th;
     });
     replace(this.#head, h('tr', null, ...cells));
   }
 
-  #rows(): LiveTopRow[] {
-    if (this.#sort !== 'function') return this.#acc.rows(this.#sort, this.#byFunction);
+  #rows(whole: boolean): LiveTopRow[] {
+    if (this.#sort !== 'function') {
+      // Over the whole capture the percentages follow the cumulative counts.
+      const sortBy = whole && this.#sort === 'ownPercent' ? 'ownTime' : whole && this.#sort === 'totalPercent' ? 'totalTime' : this.#sort;
+      return this.#acc.rows(sortBy, this.#byFunction);
+    }
     const rows = this.#acc.rows('ownTime', this.#byFunction);
     rows.sort((a, b) => (a.function < b.function ? -1 : a.function > b.function ? 1 : a.file < b.file ? -1 : a.file > b.file ? 1 : (a.line ?? 0) - (b.line ?? 0)));
     return rows;
@@ -185,10 +344,11 @@ export class TopView {
 
   #render(): void {
     const p = this.#source.profile;
-    const w = this.#acc.lastWindow;
+    const whole = this.#effectiveScope() === 'whole';
+    const w = whole ? this.#acc.cumulativeWindow : this.#acc.lastWindow;
     const periodS = samplePeriodUs(p) / 1e6;
-    this.#renderHeader(w);
-    const rows = this.#rows();
+    this.#renderHeader(w, whole);
+    const rows = this.#rows(whole);
     const body = this.#body;
     const shown = Math.min(rows.length, MAX_ROWS);
     while (body.rows.length > shown) body.deleteRow(-1);
@@ -199,8 +359,8 @@ export class TopView {
         tr = h('tr', null, h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'fn' }, h('span', { class: 'name' }), h('span', { class: 'file' })));
         body.appendChild(tr);
       }
-      setText(tr.cells[0], percent(r.windowOwn, w.counted));
-      setText(tr.cells[1], percent(r.windowTotal, w.counted));
+      setText(tr.cells[0], percent(whole ? r.cumulativeOwn : r.windowOwn, w.counted));
+      setText(tr.cells[1], percent(whole ? r.cumulativeTotal : r.windowTotal, w.counted));
       setText(tr.cells[2], seconds(r.cumulativeOwn * periodS));
       setText(tr.cells[3], seconds(r.cumulativeTotal * periodS));
       const fn = tr.cells[4];
@@ -209,26 +369,30 @@ export class TopView {
       (fn as HTMLElement).title = `${r.function} (${r.file}${r.line === null ? '' : `:${r.line}`})`;
     }
     this.#empty.hidden = shown > 0;
+    setText(this.#empty, this.#finished ? 'No samples were counted.' : 'Waiting for samples…');
     this.lastRefreshAt = performance.now();
     const times = p.samples.timeUs;
     this.lastRefreshSample = times.length > 0 ? times[times.length - 1] : 0;
-    this.element.dataset.samples = String(this.#acc.cumulativeSamples);
+    // The capture's samples this table includes (the page shows that count once, above the tabs).
+    this.element.dataset.samples = String(this.#acc.nextSample);
     this.onRefresh?.();
   }
 
-  #renderHeader(w: TopWindow): void {
+  #renderHeader(w: TopWindow, whole: boolean): void {
     const p = this.#source.profile;
     const stats = this.#source.stats;
     const total = p.samples.stack.length;
     const late = stats && stats.ticks > 0 ? percent(stats.late, stats.ticks) : percent(p.capture.lateSamples, total);
+    const none = w.all === 0;
+    const over = !whole ? 'last second' : this.#wasReset && !this.#finished ? 'since Reset' : 'whole capture';
     const items: [string, string][] = [
-      ['Samples', count(this.#acc.cumulativeSamples)],
-      ['Rate', p.capture.rateHz > 0 ? `${count(p.capture.rateHz)} Hz` : '–'],
+      ['Over', over],
+      ['Rate', p.capture.rateHz > 0 ? `${count(p.capture.rateHz)} Hz` : NO_FIGURE],
       ['Late', late],
-      ['GIL', percent(w.gil, w.all)],
-      ['Active', percent(w.active, w.all)],
-      ['Threads', String(w.threads)],
-      ['Processes', String(w.processes)],
+      ['GIL', none ? NO_FIGURE : percent(w.gil, w.all)],
+      ['Active', none ? NO_FIGURE : percent(w.active, w.all)],
+      ['Threads', none ? NO_FIGURE : String(w.threads)],
+      ['Processes', none ? NO_FIGURE : String(w.processes)],
       ['Duration', seconds(p.capture.durationUs / 1e6)],
     ];
     if (this.#header.childElementCount !== items.length) {
