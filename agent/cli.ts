@@ -1,7 +1,7 @@
 // The agent's command line: local `dump`, `top` and `record`, and `connect`
 // to a relay. Errors print `periscope: CODE: message` and exit 1.
 import { parseArgs, requirePid, usage, type OptionSpec } from './args.ts';
-import { dump, formatDumpText } from './dump.ts';
+import { asyncDump, dump, formatDumpText, formatTasksText } from './dump.ts';
 import { isPeriscopeError } from '../shared/errors.ts';
 import { AGENT_VERSION } from './version.ts';
 import { runRecord } from './record.ts';
@@ -16,13 +16,18 @@ const dumpSpecs: OptionSpec[] = [
   { name: 'blocking', type: 'boolean', description: 'pause the target with ptrace while reading (consistent stacks)' },
   { name: 'nonblocking', type: 'boolean', description: 'never pause the target (the default)' },
   { name: 'subprocesses', short: 's', type: 'boolean', description: 'also dump Python child processes' },
+  {
+    name: 'async',
+    type: 'boolean',
+    description: 'also print the asyncio task tree (Python 3.14+); with --json print {threads, tasks, task_sources}',
+  },
   { name: 'help', short: 'h', type: 'boolean', description: 'show this help' },
 ];
 
 const topUsage = `periscope ${AGENT_VERSION} - sample the Python stacks of a running process from outside it
 
 usage:
-  periscope dump --pid PID [--json] [--blocking] [--subprocesses]
+  periscope dump --pid PID [--json] [--async] [--blocking] [--subprocesses]
   periscope record --pid PID [-r RATE] [-d SECONDS] [-f ${FORMAT_NAMES.join('|')}] [-o FILE] [options]
   periscope record [options] -- python3 app.py ...
   periscope top --pid PID [-r RATE] [options]
@@ -39,9 +44,19 @@ function runDump(argv: string[]): number {
     return 0;
   }
   const pid = requirePid(options.pid);
-  const processes = dump(pid, { blocking: options.blocking === true && options.nonblocking !== true, subprocesses: options.subprocesses === true });
-  if (options.json) process.stdout.write(JSON.stringify(processes.flatMap((p) => p.threads), null, 2) + '\n');
-  else process.stdout.write(formatDumpText(processes));
+  const withTasks = options.async === true;
+  const processes = dump(pid, {
+    blocking: options.blocking === true && options.nonblocking !== true,
+    subprocesses: options.subprocesses === true,
+    asyncio: withTasks,
+  });
+  if (options.json) {
+    const doc = withTasks ? asyncDump(processes) : processes.flatMap((p) => p.threads);
+    process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+  } else {
+    process.stdout.write(formatDumpText(processes));
+    if (withTasks) process.stdout.write(formatTasksText(processes));
+  }
   return 0;
 }
 

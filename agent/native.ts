@@ -21,6 +21,26 @@ export interface NativeThread {
   frames: NativeFrame[]; // innermost first
 }
 
+/** An asyncio task (3.14+); see DumpTask in shared/protocol.ts. */
+export interface NativeTask {
+  address: number;
+  /** 0: the interpreter's list (the task's thread exited). */
+  threadId: number;
+  name: string | null;
+  running: boolean;
+  truncated: boolean;
+  frames: NativeFrame[]; // innermost coroutine first
+  awaitedBy: number[];
+}
+
+export interface NativeAsyncDump {
+  threads: NativeThread[];
+  /** null when the tasks cannot be read: tasksUnavailable says why. */
+  tasks: NativeTask[] | null;
+  tasksUnavailable: string | null;
+  tasksTruncated: boolean;
+}
+
 export interface NativeTargetInfo {
   pid: number;
   version: string;
@@ -38,7 +58,9 @@ export interface NativeTargetInfo {
 
 export interface NativeTarget {
   info(): NativeTargetInfo;
-  dump(options?: { blocking?: boolean }): NativeThread[];
+  /** Threads and asyncio tasks from one snapshot (and one pause, with blocking). */
+  dump(options: { blocking?: boolean; asyncio: true }): NativeAsyncDump;
+  dump(options?: { blocking?: boolean; asyncio?: false }): NativeThread[];
 }
 
 interface NativeModule {

@@ -14,6 +14,7 @@
         "src/python_strings.cc",
         "src/code_cache.cc",
         "src/stack_walker.cc",
+        "src/asyncio_tasks.cc",
         "src/thread_names.cc",
         "src/ptrace_pause.cc",
         "src/sampler.cc",

@@ -212,6 +212,47 @@ export interface DumpThread {
  */
 export const DUMP_LIMITS = { threads: 65_536, framesPerThread: 4096, frames: 500_000, textChars: 8192 } as const;
 
+/**
+ * One asyncio task of `periscope dump --async --json` (Python 3.14+, read
+ * from the target's AsyncioDebug section). The ids are the task objects'
+ * addresses, as `python -m asyncio ps` shows them.
+ */
+export interface DumpTask {
+  pid: number;
+  task_id: number;
+  /** Ident of the thread whose task list holds it (its event loop's thread); null: the interpreter's list (that thread exited). */
+  thread_id: number | null;
+  /** The task's name; asyncio's counter names read as "Task-N"; null: unreadable. */
+  name: string | null;
+  /** Its thread's currently running task. */
+  running: boolean;
+  /** The coroutine chain was torn, cyclic or deeper than the reader follows. */
+  truncated: boolean;
+  /** Its coroutines, innermost (the one awaiting a future) first. */
+  frames: DumpFrame[];
+  /** task_ids of the tasks (of the same process) awaiting this one. */
+  awaited_by: number[];
+}
+
+/** Whether a process's tasks could be read, and if not why. */
+export interface DumpTaskSource {
+  pid: number;
+  /** null: read; else why not (Python before 3.14, asyncio never imported, a table that fails its checks). */
+  unavailable: string | null;
+  /** A task list was torn, cyclic or longer than the reader walks: some tasks may be missing. */
+  truncated: boolean;
+}
+
+/** `periscope dump --async --json`: the threads, plus the tasks of every dumped process. */
+export interface AsyncDump {
+  threads: DumpThread[];
+  tasks: DumpTask[];
+  task_sources: DumpTaskSource[];
+}
+
+/** Native readers stop at 65536 tasks per process and 1024 coroutines per task (native/src/asyncio_tasks.h). */
+export const TASK_LIMITS = { tasks: 65_536, framesPerTask: 1024, awaitedBy: 65_536, sources: 65_536 } as const;
+
 export interface DumpResultMessage {
   type: 'dump_result';
   captureId: string;
@@ -607,18 +648,65 @@ export function parseDumpThreads(value: unknown, where: string): DumpThread[] {
       active: boolAt(t.active, `${tw}.active`),
       owns_gil: boolAt(t.owns_gil, `${tw}.owns_gil`),
       truncated: t.truncated === undefined ? false : boolAt(t.truncated, `${tw}.truncated`),
-      frames: frames.map((fv, j) => {
-        const fw = `${tw}.frames[${j}]`;
-        const f = obj(fv, fw);
-        return {
-          name: strAt(f.name, `${fw}.name`, text),
-          filename: strAt(f.filename, `${fw}.filename`, text),
-          short_filename: strAt(f.short_filename, `${fw}.short_filename`, text),
-          line: intAt(f.line, `${fw}.line`, -(2 ** 31), 2 ** 31 - 1),
-        };
-      }),
+      frames: frames.map((fv, j) => parseDumpFrame(fv, `${tw}.frames[${j}]`)),
     };
   });
+}
+
+function parseDumpFrame(fv: unknown, fw: string): DumpFrame {
+  const text = DUMP_LIMITS.textChars;
+  const f = obj(fv, fw);
+  return {
+    name: strAt(f.name, `${fw}.name`, text),
+    filename: strAt(f.filename, `${fw}.filename`, text),
+    short_filename: strAt(f.short_filename, `${fw}.short_filename`, text),
+    line: intAt(f.line, `${fw}.line`, -(2 ** 31), 2 ** 31 - 1),
+  };
+}
+
+function listAt(v: unknown, where: string, max: number): unknown[] {
+  if (!Array.isArray(v)) throw new ProtocolError(`${where} must be a list`);
+  if (v.length > max) throw new ProtocolError(`${where} has more than ${max} entries`);
+  return v;
+}
+
+/** Dump tasks, checked field by field and rebuilt with the known fields only, as parseDumpThreads. */
+export function parseDumpTasks(value: unknown, where: string): DumpTask[] {
+  const text = DUMP_LIMITS.textChars;
+  // Task ids are user-space addresses: below 2^53, exact as JSON numbers.
+  const taskId = (v: unknown, w: string) => intAt(v, w, 1, Number.MAX_SAFE_INTEGER);
+  return listAt(value, where, TASK_LIMITS.tasks).map((tv, i) => {
+    const tw = `${where}[${i}]`;
+    const t = obj(tv, tw);
+    return {
+      pid: intAt(t.pid, `${tw}.pid`, 1, 2 ** 31 - 1),
+      task_id: taskId(t.task_id, `${tw}.task_id`),
+      thread_id: t.thread_id === null ? null : intAt(t.thread_id, `${tw}.thread_id`, 1, 2 ** 64),
+      name: t.name === null ? null : strAt(t.name, `${tw}.name`, text),
+      running: boolAt(t.running, `${tw}.running`),
+      truncated: boolAt(t.truncated, `${tw}.truncated`),
+      frames: listAt(t.frames, `${tw}.frames`, TASK_LIMITS.framesPerTask).map((fv, j) => parseDumpFrame(fv, `${tw}.frames[${j}]`)),
+      awaited_by: listAt(t.awaited_by, `${tw}.awaited_by`, TASK_LIMITS.awaitedBy).map((v, j) => taskId(v, `${tw}.awaited_by[${j}]`)),
+    };
+  });
+}
+
+/** `periscope dump --async --json` output, checked as parseDumpThreads and parseDumpTasks do. */
+export function parseAsyncDump(value: unknown, where: string): AsyncDump {
+  const d = obj(value, where);
+  return {
+    threads: parseDumpThreads(d.threads, `${where}.threads`),
+    tasks: parseDumpTasks(d.tasks, `${where}.tasks`),
+    task_sources: listAt(d.task_sources, `${where}.task_sources`, TASK_LIMITS.sources).map((sv, i) => {
+      const sw = `${where}.task_sources[${i}]`;
+      const src = obj(sv, sw);
+      return {
+        pid: intAt(src.pid, `${sw}.pid`, 1, 2 ** 31 - 1),
+        unavailable: src.unavailable === null ? null : strAt(src.unavailable, `${sw}.unavailable`, DUMP_LIMITS.textChars),
+        truncated: boolAt(src.truncated, `${sw}.truncated`),
+      };
+    }),
+  };
 }
 
 function parseStatus(m: Record<string, unknown>): CaptureStatus {

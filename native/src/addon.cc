@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "asyncio_tasks.h"
 #include "errors.h"
 #include "interpreter.h"
 #include "proc.h"
@@ -77,19 +78,20 @@ class Target : public Napi::ObjectWrap<Target> {
  private:
   Napi::Value Info(const Napi::CallbackInfo& info) { return process_info(info.Env(), *proc_); }
 
-  Napi::Value Dump(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    bool blocking = false;
-    if (info.Length() > 0 && info[0].IsObject()) blocking = info[0].As<Napi::Object>().Get("blocking").ToBoolean();
-    std::vector<ThreadSample> threads;
-    try {
-      std::unique_ptr<PtracePause> pause;
-      if (blocking) pause = std::make_unique<PtracePause>(proc_->pid());
-      threads = walker_->sample(true, 0, pause ? &pause->running_before() : nullptr);
-    } catch (const ReaderError& e) {
-      to_js_error(env, e).ThrowAsJavaScriptException();
-      return env.Undefined();
+  static Napi::Array frames_to_js(Napi::Env env, const std::vector<FrameSample>& frames) {
+    Napi::Array out = Napi::Array::New(env, frames.size());
+    for (size_t j = 0; j < frames.size(); ++j) {
+      Napi::Object f = Napi::Object::New(env);
+      const FrameSample& fs = frames[j];
+      f.Set("name", fs.code ? fs.code->name : "<unknown>");
+      f.Set("filename", fs.code ? fs.code->filename : "<unknown>");
+      f.Set("line", fs.line);
+      out.Set(j, f);
     }
+    return out;
+  }
+
+  static Napi::Array threads_to_js(Napi::Env env, const std::vector<ThreadSample>& threads) {
     Napi::Array arr = Napi::Array::New(env, threads.size());
     for (size_t i = 0; i < threads.size(); ++i) {
       const ThreadSample& t = threads[i];
@@ -100,21 +102,72 @@ class Target : public Napi::ObjectWrap<Target> {
       o.Set("active", t.active);
       o.Set("ownsGil", t.owns_gil);
       o.Set("truncated", t.truncated);
-      Napi::Array frames = Napi::Array::New(env, t.frames.size());
-      for (size_t j = 0; j < t.frames.size(); ++j) {
-        Napi::Object f = Napi::Object::New(env);
-        const FrameSample& fs = t.frames[j];
-        f.Set("name", fs.code ? fs.code->name : "<unknown>");
-        f.Set("filename", fs.code ? fs.code->filename : "<unknown>");
-        f.Set("line", fs.line);
-        frames.Set(j, f);
-      }
-      o.Set("frames", frames);
+      o.Set("frames", frames_to_js(env, t.frames));
       arr.Set(i, o);
     }
     return arr;
   }
 
+  static Napi::Array tasks_to_js(Napi::Env env, const std::vector<TaskSample>& tasks) {
+    Napi::Array arr = Napi::Array::New(env, tasks.size());
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const TaskSample& t = tasks[i];
+      Napi::Object o = Napi::Object::New(env);
+      // Addresses are user-space pointers (< 2^47): exact as doubles.
+      o.Set("address", Napi::Number::New(env, static_cast<double>(t.address)));
+      o.Set("threadId", Napi::Number::New(env, static_cast<double>(t.thread_id)));
+      o.Set("name", t.has_name ? Napi::Value(Napi::String::New(env, t.name)) : env.Null());
+      o.Set("running", t.running);
+      o.Set("truncated", t.truncated);
+      o.Set("frames", frames_to_js(env, t.frames));
+      Napi::Array ab = Napi::Array::New(env, t.awaited_by.size());
+      for (size_t j = 0; j < t.awaited_by.size(); ++j) ab.Set(j, Napi::Number::New(env, static_cast<double>(t.awaited_by[j])));
+      o.Set("awaitedBy", ab);
+      arr.Set(i, o);
+    }
+    return arr;
+  }
+
+  // dump({blocking, asyncio}): the threads; with asyncio, an object
+  // {threads, tasks, tasksUnavailable, tasksTruncated} read in the same
+  // snapshot (and the same pause).
+  Napi::Value Dump(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool blocking = false, with_tasks = false;
+    if (info.Length() > 0 && info[0].IsObject()) {
+      Napi::Object opts = info[0].As<Napi::Object>();
+      blocking = opts.Get("blocking").ToBoolean();
+      with_tasks = opts.Get("asyncio").ToBoolean();
+    }
+    std::vector<ThreadSample> threads;
+    const std::vector<TaskSample>* tasks = nullptr;
+    std::string unavailable;
+    bool tasks_truncated = false;
+    try {
+      std::unique_ptr<PtracePause> pause;
+      if (blocking) pause = std::make_unique<PtracePause>(proc_->pid());
+      threads = walker_->sample(true, 0, pause ? &pause->running_before() : nullptr);
+      if (with_tasks) {
+        // The _asyncio extension may be imported after attach: look until found.
+        if (!asyncio_found_) asyncio_found_ = find_asyncio_offsets(*proc_, &asyncio_, &unavailable);
+        if (asyncio_found_) tasks = &walker_->sample_tasks(asyncio_, &tasks_truncated);
+      }
+    } catch (const ReaderError& e) {
+      to_js_error(env, e).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Array arr = threads_to_js(env, threads);
+    if (!with_tasks) return arr;
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("threads", arr);
+    out.Set("tasks", tasks ? Napi::Value(tasks_to_js(env, *tasks)) : env.Null());
+    out.Set("tasksUnavailable", tasks ? env.Null() : Napi::Value(Napi::String::New(env, unavailable)));
+    out.Set("tasksTruncated", tasks_truncated);
+    return out;
+  }
+
+  AsyncioOffsets asyncio_;
+  bool asyncio_found_ = false;
   std::unique_ptr<PythonProcess> proc_;
   std::unique_ptr<StackWalker> walker_;
 };

@@ -305,6 +305,34 @@ bool read_debug_offsets(const RemoteMemory& mem, uint64_t runtime, int minor, co
   if (fallback && ft) o.managed_dict_offset = fallback->managed_dict_offset + 2 * 8;
 
   if (!c.ok()) return refuse(c.error());
+
+  // Fields only asyncio task stacks use: checked on their own, so a table
+  // that fails only these still dumps threads (task dumps then say why).
+  if (v314) {
+    Checker a(t);
+    DebugOnlyOffsets& d = L.dbg;
+    d.gen_iframe = a.member("gen_object", "gi_iframe", 8);
+    d.gen_frame_state = a.member("gen_object", "gi_frame_state", 1);
+    d.iframe_stackpointer = a.member("interpreter_frame", "stackpointer", 8);
+    d.set_used = a.member("set_object", "used", 8);
+    d.set_table = a.member("set_object", "table", 8);
+    d.set_mask = a.member("set_object", "mask", 8);
+    d.long_tag = a.member("long_object", "lv_tag", 8);
+    d.long_digits = a.member("long_object", "ob_digit", 4);
+    // struct llist_node {next, prev} carries no size: next is one of its two words.
+    int64_t next = a.number("llist_node", "next", 0, 8);
+    d.llist_next = next >= 0 && next % 8 == 0 ? next : -1;
+    if (a.ok() && d.llist_next < 0) L.asyncio_error = "_Py_DebugOffsets field llist_node.next is not aligned";
+    else if (!a.ok()) L.asyncio_error = a.error();
+    // The frame is embedded at the end of the generator: it must leave room for one.
+    else if (d.gen_iframe < d.gen_frame_state && d.gen_frame_state < d.gen_iframe + o.iframe_localsplus)
+      L.asyncio_error = "_Py_DebugOffsets gen_object fields overlap its frame";
+    if (!L.asyncio_error.empty())
+      d.gen_iframe = d.gen_frame_state = d.iframe_stackpointer = d.set_used = d.set_table = d.set_mask = d.llist_next =
+          d.long_tag = d.long_digits = -1;
+  } else {
+    L.asyncio_error = "asyncio task introspection needs Python 3.14 or newer";
+  }
   if (o.code_code_adaptive <= o.code_linetable || o.unicode_compact_size <= o.unicode_ascii_size)
     return refuse("_Py_DebugOffsets code/unicode fields are inconsistent with each other");
 

@@ -8,6 +8,10 @@ using G = GilSource;
 using D = InstanceDict;
 using L = Locate;
 
+// Generator frame states: 3.14 {CREATED -3, SUSPENDED -2, SUSPENDED_YIELD_FROM
+// -1, EXECUTING 0, COMPLETED 1, CLEARED 4}; 3.15 {CREATED 0, SUSPENDED 1,
+// SUSPENDED_YIELD_FROM 2, ..._LOCKED 3, EXECUTING 4, CLEARED 5}. Only 3.14+
+// rows carry them (asyncio task stacks need 3.14's AsyncioDebug section).
 // Frame owners (enum _frameowner): 3.12-3.13 put C-stack shims at 3; 3.14
 // inserted FRAME_OWNED_BY_INTERPRETER at 3 and moved the C stack to 4; 3.15
 // dropped the C-stack owner and ends each chain at a base frame instead.
@@ -22,8 +26,8 @@ constexpr VersionTraits kVersions[] = {
     {3, 11, L::kRuntime, F::kCFrame, kLocations311, 1, G::kRuntimeGilstate, D::kManaged311, -1, -1, false, false, false},
     {3, 12, L::kRuntime, F::kCFrame, kLocations311, 1, G::kInterpreterGil, D::kDictOrValues312, 3, -1, false, false, false},
     {3, 13, L::kDebugOffsets, F::kCurrentFrame, kLocations311, 1, G::kInterpreterGil, D::kInlineValues313, 3, -1, false, false, false},
-    {3, 14, L::kDebugOffsets, F::kCurrentFrame, kLocations311, 1, G::kInterpreterGil, D::kInlineValues313, 4, 3, true, false, true},
-    {3, 15, L::kDebugOffsets, F::kCurrentFrame, kLocations311, 1, G::kThreadFlag, D::kInlineValues313, -1, 3, true, true, true},
+    {3, 14, L::kDebugOffsets, F::kCurrentFrame, kLocations311, 1, G::kInterpreterGil, D::kInlineValues313, 4, 3, true, false, true, -1, -1, 1, 1},
+    {3, 15, L::kDebugOffsets, F::kCurrentFrame, kLocations311, 1, G::kThreadFlag, D::kInlineValues313, -1, 3, true, true, true, 2, 3, 5, 2},
 };
 }  // namespace
 

@@ -6,6 +6,7 @@
 // consult this record and never compare version numbers themselves.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "line_table.h"
 #include "offsets.h"
@@ -58,6 +59,13 @@ struct VersionTraits {
   bool tagged_stackrefs;      // f_executable is a _PyStackRef with tag bits
   bool base_frame_sentinel;   // each thread's chain ends at tstate->base_frame
   bool ft_interned_byte;      // free-threaded PyASCIIObject.state.interned is a whole byte
+  // PyGenObject.gi_frame_state values (enum _framestate): a suspended
+  // generator awaiting another (yield from / await) is in
+  // [yield_from_lo, yield_from_hi]; one at or above `finished` has no frame.
+  int8_t gen_yield_from_lo = 0, gen_yield_from_hi = -1, gen_finished = 127;
+  // Such a generator's frame keeps the awaited object this many words below
+  // its saved stackpointer (3.14: on top; 3.15: under the value sent).
+  int8_t gen_awaited_below_top = 0;
 };
 
 // The row for major.minor; for a version newer than every row, the newest
@@ -71,6 +79,14 @@ struct DebugOnlyOffsets {
   int64_t gil_enabled = -1;         // free-threaded: int _gil_runtime_state.enabled
   int64_t iframe_tlbc_index = -1;   // free-threaded 3.14+: int32 frame->tlbc_index
   int64_t code_tlbc = -1;           // free-threaded 3.14+: _PyCodeArray *co_tlbc
+  // 3.14+, for asyncio task stacks (asyncio_tasks.cc); all -1 when any of
+  // them failed its check (asyncio_error says which), the rest still usable.
+  int64_t gen_iframe = -1;          // PyGenObject.gi_iframe (the embedded frame)
+  int64_t gen_frame_state = -1;     // int8 PyGenObject.gi_frame_state
+  int64_t iframe_stackpointer = -1; // _PyStackRef *frame->stackpointer
+  int64_t set_used = -1, set_table = -1, set_mask = -1;  // PySetObject
+  int64_t llist_next = -1;          // struct llist_node.next
+  int64_t long_tag = -1, long_digits = -1;  // PyLongObject lv_tag, ob_digit (uint32 digits of 30 bits)
 };
 
 struct Features {
@@ -84,6 +100,7 @@ struct Features {
 
 struct Layout : PyOffsets {
   DebugOnlyOffsets dbg;
+  std::string asyncio_error;  // why the asyncio-only offsets above are unusable ("" if they are)
   Features features;
 };
 

@@ -31,6 +31,20 @@ struct ThreadSample {
   std::vector<FrameSample> frames;  // innermost first
 };
 
+struct AsyncioOffsets;
+
+// One asyncio task (3.14+), from the same snapshot as the threads.
+struct TaskSample {
+  uint64_t address = 0;      // the task object: its id, as asyncio's own tools show it
+  uint64_t thread_id = 0;    // ident of the thread whose task list holds it; 0: the interpreter's list
+  bool has_name = false;     // false: the name object was unreadable or neither str nor int
+  std::string name;          // a str name, or "Task-N" for the counter asyncio names tasks by
+  bool running = false;      // its thread's currently running task
+  bool truncated = false;    // coroutine chain torn, cyclic or deeper than kMaxCoroDepth
+  std::vector<FrameSample> frames;   // its coroutines, innermost (the awaiting-most) first
+  std::vector<uint64_t> awaited_by;  // tasks (of this snapshot) awaiting it
+};
+
 class StackWalker {
  public:
   explicit StackWalker(const PythonProcess& proc);
@@ -45,6 +59,10 @@ class StackWalker {
   const std::vector<ThreadSample>& sample(bool with_names, double now_us = 0,
                                           const std::unordered_map<pid_t, bool>* running_before = nullptr);
   const CodeCache& code_cache() const { return cache_; }
+  // After sample(), in the same snapshot: every asyncio task (asyncio_tasks.cc).
+  // A task list that is torn, cyclic or longer than kMaxTasks stops the walk
+  // and sets *lists_truncated. Frames stay valid like sample()'s.
+  const std::vector<TaskSample>& sample_tasks(const AsyncioOffsets& a, bool* lists_truncated);
 
  private:
   void walk_frames(uint64_t tstate, ThreadSample& out, uint64_t* bootstrap_self, double now_us);
@@ -71,6 +89,9 @@ class StackWalker {
   std::vector<uint64_t> codes_;
   std::vector<const CodeInfo*> infos_;
   std::vector<ThreadSample> threads_;
+  std::vector<TaskSample> tasks_;
+  bool read_task(const AsyncioOffsets& a, uint64_t task, TaskSample& out);
+  void read_coro_chain(uint64_t coro, TaskSample& out);
   std::vector<uint64_t> tstates_, idents_;
   std::unordered_set<uint64_t> name_searched_;  // idents whose Thread object was looked for since the last refresh
 };
