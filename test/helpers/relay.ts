@@ -351,6 +351,23 @@ export async function createSession(client: Client, name = 'test session', field
   return res.json;
 }
 
+/** The id of the session's online agent once it lists at least `processes` processes (what a real agent found). */
+export async function onlineAgent(client: Client, sessionId: string, processes: number, log: () => string = () => ''): Promise<string> {
+  return eventually(
+    async () => {
+      const res = await client.get(`/api/sessions/${sessionId}/agents`);
+      return (res.json.agents as { id: string; online: boolean; processes: unknown[] }[]).find((a) => a.online && a.processes.length >= processes)?.id;
+    },
+    30_000,
+    `an online agent with ${processes} process(es)\n${log()}`,
+  );
+}
+
+/** Waits until every capture has ended (endedAt set). */
+export async function capturesEnded(client: Client, ids: string[], timeoutMs = 30_000): Promise<void> {
+  for (const id of ids) await eventually(async () => (await client.get(`/api/captures/${id}`)).json.endedAt !== null, timeoutMs, `capture ${id} ends`);
+}
+
 /** POST /api/agents/:id/captures, which must answer 201: the capture's view. */
 export async function createCapture(client: Client, agentId: string, spec: Record<string, unknown>): Promise<any> {
   const res = await client.post(`/api/agents/${agentId}/captures`, spec);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { newestPython } from '../helpers/pythons.ts';
-import { adminClient, createCapture, createSession, eventually } from '../helpers/relay.ts';
+import { adminClient, capturesEnded, createCapture, createSession, onlineAgent } from '../helpers/relay.ts';
 import { startTarget } from '../helpers/targets.ts';
 import { parseXml, textContent, walkElements } from '../shared/xml-check.ts';
 import { artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
@@ -25,20 +25,10 @@ test('compare a capture before and after a fix: table with deltas, differential 
   await before.truth();
   await after.truth();
   const agent = startAgent(t, relay.url, session.joinToken, ['--pids', `${before.pid},${after.pid}`]);
-  const agentId = await eventually(
-    async () => {
-      const res = await client.get(`/api/sessions/${session.id}/agents`);
-      const found = (res.json.agents as { id: string; online: boolean; processes: { pid: number }[] }[]).find((a) => a.online && a.processes.length === 2);
-      return found?.id;
-    },
-    30_000,
-    `the agent with both processes\n${agent.log()}`,
-  );
+  const agentId = await onlineAgent(client, session.id, 2, agent.log);
   const baseline = await createCapture(client, agentId, { kind: 'record', pid: before.pid, duration: 3, rate: 200 });
   const current = await createCapture(client, agentId, { kind: 'record', pid: after.pid, duration: 3, rate: 200 });
-  for (const c of [baseline, current]) {
-    await eventually(async () => (await client.get(`/api/captures/${c.id}`)).json.endedAt !== null, 30_000, `capture ${c.id} ends`);
-  }
+  await capturesEnded(client, [baseline.id, current.id]);
 
   const context = await launchBrowser(t, { width: 1280, height: 900 });
   const page = await context.newPage();

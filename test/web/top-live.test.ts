@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { newestPython } from '../helpers/pythons.ts';
-import { adminClient, createCapture, createSession, eventually, sleep } from '../helpers/relay.ts';
+import { adminClient, createCapture, createSession, onlineAgent, sleep } from '../helpers/relay.ts';
 import { startTarget } from '../helpers/targets.ts';
 import { artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
 
@@ -75,14 +75,7 @@ test('live top: py-spy keys, last second or whole capture, a finished top shows 
   const target = await startTarget(python!, 'top_hot.py', { t, args: ['300'] });
   const truth = await target.truth<{ hot: string; cold: string }>();
   const agent = startAgent(t, relay.url, session.joinToken, ['--pids', String(target.pid)]);
-  const agentId = await eventually(
-    async () => {
-      const res = await client.get(`/api/sessions/${session.id}/agents`);
-      return (res.json.agents as { id: string; online: boolean; processes: { pid: number }[] }[]).find((a) => a.online && a.processes.length === 1)?.id;
-    },
-    30_000,
-    `the agent with the target\n${agent.log()}`,
-  );
+  const agentId = await onlineAgent(client, session.id, 1, agent.log);
 
   const context = await launchBrowser(t);
   const page = await context.newPage();

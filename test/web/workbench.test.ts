@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { newestPython } from '../helpers/pythons.ts';
-import { adminClient, createCapture, createSession, eventually } from '../helpers/relay.ts';
+import { adminClient, capturesEnded, createCapture, createSession, onlineAgent } from '../helpers/relay.ts';
 import { startTarget } from '../helpers/targets.ts';
 import { parseXml, textContent, walkElements } from '../shared/xml-check.ts';
 import { artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
@@ -32,17 +32,10 @@ test('workbench: merged fork-per-job view and downloads, hottest path of a deep 
   await worker.truth();
   await deep.truth();
   const agent = startAgent(t, relay.url, session.joinToken, ['--pids', `${worker.pid},${deep.pid}`]);
-  const agentId = await eventually(
-    async () => {
-      const res = await client.get(`/api/sessions/${session.id}/agents`);
-      return (res.json.agents as { id: string; online: boolean; processes: { pid: number }[] }[]).find((a) => a.online && a.processes.length >= 2)?.id;
-    },
-    30_000,
-    `the agent with both processes\n${agent.log()}`,
-  );
+  const agentId = await onlineAgent(client, session.id, 2, agent.log);
   const fork = await createCapture(client, agentId, { kind: 'record', pid: worker.pid, duration: 3, rate: 200, subprocesses: true });
   const dive = await createCapture(client, agentId, { kind: 'record', pid: deep.pid, duration: 2, rate: 100, mode: 'cpu' });
-  for (const c of [fork, dive]) await eventually(async () => (await client.get(`/api/captures/${c.id}`)).json.endedAt !== null, 30_000, `capture ${c.id} ends`);
+  await capturesEnded(client, [fork.id, dive.id]);
 
   const context = await launchBrowser(t, { width: 1280, height: 900 });
   const page = await context.newPage();
