@@ -5,8 +5,7 @@ import { attach, asPeriscopeError, type NativeFrame, type NativeTask, type Nativ
 import { descendantsOf } from './processes.ts';
 import { isPeriscopeError } from '../shared/errors.ts';
 import type { AsyncDump, DumpFrame, DumpTask, DumpTaskSource, DumpThread } from '../shared/protocol.ts';
-import { formatDumpText as formatDumpTextOf } from '../shared/dump-text.ts';
-import { inertText } from '../shared/export/inert-text.ts';
+import { formatDumpText as formatDumpTextOf, formatTasksText as formatTasksTextOf } from '../shared/dump-text.ts';
 
 export interface DumpedProcess {
   info: NativeTargetInfo;
@@ -103,67 +102,7 @@ export function asyncDump(processes: DumpedProcess[]): AsyncDump {
   };
 }
 
-const hex = (id: number) => `0x${id.toString(16)}`;
-
-/**
- * The task tree of one process, like `python -m asyncio pstree`: each task,
- * under it its coroutines outermost first (each nested in the one awaiting
- * it), and under the innermost one the tasks it awaits (those whose
- * awaited_by names it). A task awaited by several shows under each; a cycle
- * is cut and marked.
- */
-export function formatTaskTree(tasks: DumpTask[]): string[] {
-  const byId = new Map(tasks.map((t) => [t.task_id, t]));
-  const children = new Map<number, DumpTask[]>();
-  for (const t of tasks) {
-    for (const parent of t.awaited_by) {
-      if (!byId.has(parent)) continue;
-      const list = children.get(parent) ?? [];
-      list.push(t);
-      children.set(parent, list);
-    }
-  }
-  const label = (t: DumpTask) => `(T) ${t.name === null ? '<unreadable name>' : inertText(t.name)} [${hex(t.task_id)}]${t.running ? ' (running)' : ''}${t.truncated ? ' (stack truncated)' : ''}`;
-  const lines: string[] = [];
-  const render = (t: DumpTask, prefix: string, last: boolean, path: Set<number>) => {
-    lines.push(`${prefix}${last ? '└── ' : '├── '}${label(t)}${path.has(t.task_id) ? ' (await cycle)' : ''}`);
-    if (path.has(t.task_id)) return;
-    path.add(t.task_id);
-    let pre = prefix + (last ? '    ' : '│   ');
-    // Coroutines outermost first, each nested in the one awaiting it.
-    for (const f of [...t.frames].reverse()) {
-      lines.push(`${pre}└── ${inertText(f.name)} (${inertText(f.filename)}:${f.line})`);
-      pre += '    ';
-    }
-    const kids = children.get(t.task_id) ?? [];
-    kids.forEach((k, i) => render(k, pre, i === kids.length - 1, path));
-    path.delete(t.task_id);
-  };
-  const roots = tasks.filter((t) => !t.awaited_by.some((p) => byId.has(p)));
-  roots.forEach((r, i) => render(r, '', i === roots.length - 1, new Set()));
-  // Tasks only reachable through a cycle have no root: show them too.
-  const shown = new Set<number>();
-  const mark = (t: DumpTask) => {
-    if (shown.has(t.task_id)) return;
-    shown.add(t.task_id);
-    for (const k of children.get(t.task_id) ?? []) mark(k);
-  };
-  roots.forEach(mark);
-  for (const t of tasks) if (!shown.has(t.task_id)) { render(t, '', true, new Set()); mark(t); }
-  return lines;
-}
-
-/** The text for `--async`: per process, its task tree or why there is none. */
+/** The text for `--async`: per process, its task tree or why there is none (shared/dump-text.ts). */
 export function formatTasksText(processes: DumpedProcess[]): string {
-  const lines: string[] = [];
-  for (const p of processes) {
-    lines.push(`Process ${p.info.pid}: asyncio tasks`);
-    const src = p.taskSource;
-    if (!src || src.unavailable !== null) lines.push(`    no asyncio tasks can be read: ${inertText(src?.unavailable ?? 'not requested')}`);
-    else if (!p.tasks || p.tasks.length === 0) lines.push('    no asyncio tasks (asyncio is imported, but no task exists)');
-    else lines.push(...formatTaskTree(p.tasks));
-    if (src?.truncated) lines.push('    (task list truncated: some tasks may be missing)');
-    lines.push('');
-  }
-  return lines.join('\n');
+  return formatTasksTextOf(processes.map((p) => ({ pid: p.info.pid, tasks: p.tasks ?? [], source: p.taskSource })));
 }

@@ -149,6 +149,8 @@ export interface CaptureView extends CaptureFields<string> {
 /** GET /api/captures/:id: a dump carries its threads (as `periscope dump --json`) once they arrived; readers validate them with parseDumpThreads. */
 export interface CaptureDetailView extends CaptureView {
   result?: unknown[] | null;
+  /** A dump's asyncio tasks (agents send them; Python 3.14+ has them); readers validate them with parseDumpTasksPart. */
+  tasks?: unknown;
 }
 
 export interface AuditEntryView {

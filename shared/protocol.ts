@@ -258,6 +258,14 @@ export interface DumpResultMessage {
   captureId: string;
   /** The same JSON as `periscope dump --json`. */
   threads: DumpThread[];
+  /** asyncio tasks, as `periscope dump --async --json` (agents that read them; Python 3.14+ has them). */
+  asyncio?: DumpTasks;
+}
+
+/** A dump's asyncio part: the tasks and, per process, whether they could be read. */
+export interface DumpTasks {
+  tasks: DumpTask[];
+  task_sources: DumpTaskSource[];
 }
 
 // ---- relay → agent --------------------------------------------------------
@@ -396,6 +404,7 @@ export interface UiDumpResult {
   captureId: string;
   /** What the relay stored from a DumpResultMessage, checked again by parseRelayToUi. */
   threads: DumpThread[];
+  asyncio?: DumpTasks;
 }
 export type RelayToUi = UiSessionState | UiSessionAgents | UiCaptureState | UiCaptureChunk | UiCaptureReset | UiDumpResult | ErrorMessage;
 
@@ -691,11 +700,10 @@ export function parseDumpTasks(value: unknown, where: string): DumpTask[] {
   });
 }
 
-/** `periscope dump --async --json` output, checked as parseDumpThreads and parseDumpTasks do. */
-export function parseAsyncDump(value: unknown, where: string): AsyncDump {
+/** A dump's asyncio part, checked as parseDumpTasks does. */
+export function parseDumpTasksPart(value: unknown, where: string): DumpTasks {
   const d = obj(value, where);
   return {
-    threads: parseDumpThreads(d.threads, `${where}.threads`),
     tasks: parseDumpTasks(d.tasks, `${where}.tasks`),
     task_sources: listAt(d.task_sources, `${where}.task_sources`, TASK_LIMITS.sources).map((sv, i) => {
       const sw = `${where}.task_sources[${i}]`;
@@ -707,6 +715,12 @@ export function parseAsyncDump(value: unknown, where: string): AsyncDump {
       };
     }),
   };
+}
+
+/** `periscope dump --async --json` output, checked as parseDumpThreads and parseDumpTasks do. */
+export function parseAsyncDump(value: unknown, where: string): AsyncDump {
+  const d = obj(value, where);
+  return { threads: parseDumpThreads(d.threads, `${where}.threads`), ...parseDumpTasksPart(d, where) };
 }
 
 function parseStatus(m: Record<string, unknown>): CaptureStatus {
@@ -767,7 +781,7 @@ export function parseAgentMessage(data: Uint8Array): AgentToRelay {
         ...(m.byCustomer === undefined ? {} : { byCustomer: bool(m, 'byCustomer') }),
       };
     case 'dump_result':
-      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m.threads, `${m.type}.threads`) };
+      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m.threads, `${m.type}.threads`), ...(m.asyncio === undefined ? {} : { asyncio: parseDumpTasksPart(m.asyncio, `${m.type}.asyncio`) }) };
     case 'error':
       return parseError(m);
     default:
@@ -870,7 +884,7 @@ export function parseRelayToUi(data: Uint8Array): RelayToUi {
     case 'capture_reset':
       return { type: 'capture_reset', captureId: id(m, 'captureId') };
     case 'dump_result':
-      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m.threads, `${m.type}.threads`) };
+      return { type: 'dump_result', captureId: id(m, 'captureId'), threads: parseDumpThreads(m.threads, `${m.type}.threads`), ...(m.asyncio === undefined ? {} : { asyncio: parseDumpTasksPart(m.asyncio, `${m.type}.asyncio`) }) };
     case 'error':
       return { type: 'error', code: str(m, 'code', 64), message: str(m, 'message', 4096) };
     default:

@@ -20,7 +20,7 @@ import {
 } from '../../shared/protocol.ts';
 import { isPeriscopeError } from '../../shared/errors.ts';
 import { Capture } from '../capture.ts';
-import { dump } from '../dump.ts';
+import { asyncDump, dump } from '../dump.ts';
 import { AGENT_VERSION } from '../version.ts';
 import { checkSpec, type AgentLimits } from './bounds.ts';
 import { ChunkBudget, CaptureStream, type ChunkSource, type StreamEnd } from './capture-runner.ts';
@@ -296,9 +296,11 @@ export class RemoteSession {
 
   #dump(captureId: string, spec: CaptureSpec): void {
     try {
-      const processes = dump(spec.pid, { blocking: spec.blocking, subprocesses: spec.subprocesses });
+      // asyncio tasks come along where the interpreter publishes them (3.14+); elsewhere a source says why not.
+      const processes = dump(spec.pid, { blocking: spec.blocking, subprocesses: spec.subprocesses, asyncio: true });
       const threads = processes.flatMap((p) => p.threads);
-      const frame = encode({ type: 'dump_result', captureId, threads });
+      const { tasks, task_sources } = asyncDump(processes);
+      const frame = encode({ type: 'dump_result', captureId, threads, asyncio: { tasks, task_sources } });
       if (frame.byteLength > MAX_MESSAGE_BYTES) {
         const message = `the dump of pid ${spec.pid} is ${frame.byteLength} bytes, more than a message may hold`;
         this.#log.line(`dump of pid ${spec.pid} not sent: ${message} [capture ${captureId}]`);

@@ -29,7 +29,8 @@ export interface CaptureListener {
   state(capture: CaptureRecord): void;
   /** `payload`: the chunk's bytes as the agent sent and the store holds them. */
   chunk(capture: CaptureRecord, seq: number, payload: Uint8Array): void;
-  dumpResult(capture: CaptureRecord, threads: unknown[]): void;
+  /** A dump's result arrived: `capture.result` (and `capture.tasks`) hold it. */
+  dumpResult(capture: CaptureRecord): void;
 }
 
 /** Open-ended `top` captures are stopped after this long, so one forgotten tab cannot record forever. */
@@ -142,6 +143,7 @@ export class CaptureService {
       endReason: null,
       error: null,
       result: null,
+      tasks: null,
       stopRequestedBy: null,
     };
     this.#store.captures.insert(record);
@@ -385,14 +387,16 @@ export class CaptureService {
     if (record.kind !== 'dump') return [{ type: 'error', captureId: m.captureId, code: 'NOT_A_DUMP', message: `capture ${m.captureId} is a ${record.kind}, not a dump` }];
     if (record.result !== null || (!isActiveStatus(record.status) && record.status !== 'complete')) return [];
     record.result = m.threads;
+    record.tasks = m.asyncio ?? null;
     const live = this.#load(record.id);
     if (live) {
       live.record.result = m.threads;
+      live.record.tasks = record.tasks;
       this.#finish(live, 'complete', 'dump', null, `agent:${agentId}`);
     } else {
       this.#store.captures.save(record);
     }
-    for (const l of this.#listeners) l.dumpResult(record, m.threads);
+    for (const l of this.#listeners) l.dumpResult(record);
     return [];
   }
 

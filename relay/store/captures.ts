@@ -1,5 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite';
-import type { CaptureSpec } from '../../shared/protocol.ts';
+import type { CaptureSpec, DumpTasks } from '../../shared/protocol.ts';
 import { ACTIVE_CAPTURE_STATUSES, isActiveStatus, zeroStats, type CaptureKind, type CaptureStatsWire, type CaptureStatus, type EndReason } from '../../shared/capture-states.ts';
 import type { CaptureFields } from '../../shared/http-views.ts';
 import { HeldRows, type StorageHealth } from './storage-health.ts';
@@ -12,6 +12,8 @@ export interface CaptureRecord extends CaptureFields<number> {
   options: CaptureSpec;
   /** Dump captures: the threads of `periscope dump --json`. */
   result: unknown[] | null;
+  /** Dump captures: their asyncio tasks, as `periscope dump --async --json` (null: none sent). */
+  tasks: DumpTasks | null;
 }
 
 interface CaptureRow {
@@ -31,6 +33,7 @@ interface CaptureRow {
   end_reason: string | null;
   error: string | null;
   result: string | null;
+  tasks: string | null;
   stop_requested_by: string | null;
 }
 
@@ -52,6 +55,7 @@ function toCapture(row: CaptureRow): CaptureRecord {
     endReason: row.end_reason as EndReason | null,
     error: row.error ? (JSON.parse(row.error) as { code: string; message: string }) : null,
     result: row.result ? (JSON.parse(row.result) as unknown[]) : null,
+    tasks: row.tasks ? (JSON.parse(row.tasks) as DumpTasks) : null,
     stopRequestedBy: row.stop_requested_by,
   };
 }
@@ -113,7 +117,7 @@ export class Captures {
     this.#held.save(c.id, `the state of capture ${c.id}`, c, (r) =>
       this.#db
         .prepare(
-          'UPDATE captures SET status = ?, samples = ?, chunks = ?, stats = ?, ended_at = ?, end_reason = ?, error = ?, result = ?, stop_requested_by = ? WHERE id = ?',
+          'UPDATE captures SET status = ?, samples = ?, chunks = ?, stats = ?, ended_at = ?, end_reason = ?, error = ?, result = ?, tasks = ?, stop_requested_by = ? WHERE id = ?',
         )
         .run(
           r.status,
@@ -124,6 +128,7 @@ export class Captures {
           r.endReason,
           r.error ? JSON.stringify(r.error) : null,
           r.result ? JSON.stringify(r.result) : null,
+          r.tasks ? JSON.stringify(r.tasks) : null,
           r.stopRequestedBy,
           r.id,
         ),

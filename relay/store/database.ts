@@ -33,6 +33,8 @@ const MIGRATIONS: string[] = [
   // 3: the user an agent runs as, and why it is gone for good (AGENT_END_REASONS in shared/protocol.ts).
   `ALTER TABLE agents ADD COLUMN user TEXT NOT NULL DEFAULT '';
    ALTER TABLE agents ADD COLUMN ended TEXT;`,
+  // 4: a dump's asyncio tasks (DumpTasks in shared/protocol.ts), beside its threads in result.
+  `ALTER TABLE captures ADD COLUMN tasks TEXT;`,
 ];
 export const SCHEMA_VERSION = BASE_SCHEMA_VERSION + MIGRATIONS.length;
 

@@ -166,15 +166,14 @@ export class UiHub implements CaptureListener {
     }
   }
 
-  // The store keeps dump results as unknown[]; they are what parseAgentMessage checked (and the browser checks them again).
-  dumpResult(capture: CaptureRecord, threads: unknown[]): void {
+  dumpResult(capture: CaptureRecord): void {
     let frame: Uint8Array | undefined;
     for (const v of this.#viewers) {
       const w = v.watches.get(capture.id);
       if (!w) continue;
       // A resyncing viewer gets the result when it goes live.
       if (w.mode === 'resync') continue;
-      frame ??= encode({ type: 'dump_result', captureId: capture.id, threads: threads as DumpThread[] });
+      frame ??= dumpResultFrame(capture);
       this.#enqueue(v, frame);
     }
   }
@@ -336,10 +335,18 @@ export class UiHub implements CaptureListener {
       this.#enqueue(v, encode(captureStateMessage(current)));
     }
     if (current.kind === 'dump' && current.result !== null) {
-      this.#enqueue(v, encode({ type: 'dump_result', captureId: current.id, threads: current.result as DumpThread[] }));
+      this.#enqueue(v, dumpResultFrame(current));
     }
     return true;
   }
+}
+
+/**
+ * A stored dump for viewers. The store keeps results as parseAgentMessage
+ * checked them (and the browser checks them again).
+ */
+function dumpResultFrame(c: CaptureRecord): Uint8Array {
+  return encode({ type: 'dump_result', captureId: c.id, threads: c.result as DumpThread[], ...(c.tasks ? { asyncio: c.tasks } : {}) });
 }
 
 function captureStateMessage(c: CaptureRecord): RelayToUi {

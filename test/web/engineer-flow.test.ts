@@ -125,10 +125,18 @@ test('engineer flow: session, agent, top, record, downloads, history, dump', { s
   await page.getByLabel('Aggregate by line or by function').selectOption('line');
   await page.waitForFunction((hot) => [...document.querySelectorAll('.top-table .name')].filter((n) => n.textContent === hot).length >= 2, truth.hot, { timeout: 5000 });
   await page.getByRole('button', { name: 'Stop' }).click();
-  await page.waitForFunction(() => {
-    const s = document.querySelector('.capture-status') as HTMLElement | null;
-    return s !== null && s.dataset.status !== undefined && !['starting', 'running'].includes(s.dataset.status);
-  }, undefined, { timeout: 15_000 });
+  try {
+    await page.waitForFunction(() => {
+      const s = document.querySelector('.capture-status') as HTMLElement | null;
+      return s !== null && s.dataset.status !== undefined && !['starting', 'running'].includes(s.dataset.status);
+    }, undefined, { timeout: 15_000 });
+  } catch (err) {
+    // Say what the relay, the page and the agent knew, so a failure here explains itself.
+    const topId = /#\/captures\/([^/?]+)/.exec(page.url())?.[1] ?? '';
+    const state = await page.evaluate(async (id) => (await fetch(`/api/captures/${id}`)).text(), topId);
+    const errors = await page.locator('.error-box').allTextContents();
+    throw new Error(`the top did not end after Stop: ${(err as Error).message}\ncapture: ${state}\npage errors: ${errors.join(' | ')}\n--- agent ---\n${agent.log()}\n--- relay ---\n${relay.output().slice(-4000)}`);
+  }
 
   // ---- record 3 s: the flame graph grows while it runs ----
   await backToSession(page);

@@ -9,7 +9,7 @@
 // reconnect the relay replays from 0) and is skipped; a gap, an out-of-sequence
 // chunk or a capture_reset throws the profile away and re-watches from seq 0.
 
-import type { DumpThread, RelayToUi } from '../../shared/protocol.ts';
+import type { DumpTasks, DumpThread, RelayToUi } from '../../shared/protocol.ts';
 import { isActiveStatus, zeroStats, type CaptureStatsWire, type CaptureStatus } from '../../shared/capture-states.ts';
 import { type Profile, emptyProfile } from '../../shared/profile/model.ts';
 import { applyChunk } from '../../shared/profile/chunk.ts';
@@ -21,7 +21,7 @@ export interface StreamEvents {
   /** `profile` was replaced by a new, empty one: rebuild every derived model. */
   reset?: () => void;
   status?: () => void;
-  dump?: (threads: DumpThread[]) => void;
+  dump?: (threads: DumpThread[], asyncio?: DumpTasks) => void;
   error?: (code: string, message: string) => void;
 }
 
@@ -87,7 +87,7 @@ export class CaptureStream {
         this.#reset(true);
         return;
       case 'dump_result':
-        this.#events.dump?.(m.threads);
+        this.#events.dump?.(m.threads, m.asyncio);
         return;
       case 'capture_chunk': {
         if (m.seq === 0 && this.#waitingForZero) {

@@ -61,7 +61,7 @@ export function captureRoutes(s: RelayServices): Hono<AppEnv> {
 
   app.get('/api/captures/:id', (c) => {
     const capture = captureFor(c.req.param('id'), currentAuth(c).user);
-    return c.json({ ...captureView(capture), ...(capture.kind === 'dump' ? { result: capture.result } : {}) });
+    return c.json({ ...captureView(capture), ...(capture.kind === 'dump' ? { result: capture.result, tasks: capture.tasks } : {}) });
   });
 
   app.post('/api/captures/:id/stop', (c) => {

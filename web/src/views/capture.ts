@@ -182,7 +182,7 @@ export const captureScreen: Screen = (root, params) => {
   function startStream(c: Capture): void {
     if (c.kind === 'dump') {
       const inline = Array.isArray(c.result) ? c.result : undefined;
-      if (inline) replace(body, renderStoredDump(inline));
+      if (inline) replace(body, renderStoredDump(inline, c.tasks));
       else if (!isActiveStatus(c.status) && c.status !== 'complete') replace(body, h('p', { class: 'muted' }, 'No stacks were captured.'));
       else replace(body, h('p', { class: 'muted' }, 'Waiting for the agent’s dump…'));
     }
@@ -205,7 +205,7 @@ export const captureScreen: Screen = (root, params) => {
           void refreshCapture();
         }
       },
-      dump: (threads) => replace(body, renderDump(threads)),
+      dump: (threads, asyncio) => replace(body, renderDump(threads, asyncio)),
       error: (code, message) => showError(code, message),
     });
     if (c.kind !== 'dump') {

@@ -6,22 +6,40 @@
 // shared/dump-text.ts), the JSON what `periscope dump --json` prints.
 
 import { button, copyText, h, saveFile, setText } from '../dom.ts';
-import { type DumpThread, parseDumpThreads } from '../../../shared/protocol.ts';
-import { dumpProcesses, formatDumpText } from '../../../shared/dump-text.ts';
+import { type DumpTasks, type DumpThread, parseDumpTasksPart, parseDumpThreads } from '../../../shared/protocol.ts';
+import { dumpProcesses, formatDumpText, formatTasksText, tasksProcesses } from '../../../shared/dump-text.ts';
 
 /**
  * A dump the relay served over HTTP, checked with the protocol's own
  * validator (the socket's dump_result was checked on arrival): what is not a
  * dump is reported, never rendered.
  */
-export function renderStoredDump(value: unknown): HTMLElement {
+export function renderStoredDump(value: unknown, tasksValue?: unknown): HTMLElement {
   let threads: DumpThread[];
+  let tasks: DumpTasks | undefined;
   try {
     threads = parseDumpThreads(value, 'dump');
+    if (tasksValue !== undefined && tasksValue !== null) tasks = parseDumpTasksPart(tasksValue, 'dump.tasks');
   } catch (err) {
     return h('p', { class: 'muted' }, `The stored dump cannot be shown: ${(err as Error).message}`);
   }
-  return renderDump(threads);
+  return renderDump(threads, tasks);
+}
+
+/**
+ * The asyncio task tree, as `periscope dump --async` and `python -m asyncio
+ * pstree` print it: each task, its coroutines, the tasks it awaits below.
+ */
+function renderTasks(asyncio: DumpTasks): HTMLElement | null {
+  // Nothing to show without tasks (before Python 3.14, no asyncio, or a loop that is not running).
+  if (asyncio.tasks.length === 0) return null;
+  const text = formatTasksText(tasksProcesses(asyncio.tasks, asyncio.task_sources));
+  return h(
+    'section',
+    { class: 'asyncio-tasks', aria: { label: 'asyncio tasks' } },
+    h('h3', null, `asyncio tasks (${asyncio.tasks.length})`),
+    h('pre', { class: 'task-tree' }, text),
+  );
 }
 
 /** The dump as `periscope dump` prints it. */
@@ -51,11 +69,13 @@ function dumpActions(threads: DumpThread[]): HTMLElement {
   );
 }
 
-export function renderDump(threads: DumpThread[]): HTMLElement {
+export function renderDump(threads: DumpThread[], asyncio?: DumpTasks): HTMLElement {
   if (threads.length === 0) return h('p', { class: 'muted' }, 'The dump holds no threads.');
   const pids = new Set(threads.map((t) => t.pid));
   const list = h('div', { class: 'dump' });
   list.appendChild(dumpActions(threads));
+  const tasks = asyncio ? renderTasks(asyncio) : null;
+  if (tasks) list.appendChild(tasks);
   const active = threads.filter((t) => t.active).length;
   const gil = threads.find((t) => t.owns_gil);
   list.appendChild(
