@@ -8,7 +8,8 @@ import { ProfileBuilder } from '../profile/builder.ts';
 import type { FrameInput } from '../profile/builder.ts';
 import type { Profile } from '../profile/model.ts';
 import { parseFrameLabel } from './frame-label.ts';
-import { SPEEDSCOPE_SCHEMA } from './speedscope.ts';
+import { SPEEDSCOPE_SCHEMA, parseProfileName } from './speedscope.ts';
+import { parseProcessLabel, parseThreadLabel } from '../profile/root-frames.ts';
 
 function damaged(what: string, why: string): never {
   throw new PeriscopeError('BAD_ARGUMENT', `${what} is not a profile Periscope can read: ${why}; give a file written with -f raw or -f speedscope`);
@@ -19,9 +20,6 @@ function frameOf(label: string): FrameInput {
   return { name, file, line: line ?? 0 };
 }
 
-// The root labels of shared/profile/root-frames.ts, read back.
-const PROCESS_ROOT = /^process (\d+)(?:: "(.*)")?$/s;
-const THREAD_ROOT = /^thread (?:\((.*)\) )?(\d+)$/s;
 
 /** A collapsed file's counts become sample rows: bound them so a forged count cannot exhaust memory. */
 const MAX_SAMPLES = 50_000_000;
@@ -41,16 +39,17 @@ function fromCollapsed(text: string, what: string): Profile {
     const labels = line.slice(0, space).split(';');
     let pid = 0;
     let thread = defaultThread;
-    const process = PROCESS_ROOT.exec(labels[0]);
+    // The root frames of shared/profile/root-frames.ts, read back.
+    const process = parseProcessLabel(labels[0]);
     if (process) {
-      pid = Number(process[1]);
-      b.process(pid, { commandLine: process[2] ?? '' });
+      pid = process.pid;
+      b.process(pid, { commandLine: process.commandLine });
       labels.shift();
       thread = b.thread(pid, 0);
     }
-    const threadRoot = labels.length > 0 ? THREAD_ROOT.exec(labels[0]) : null;
+    const threadRoot = labels.length > 0 ? parseThreadLabel(labels[0]) : null;
     if (threadRoot) {
-      thread = b.thread(pid, Number(threadRoot[2]), threadRoot[1]);
+      thread = b.thread(pid, threadRoot.tid, threadRoot.name);
       labels.shift();
     }
     const stack = b.internStack(labels.map(frameOf).reverse());
@@ -65,8 +64,6 @@ interface SpeedscopeLike {
   shared?: { frames?: unknown };
   profiles?: unknown;
 }
-
-const SPEEDSCOPE_PROFILE_NAME = /^(?:Process (\d+) )?Thread (\d+)(?: "(.*)")?$/s;
 
 function fromSpeedscope(file: SpeedscopeLike, what: string): Profile {
   const frames = file.shared?.frames;
@@ -85,9 +82,8 @@ function fromSpeedscope(file: SpeedscopeLike, what: string): Profile {
   (file.profiles as unknown[]).forEach((p, index) => {
     const { name, type, samples, weights } = (p ?? {}) as { name?: unknown; type?: unknown; samples?: unknown; weights?: unknown };
     if (type !== 'sampled' || !Array.isArray(samples) || !Array.isArray(weights)) damaged(what, `profile ${index} is not a sampled profile`);
-    const m = typeof name === 'string' ? SPEEDSCOPE_PROFILE_NAME.exec(name) : null;
-    const pid = m?.[1] === undefined ? 0 : Number(m[1]);
-    const thread = b.thread(pid, m ? Number(m[2]) : index, m?.[3]);
+    const named = typeof name === 'string' ? parseProfileName(name) : null;
+    const thread = b.thread(named?.pid ?? 0, named ? named.tid : index, named?.name);
     let time = 0;
     samples.forEach((stack: unknown, i) => {
       const weight = Number(weights[i]);

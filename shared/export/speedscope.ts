@@ -45,6 +45,12 @@ function profileName(profile: Profile, threadRow: number, withPid: boolean): str
   return withPid ? `Process ${profile.threads.pid[threadRow]} ${thread}` : thread;
 }
 
+/** profileName read back: pid (0 without one), tid and name, or null for a name Periscope did not write. */
+export function parseProfileName(name: string): { pid: number; tid: number; name: string | undefined } | null {
+  const m = /^(?:Process (\d+) )?Thread (\d+)(?: "(.*)")?$/s.exec(name);
+  return m ? { pid: m[1] === undefined ? 0 : Number(m[1]), tid: Number(m[2]), name: m[3] } : null;
+}
+
 function sampledProfile(
   name: string,
   timeline: ThreadTimeline,

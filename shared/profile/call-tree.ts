@@ -81,6 +81,9 @@ export class CallTree {
   #multiProcess = false;
   #order: CallTreeOrder = 'name';
   #processRoots = false;
+  /** processRoots' answer, and the process-table size it was given for (-1: not asked yet). */
+  #rootsWanted = false;
+  #rootsDecidedAt = -1;
   #next = 0;
   /** Bumped whenever anything a render depends on changes. */
   version = 0;
@@ -150,7 +153,13 @@ export class CallTree {
         else if (pid !== this.#firstPid) this.#multiProcess = true;
         // Process roots come with a second process unless processes merge (which
         // a new child's command line can change); they change every path: start over.
-        const withRoots = processRoots(p, this.#multiProcess, this.options);
+        // The answer only changes with the process table: a fork-per-job worker
+        // brings a new thread per child, and each would otherwise re-read every command line.
+        if (this.#rootsDecidedAt !== p.processes.pid.length || !this.#multiProcess) {
+          this.#rootsDecidedAt = this.#multiProcess ? p.processes.pid.length : -1;
+          this.#rootsWanted = processRoots(p, this.#multiProcess, this.options);
+        }
+        const withRoots = this.#rootsWanted;
         if (withRoots !== this.#processRoots) {
           this.#processRoots = withRoots;
           this.#clear();

@@ -15,6 +15,12 @@ export function processLabel(profile: Profile, pid: number): string {
   return commandLine === undefined ? `process ${pid}` : `process ${pid}: "${commandLine}"`;
 }
 
+/** processLabel read back (from a collapsed-stack file): pid and command line, or null when the label is not a process root. */
+export function parseProcessLabel(label: string): { pid: number; commandLine: string } | null {
+  const m = /^process (\d+)(?:: "(.*)")?$/s.exec(label);
+  return m ? { pid: Number(m[1]), commandLine: m[2] ?? '' } : null;
+}
+
 export function threadName(profile: Profile, threadRow: number): string {
   return stringAt(profile, profile.threads.name[threadRow]);
 }
@@ -23,6 +29,12 @@ export function threadLabel(profile: Profile, threadRow: number): string {
   const name = threadName(profile, threadRow);
   const tid = profile.threads.tid[threadRow];
   return name ? `thread (${name}) ${tid}` : `thread ${tid}`;
+}
+
+/** threadLabel read back: tid and name (undefined when the label has none), or null when the label is not a thread root. */
+export function parseThreadLabel(label: string): { tid: number; name: string | undefined } | null {
+  const m = /^thread (?:\((.*)\) )?(\d+)$/s.exec(label);
+  return m ? { tid: Number(m[2]), name: m[1] } : null;
 }
 
 export function spansSeveralProcesses(profile: Profile, samples: readonly number[]): boolean {

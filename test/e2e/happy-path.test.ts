@@ -17,7 +17,7 @@ import type { UiCaptureChunk } from '../../shared/protocol.ts';
 import { newestPython, pythons, type Python } from '../helpers/pythons.ts';
 import { leafCounts, parseRaw } from '../helpers/record.ts';
 import { startTarget } from '../helpers/targets.ts';
-import { ADMIN_PASSWORD, Client, connectUi, createSession, removeDataDir, startRelay } from '../helpers/relay.ts';
+import { ADMIN_PASSWORD, Client, connectUi, createSession, onlineAgent, removeDataDir, startRelay } from '../helpers/relay.ts';
 import {
   AgentProcess,
   download,
@@ -28,7 +28,6 @@ import {
   startCapture,
   storedProfile,
   topByOwn,
-  waitAgentOnline,
   waitCapture,
 } from './harness.ts';
 
@@ -75,7 +74,7 @@ async function happyPath(t: TestContext, py: Python): Promise<void> {
 
   // ---- the customer runs the agent, the token in the environment
   const agent = new AgentProcess(t, relay.url, session.joinToken, ['--pids', String(target.pid)]);
-  const online = await waitAgentOnline(eng, session.id, target.pid, 20_000, agent);
+  const online = await onlineAgent(eng, session.id, [target.pid], () => agent.output, 20_000);
   const proc = online.processes.find((p) => p.pid === target.pid)!;
   assert.equal(proc.version, truth.version, 'the agent reads the interpreter version');
   assert.match(proc.cmdline, /top_hot\.py/);

@@ -29,6 +29,7 @@ import {
   createCapture,
   createSession,
   eventually,
+  onlineAgent,
   type RelayProcess,
   removeDataDir,
   sleep,
@@ -140,25 +141,6 @@ export class AgentProcess {
 
 // ---- the relay's HTTP API, as an engineer -------------------------------------------
 
-export interface AgentView {
-  id: string;
-  host: string;
-  online: boolean;
-  processes: { pid: number; cmdline: string; version: string; user: string; threads: number }[];
-}
-
-/** Waits for an agent of the session to be online and to offer `pid`. */
-export async function waitAgentOnline(client: Client, sessionId: string, pid: number, timeoutMs = 20_000, agent?: AgentProcess): Promise<AgentView> {
-  try {
-    return await eventually(async () => {
-      const res = await client.get(`/api/sessions/${sessionId}/agents`);
-      if (res.status !== 200) return undefined;
-      return (res.json.agents as AgentView[]).find((a) => a.online && a.processes.some((p) => p.pid === pid));
-    }, timeoutMs, `an online agent offering pid ${pid}`);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}${agent ? `\n--- agent terminal ---\n${agent.output}` : ''}`);
-  }
-}
 
 /** GET /api/captures/:id: the relay's capture view, plus a dump's result. */
 export type CaptureView = RelayCaptureView & { result?: unknown[] | null };
@@ -407,7 +389,7 @@ export async function setup(t: TestContext, options: SetupOptions = {}): Promise
   const session = await createSession(eng, t.name.slice(0, 100));
   const url = options.agentUrl ? await options.agentUrl(relay) : relay.url;
   const agent = new AgentProcess(t, url, session.joinToken, ['--pids', String(target.pid), ...(options.agentArgs ?? [])], options.agentEnv);
-  const online = await waitAgentOnline(eng, session.id, target.pid, 20_000, agent);
+  const online = await onlineAgent(eng, session.id, [target.pid], () => agent.output, 20_000);
   return { relay, eng, session, target, truth, agent, agentId: online.id, relays };
 }
 

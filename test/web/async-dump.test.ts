@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { pythons } from '../helpers/pythons.ts';
 import { adminClient, capturesEnded, createCapture, createSession, onlineAgent } from '../helpers/relay.ts';
 import { startTarget } from '../helpers/targets.ts';
-import { chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
+import { adminPage, chromiumMissing, startAgent, startWebRelay } from './harness.ts';
 
 const withTasks = pythons()
   .filter((p) => !p.freeThreaded && Number(p.version.split('.')[1]) >= 14 && p.version.startsWith('3.'))
@@ -20,13 +20,9 @@ test('a dump of an asyncio service shows its task tree in the browser', { skip, 
   const target = await startTarget(withTasks!, 'async_tree.py', { t, args: ['300'] });
   await target.truth();
   const agent = startAgent(t, relay.url, session.joinToken, ['--pids', String(target.pid)]);
-  const agentId = await onlineAgent(client, session.id, 1, agent.log);
+  const agentId = (await onlineAgent(client, session.id, [target.pid], agent.log)).id;
 
-  const context = await launchBrowser(t);
-  const page = await context.newPage();
-  const seen = watchPage(page);
-  await page.goto(`${relay.url}/`);
-  await signIn(page, 'admin', relay.adminPassword);
+  const { page, seen } = await adminPage(t, relay);
   // Watch the capture page before the result arrives: the live dump_result carries the tasks.
   const dump = await createCapture(client, agentId, { kind: 'dump', pid: target.pid });
   await page.goto(`${relay.url}/#/captures/${dump.id}`);

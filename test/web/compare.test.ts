@@ -11,7 +11,7 @@ import { newestPython } from '../helpers/pythons.ts';
 import { adminClient, capturesEnded, createCapture, createSession, onlineAgent } from '../helpers/relay.ts';
 import { startTarget } from '../helpers/targets.ts';
 import { parseXml, textContent, walkElements } from '../shared/xml-check.ts';
-import { artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
+import { adminPage, artifactPath, chromiumMissing, startAgent, startWebRelay } from './harness.ts';
 
 const python = newestPython();
 const skip = chromiumMissing() ?? (python ? undefined : 'no Python interpreter found');
@@ -25,16 +25,12 @@ test('compare a capture before and after a fix: table with deltas, differential 
   await before.truth();
   await after.truth();
   const agent = startAgent(t, relay.url, session.joinToken, ['--pids', `${before.pid},${after.pid}`]);
-  const agentId = await onlineAgent(client, session.id, 2, agent.log);
+  const agentId = (await onlineAgent(client, session.id, [before.pid, after.pid], agent.log)).id;
   const baseline = await createCapture(client, agentId, { kind: 'record', pid: before.pid, duration: 3, rate: 200 });
   const current = await createCapture(client, agentId, { kind: 'record', pid: after.pid, duration: 3, rate: 200 });
   await capturesEnded(client, [baseline.id, current.id]);
 
-  const context = await launchBrowser(t, { width: 1280, height: 900 });
-  const page = await context.newPage();
-  const seen = watchPage(page);
-  await page.goto(`${relay.url}/`);
-  await signIn(page, 'admin', relay.adminPassword);
+  const { page, seen } = await adminPage(t, relay, { width: 1280, height: 900 });
   await page.goto(`${relay.url}/#/sessions/${session.id}`);
 
   // ---- pick the two in the history ----

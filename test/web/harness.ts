@@ -128,6 +128,16 @@ export function watchPage(page: Page): { dialogs: string[]; errors: string[]; cs
   return seen;
 }
 
+/** A fresh browser on the relay's page, signed in as its admin, with the page watched (see watchPage). */
+export async function adminPage(t: TestContext, relay: Pick<RelayProcess, 'url' | 'adminPassword'>, viewport?: { width: number; height: number }) {
+  const context = await launchBrowser(t, viewport);
+  const page = await context.newPage();
+  const seen = watchPage(page);
+  await page.goto(`${relay.url}/`);
+  await signIn(page, 'admin', relay.adminPassword);
+  return { context, page, seen };
+}
+
 export async function signIn(page: Page, username: string, password: string): Promise<void> {
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ProcessInfo, RelayToAgent } from '../../shared/protocol.ts';
 import { AgentPeer, adminClient, agentSocket, helloMessage, type RelayProcess } from '../helpers/relay.ts';
-import { chromiumMissing, launchBrowser, signIn, startWebRelay, watchPage } from './harness.ts';
+import { adminPage, chromiumMissing, startWebRelay } from './harness.ts';
 
 const skip = chromiumMissing();
 
@@ -44,11 +44,7 @@ test('agents join, change, leave and are pruned on the session page without a re
   const admin = await adminClient(relay);
   const session = await admin.ok<{ id: string; joinToken: string }>('POST', '/api/sessions', { name: 'presence' });
 
-  const context = await launchBrowser(t);
-  const page = await context.newPage();
-  const seen = watchPage(page);
-  await page.goto(`${relay.url}/`);
-  await signIn(page, 'admin', relay.adminPassword);
+  const { page, seen } = await adminPage(t, relay);
   await page.goto(`${relay.url}/#/sessions/${session.id}`);
   await page.locator('.agents .waiting').waitFor();
 

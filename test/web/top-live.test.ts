@@ -10,7 +10,7 @@ import type { Page } from 'playwright-core';
 import { newestPython } from '../helpers/pythons.ts';
 import { adminClient, createCapture, createSession, onlineAgent, sleep } from '../helpers/relay.ts';
 import { startTarget } from '../helpers/targets.ts';
-import { artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
+import { adminPage, artifactPath, chromiumMissing, startAgent, startWebRelay, watchPage } from './harness.ts';
 
 const python = newestPython();
 const skip = chromiumMissing() ?? (python ? undefined : 'no Python interpreter found');
@@ -75,13 +75,9 @@ test('live top: py-spy keys, last second or whole capture, a finished top shows 
   const target = await startTarget(python!, 'top_hot.py', { t, args: ['300'] });
   const truth = await target.truth<{ hot: string; cold: string }>();
   const agent = startAgent(t, relay.url, session.joinToken, ['--pids', String(target.pid)]);
-  const agentId = await onlineAgent(client, session.id, 1, agent.log);
+  const agentId = (await onlineAgent(client, session.id, [target.pid], agent.log)).id;
 
-  const context = await launchBrowser(t);
-  const page = await context.newPage();
-  const seen = watchPage(page);
-  await page.goto(`${relay.url}/`);
-  await signIn(page, 'admin', relay.adminPassword);
+  const { context, page, seen } = await adminPage(t, relay);
   await page.goto(`${relay.url}/#/sessions/${session.id}`);
   await page.locator('.agents').waitFor();
   const cdp = await context.newCDPSession(page);

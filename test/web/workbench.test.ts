@@ -11,7 +11,7 @@ import { newestPython } from '../helpers/pythons.ts';
 import { adminClient, capturesEnded, createCapture, createSession, onlineAgent } from '../helpers/relay.ts';
 import { startTarget } from '../helpers/targets.ts';
 import { parseXml, textContent, walkElements } from '../shared/xml-check.ts';
-import { artifactPath, chromiumMissing, launchBrowser, signIn, startAgent, startWebRelay, watchPage } from './harness.ts';
+import { adminPage, artifactPath, chromiumMissing, startAgent, startWebRelay } from './harness.ts';
 
 const python = newestPython();
 const skip = chromiumMissing() ?? (python ? undefined : 'no Python interpreter found');
@@ -32,16 +32,12 @@ test('workbench: merged fork-per-job view and downloads, hottest path of a deep 
   await worker.truth();
   await deep.truth();
   const agent = startAgent(t, relay.url, session.joinToken, ['--pids', `${worker.pid},${deep.pid}`]);
-  const agentId = await onlineAgent(client, session.id, 2, agent.log);
+  const agentId = (await onlineAgent(client, session.id, [worker.pid, deep.pid], agent.log)).id;
   const fork = await createCapture(client, agentId, { kind: 'record', pid: worker.pid, duration: 3, rate: 200, subprocesses: true });
   const dive = await createCapture(client, agentId, { kind: 'record', pid: deep.pid, duration: 2, rate: 100, mode: 'cpu' });
   await capturesEnded(client, [fork.id, dive.id]);
 
-  const context = await launchBrowser(t, { width: 1280, height: 900 });
-  const page = await context.newPage();
-  const seen = watchPage(page);
-  await page.goto(`${relay.url}/`);
-  await signIn(page, 'admin', relay.adminPassword);
+  const { page, seen } = await adminPage(t, relay, { width: 1280, height: 900 });
 
   // ---- fork per job: merged by default (the children share the worker's command line) ----
   await page.goto(`${relay.url}/#/captures/${fork.id}`);
