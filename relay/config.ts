@@ -3,6 +3,7 @@
 // behind a process manager without a config file to lose.
 import { resolve } from 'node:path';
 import { PeriscopeError } from '../shared/errors.ts';
+import { logFormatFromEnv, type LogFormat } from './log.ts';
 
 export interface RelayConfig {
   /** 0 asks the OS for a free port (tests). */
@@ -22,6 +23,14 @@ export interface RelayConfig {
   agentRetentionMs: number;
   /** Origins, besides the public URL's, whose pages may send state-changing requests and open /ws/ui (PERISCOPE_TRUSTED_ORIGINS). */
   trustedOrigins: string[];
+  /** PERISCOPE_DATABASE_URL (postgres://…): all state in PostgreSQL instead of the data dir. Secret: never logged. */
+  databaseUrl: string | undefined;
+  /** PERISCOPE_REDIS_URL (redis://…): relays route between each other through Redis. */
+  redisUrl: string | undefined;
+  /** PERISCOPE_SIGNING_KEY_FILE: the token-signing key from this file rather than the store. */
+  signingKeyFile: string | undefined;
+  /** PERISCOPE_LOG_FORMAT: readable lines (text, the default) or one JSON object per event (json). */
+  logFormat: LogFormat;
 }
 
 /** Ceiling for PERISCOPE_MAX_AGENTS_PER_SESSION: what one session_state may list (shared/protocol.ts). */
@@ -93,7 +102,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     maxAgentsPerSession: integer(env, 'PERISCOPE_MAX_AGENTS_PER_SESSION', DEFAULT_MAX_AGENTS_PER_SESSION, 1, MAX_AGENTS_PER_SESSION_LIMIT),
     agentRetentionMs: integer(env, 'PERISCOPE_AGENT_RETENTION_SECONDS', 3600, 1, 30 * 86_400) * 1000,
     trustedOrigins: parseTrustedOrigins(env.PERISCOPE_TRUSTED_ORIGINS),
+    databaseUrl: urlSetting(env, 'PERISCOPE_DATABASE_URL', ['postgres:', 'postgresql:'], 'postgres://USER:PASSWORD@HOST:5432/DATABASE'),
+    redisUrl: urlSetting(env, 'PERISCOPE_REDIS_URL', ['redis:', 'rediss:'], 'redis://HOST:6379'),
+    signingKeyFile: env.PERISCOPE_SIGNING_KEY_FILE ? resolve(env.PERISCOPE_SIGNING_KEY_FILE) : undefined,
+    logFormat: logFormatFromEnv(env),
   };
+}
+
+/** A connection URL from the environment, checked for its scheme; the message never repeats the value (it may hold a password). */
+function urlSetting(env: NodeJS.ProcessEnv, name: string, schemes: string[], example: string): string | undefined {
+  const value = env[name];
+  if (!value) return undefined;
+  let scheme: string;
+  try {
+    scheme = new URL(value).protocol;
+  } catch {
+    configError(`${name} is not a URL; set it like ${example}`);
+  }
+  if (!schemes.includes(scheme)) configError(`${name} must start with ${schemes.map((s) => `${s}//`).join(' or ')} (like ${example}), not ${scheme}//`);
+  return value;
 }
 
 /**

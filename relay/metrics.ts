@@ -7,6 +7,20 @@ export interface Gauges {
   viewers(): number;
 }
 
+/** What /metrics reports about this relay's place in a cluster. */
+export interface ClusterCounters {
+  relayId: string;
+  store: string;
+  bus: string;
+  /** Relays heard from recently, this one included. */
+  relays(): number;
+  /** Messages for agents sent on to the relay holding them. */
+  routed(): number;
+  published(): number;
+  received(): number;
+  dropped(): number;
+}
+
 /** What /metrics reports about the data dir (StorageHealth). */
 export interface StorageCounters {
   readonly degraded: boolean;
@@ -25,6 +39,11 @@ export class Metrics {
   capturesDamaged = 0;
   #gauges: Gauges | undefined;
   #storage: StorageCounters | undefined;
+  #cluster: ClusterCounters | undefined;
+
+  setCluster(cluster: ClusterCounters): void {
+    this.#cluster = cluster;
+  }
 
   setGauges(gauges: Gauges): void {
     this.#gauges = gauges;
@@ -54,6 +73,16 @@ export class Metrics {
     metric('periscope_held_writes', 'gauge', 'Database writes held in memory until the data dir has room.', st?.heldWrites ?? 0);
     metric('periscope_held_writes_dropped_total', 'counter', 'Held writes dropped because too many were waiting for room.', st?.writesDropped ?? 0);
     metric('periscope_captures_damaged_total', 'counter', 'Finished captures found with a damaged chunk file.', this.capturesDamaged);
+    const cl = this.#cluster;
+    if (cl) {
+      // Label values are the relay's own id and fixed engine names: nothing a client sent.
+      lines.push('# HELP periscope_relay_info This relay: its id and the engines behind it.', '# TYPE periscope_relay_info gauge', `periscope_relay_info{relay="${cl.relayId}",store="${cl.store}",bus="${cl.bus}"} 1`);
+      metric('periscope_cluster_relays', 'gauge', 'Relays this one hears from on the cluster bus, itself included.', cl.relays());
+      metric('periscope_agent_messages_routed_total', 'counter', 'Requests for agents connected to another relay, sent on through the cluster bus.', cl.routed());
+      metric('periscope_cluster_events_published_total', 'counter', 'Events this relay published to the other relays.', cl.published());
+      metric('periscope_cluster_events_received_total', 'counter', 'Events received from the other relays.', cl.received());
+      metric('periscope_cluster_events_dropped_total', 'counter', 'Events not sent because the cluster bus was unreachable.', cl.dropped());
+    }
     return `${lines.join('\n')}\n`;
   }
 }

@@ -10,6 +10,12 @@ import { MAX_MESSAGE_BYTES } from '../shared/protocol.ts';
 import { type RelayConfig, allowedOrigins, effectivePublicUrl } from './config.ts';
 import { openStore, type Store } from './store/index.ts';
 import { loadSigningKey } from './auth/signing-key.ts';
+import { newId } from './store/ids.ts';
+import { createLog, setRelayLog, type LogFields } from './log.ts';
+import { NoBus, type ClusterBus } from './cluster/bus.ts';
+import { RedisBus } from './cluster/redis-bus.ts';
+import { AgentRouter } from './cluster/agent-router.ts';
+import { ClusterMember } from './cluster/cluster.ts';
 import { TokenService } from './auth/tokens.ts';
 import { WebSessions } from './auth/web-sessions.ts';
 import { LoginLimiter } from './auth/login-limiter.ts';
@@ -38,12 +44,23 @@ export interface RunningRelay {
 }
 
 export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
-  const store: Store = openStore(config.dataDir);
-  const tokens = new TokenService(loadSigningKey(config.dataDir));
+  const relayId = newId();
+  const log = createLog({ relayId, format: config.logFormat });
+  setRelayLog(log);
+  const say = (message: string, fields?: LogFields) => log.error(message, fields);
+  const store: Store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  let bus: ClusterBus;
+  try {
+    bus = config.redisUrl === undefined ? new NoBus(relayId) : await RedisBus.connect(config.redisUrl, relayId, say);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const tokens = new TokenService(await loadSigningKey(store, config.signingKeyFile));
   const metrics = new Metrics();
   const admin = await bootstrapAdmin(store, config.adminPassword);
   const webSessions = new WebSessions(store, tokens);
-  const captures = new CaptureService(store, metrics, config.captureGraceMs);
+  const captures = new CaptureService({ store, metrics, graceMs: config.captureGraceMs, relayId, log: say });
   // Behind a TLS-terminating proxy the relay speaks http but browsers see https: cookies must still be Secure.
   const secure = config.tls !== undefined || (config.publicUrl?.startsWith('https:') ?? false);
 
@@ -55,9 +72,11 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
   const sessions = new SupportSessions(store, tokens, captures, publicUrl, config.publicUrl !== undefined);
   const presence = new Presence({
     store,
+    relayId,
     maxAgents: config.maxAgentsPerSession,
     retentionMs: config.agentRetentionMs,
     publish: (update) => uiHub.presenceChanged(update),
+    announce: (event) => bus.publish(event),
   });
   const agentHub = new AgentHub({
     store,
@@ -72,16 +91,40 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
     captures,
     metrics,
     heartbeatMs: config.heartbeatMs,
-    sessionState: (sessionId) => ({ type: 'session_state', sessionId, agents: presence.snapshot(sessionId) }),
-    stillSignedIn: (login) => {
-      const row = store.logins.byId(login.id);
+    sessionState: async (sessionId) => {
+      await presence.load(sessionId);
+      return { type: 'session_state', sessionId, agents: presence.snapshot(sessionId) };
+    },
+    stillSignedIn: async (login) => {
+      const row = await store.logins.byId(login.id);
       return row !== undefined && row.revokedAt === null && row.expiresAt > Date.now();
     },
   });
-  captures.setAgentLink(agentHub);
-  sessions.setHooks({ disconnectAgents: (id) => agentHub.closeSession(id), sessionChanged: (id) => uiHub.sessionChanged(id) });
+  const router = new AgentRouter(agentHub, presence, bus);
+  const cluster = new ClusterMember({ bus, presence, captures, router, agentHub, uiHub, log: say });
+  captures.setAgentLink(router);
+  sessions.setHooks({
+    disconnectAgents: (id) => {
+      agentHub.closeSession(id);
+      cluster.sessionClosed(id);
+    },
+    sessionChanged: (id) => {
+      uiHub.sessionChanged(id);
+      cluster.sessionChanged(id);
+    },
+  });
   metrics.setGauges({ agentsConnected: () => agentHub.connectedCount, capturesActive: () => captures.activeCount(), viewers: () => uiHub.viewerCount });
-  metrics.setStorage(store.health);
+  metrics.setStorage(store.counters);
+  metrics.setCluster({
+    relayId,
+    store: store.engine,
+    bus: bus.shared ? 'redis' : 'none',
+    relays: () => cluster.relaysSeen,
+    routed: () => router.routed,
+    published: () => bus.counters.published,
+    received: () => bus.counters.received,
+    dropped: () => bus.counters.dropped,
+  });
 
   const services: RelayServices = {
     store,
@@ -91,9 +134,15 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
     sessions,
     presence,
     captures,
-    renderer: new CaptureRenderer(store.chunks.dir),
+    renderer: new CaptureRenderer(store.chunks),
     agentHub,
+    agents: router,
     uiHub,
+    bus,
+    closeLogin: (loginId) => {
+      uiHub.closeLogin(loginId);
+      cluster.loginRevoked(loginId);
+    },
     metrics,
     publicUrl,
     isTrustedOrigin,
@@ -125,7 +174,10 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
     });
   });
   boundPort = (server.address() as AddressInfo).port;
-  captures.recover();
+  // Alone on its store, a relay that restarts gives unfinished captures the grace period from now; in a cluster their leases run on.
+  if (!bus.shared) await captures.recover();
+  captures.run();
+  cluster.start();
   sessions.startExpirySweeper();
   presence.start();
 
@@ -142,15 +194,16 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
       closing ??= (async () => {
         sessions.stop();
         presence.stop();
+        cluster.stop();
         // Hubs first: their close handlers still write presence and audit rows.
         await Promise.all([agentHub.shutdown(), uiHub.shutdown()]);
-        captures.shutdown();
+        await captures.shutdown();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         });
-        store.health.close();
-        store.db.close();
+        await bus.close();
+        await store.close();
       })();
       return closing;
     },

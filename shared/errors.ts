@@ -46,6 +46,8 @@ export const ERROR_CODES = {
   SESSION_CLOSED: 'the support session has ended',
   SESSION_FULL: 'the support session has as many agents as the relay allows',
   AGENT_OFFLINE: 'the agent is not connected to the relay',
+  AGENT_UNREACHABLE: 'the agent is connected to another relay, which this relay cannot reach now',
+  REDIS_UNREACHABLE: 'the relay cannot reach Redis, which routes between relays',
   BAD_CREDENTIAL: 'the relay handed the agent a credential that cannot be a bearer token',
   // ---- captures -------------------------------------------------------------
   TOO_MANY_CAPTURES: 'the agent already runs as many captures as the relay allows',
@@ -78,6 +80,7 @@ export const ERROR_CODES = {
   CAPTURE_DAMAGED: "a stored capture's chunk file lost data; only the part before the damage reads back",
   DATABASE_EMPTY: "the relay's database is empty or missing while its data dir holds data",
   DATABASE_DAMAGED: "the relay's database is damaged",
+  DATABASE_UNREACHABLE: "the relay cannot reach its PostgreSQL database; it reconnects by itself once the database is back",
   INTERNAL: 'the relay hit an unexpected error (logged on the relay)',
   // ---- the sampler (native/src/errors.h) and the local agent ------------------
   NO_SUCH_PROCESS: 'no process has that pid (in this pid namespace)',

@@ -29,7 +29,7 @@ export function checkNewPassword(password: string): void {
 export async function createUser(store: Store, input: { username: string; password: string; admin: boolean }, createdBy: string | null): Promise<User> {
   if (!USERNAME_RE.test(input.username)) throw new PeriscopeError('BAD_ARGUMENT', USERNAME_RULE);
   checkNewPassword(input.password);
-  if (store.users.byUsername(input.username)) throw new PeriscopeError('USERNAME_TAKEN', `the username ${input.username} is taken; pick another`);
+  if (await store.users.byUsername(input.username)) throw new PeriscopeError('USERNAME_TAKEN', `the username ${input.username} is taken; pick another`);
   const user: User = {
     id: newId(),
     username: input.username,
@@ -40,14 +40,14 @@ export async function createUser(store: Store, input: { username: string; passwo
     lastSignInAt: null,
   };
   // Re-check after the (async) hash: a concurrent request may have taken the name meanwhile.
-  if (store.users.byUsername(input.username)) throw new PeriscopeError('USERNAME_TAKEN', `the username ${input.username} is taken; pick another`);
-  store.users.insert(user, createdBy);
+  if (await store.users.byUsername(input.username)) throw new PeriscopeError('USERNAME_TAKEN', `the username ${input.username} is taken; pick another`);
+  await store.users.insert(user, createdBy);
   return user;
 }
 
 /** The account with that id, or USER_NOT_FOUND. */
-export function accountById(store: Store, id: string): User {
-  const user = store.users.byId(id);
+export async function accountById(store: Store, id: string): Promise<User> {
+  const user = await store.users.byId(id);
   if (!user) throw new PeriscopeError('USER_NOT_FOUND', `no account has the id ${id}; GET /api/users lists them`);
   return user;
 }
@@ -55,39 +55,47 @@ export function accountById(store: Store, id: string): User {
 /**
  * Disables or enables `targetId` on behalf of `actor`. Nobody disables their
  * own account, and the relay always keeps an enabled admin. Checked and written
- * with no await in between, so two admins disabling each other at once cannot
- * both succeed. Disabling does not revoke sign-ins: the caller does that
+ * in one transaction, so two admins disabling each other at once cannot both
+ * succeed. Disabling does not revoke sign-ins: the caller does that
  * (WebSessions.revokeAll), and WebSessions refuses a disabled account's
  * sign-ins meanwhile anyway.
  */
-export function setDisabled(store: Store, actor: User, targetId: string, disabled: boolean, now = Date.now()): { user: User; changed: boolean } {
-  const target = accountById(store, targetId);
-  if ((target.disabledAt !== null) === disabled) return { user: target, changed: false };
-  if (disabled) {
-    if (target.id === actor.id) throw new PeriscopeError('CANNOT_DISABLE_SELF', 'you cannot disable your own account; another admin can');
-    if (target.admin && store.users.enabledAdmins(target.id) === 0) {
-      throw new PeriscopeError('LAST_ADMIN', `${target.username} is the last enabled admin; enable or create another admin first`);
+export function setDisabled(store: Store, actor: User, targetId: string, disabled: boolean, now = Date.now()): Promise<{ user: User; changed: boolean }> {
+  return store.transaction(async (tx) => {
+    const target = await accountById(tx, targetId);
+    if ((target.disabledAt !== null) === disabled) return { user: target, changed: false };
+    if (disabled) {
+      if (target.id === actor.id) throw new PeriscopeError('CANNOT_DISABLE_SELF', 'you cannot disable your own account; another admin can');
+      if (target.admin && (await tx.users.enabledAdmins(target.id)) === 0) {
+        throw new PeriscopeError('LAST_ADMIN', `${target.username} is the last enabled admin; enable or create another admin first`);
+      }
     }
-  }
-  store.users.setDisabled(target.id, disabled ? now : null);
-  return { user: { ...target, disabledAt: disabled ? now : null }, changed: true };
+    await tx.users.setDisabled(target.id, disabled ? now : null);
+    return { user: { ...target, disabledAt: disabled ? now : null }, changed: true };
+  });
 }
 
 /** Stores a new password for `userId` (a reset or a change), after checking the rules. */
 export async function setPassword(store: Store, userId: string, password: string): Promise<User> {
   checkNewPassword(password);
   const hash = await hashPassword(password);
-  const user = accountById(store, userId);
-  store.users.setPasswordHash(user.id, hash, `the new password of ${user.username}`);
+  const user = await accountById(store, userId);
+  await store.users.setPasswordHash(user.id, hash, `the new password of ${user.username}`);
   return { ...user, passwordHash: hash };
 }
 
 /** On an empty database, creates `admin`; returns the password only when it was generated here. */
 export async function bootstrapAdmin(store: Store, configured: string | undefined): Promise<{ created: boolean; generatedPassword?: string }> {
-  if (store.users.count() > 0) return { created: false };
+  if ((await store.users.count()) > 0) return { created: false };
   const password = configured ?? generatePassword();
   const user: User = { id: newId(), username: 'admin', passwordHash: await hashPassword(password), admin: true, createdAt: Date.now(), disabledAt: null, lastSignInAt: null };
-  store.users.insert(user, null);
-  store.audit.record('relay', 'user.created', null, { username: 'admin', admin: true, bootstrap: true });
+  try {
+    await store.users.insert(user, null);
+  } catch (err) {
+    // Relays starting at once on one new database: another one made the admin first.
+    if ((await store.users.byUsername('admin')) !== undefined) return { created: false };
+    throw err;
+  }
+  await store.audit.record('relay', 'user.created', null, { username: 'admin', admin: true, bootstrap: true });
   return configured === undefined ? { created: true, generatedPassword: password } : { created: true };
 }

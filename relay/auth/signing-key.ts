@@ -1,14 +1,31 @@
 // The relay's HS256 key signs every token it issues (browser sessions, join
-// tokens, agent credentials). Generated on first start; restarts reuse it so
-// issued tokens stay valid.
+// tokens, agent credentials). Made on first start and kept by the store (a
+// file in the embedded data dir, a row in PostgreSQL), so restarts — and
+// every relay sharing the store — sign alike. PERISCOPE_SIGNING_KEY_FILE
+// takes it from a file instead (a secret store's mount).
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { readOrCreateSecretFile } from '../store/data-dir.ts';
+import { readFileSync } from 'node:fs';
+import { PeriscopeError } from '../../shared/errors.ts';
+import type { Store } from '../store/contract.ts';
 
-const KEY_BYTES = 32;
+export const KEY_BYTES = 32;
 
-export function loadSigningKey(dataDir: string): Uint8Array {
-  const key = readOrCreateSecretFile(join(dataDir, 'signing-key'), () => randomBytes(KEY_BYTES));
-  if (key.length < KEY_BYTES) throw new Error(`${join(dataDir, 'signing-key')} is shorter than ${KEY_BYTES} bytes; delete it to generate a new one (this signs everyone out)`);
-  return new Uint8Array(key);
+export async function loadSigningKey(store: Store, keyFile: string | undefined): Promise<Uint8Array> {
+  let key: Uint8Array;
+  let where: string;
+  if (keyFile !== undefined) {
+    where = keyFile;
+    try {
+      key = new Uint8Array(readFileSync(keyFile));
+    } catch (err) {
+      throw new PeriscopeError('BAD_CONFIG', `PERISCOPE_SIGNING_KEY_FILE ${keyFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); make it readable by the relay's user, or unset it to keep the key in the store`);
+    }
+  } else {
+    where = store.engine === 'sqlite' ? 'the data dir file signing-key' : 'the signing_key table';
+    key = await store.signingKey(() => new Uint8Array(randomBytes(KEY_BYTES)));
+  }
+  if (key.length < KEY_BYTES) {
+    throw new PeriscopeError('BAD_CONFIG', `the token-signing key in ${where} is shorter than ${KEY_BYTES} bytes; replace it with ${KEY_BYTES} random bytes (e.g. head -c ${KEY_BYTES} /dev/urandom), which signs everyone out`);
+  }
+  return key;
 }

@@ -26,8 +26,8 @@ export class WebSessions {
 
   async start(user: User, now = Date.now()): Promise<{ token: string; login: WebLogin }> {
     const login: WebLogin = { id: newId(), userId: user.id, csrfToken: randomBytes(24).toString('base64url'), createdAt: now, expiresAt: now + LOGIN_TTL_MS, revokedAt: null };
-    this.#store.logins.prune(now);
-    this.#store.logins.insert(login);
+    await this.#store.logins.prune(now);
+    await this.#store.logins.insert(login);
     return { token: await this.#tokens.signWeb({ userId: user.id, loginId: login.id }, login.expiresAt), login };
   }
 
@@ -41,9 +41,9 @@ export class WebSessions {
       if (err instanceof TokenError) return undefined;
       throw err;
     }
-    const login = this.#store.logins.byId(claims.loginId);
+    const login = await this.#store.logins.byId(claims.loginId);
     if (!login || login.revokedAt !== null || login.expiresAt <= now || login.userId !== claims.userId) return undefined;
-    const user = this.#store.users.byId(login.userId);
+    const user = await this.#store.users.byId(login.userId);
     // A disabled account's sign-ins are revoked when it is disabled; this refuses any that slipped past (one held on a full disk).
     return user && user.disabledAt === null ? { user, login } : undefined;
   }
@@ -53,14 +53,14 @@ export class WebSessions {
    * account, a new password): the next request with one of their cookies is
    * 401. Returns the revoked ids, so their WebSockets can be closed too.
    */
-  revokeAll(userId: string, exceptLoginId?: string, now = Date.now()): string[] {
-    const ids = this.#store.users.liveSignInIds(userId, now).filter((id) => id !== exceptLoginId);
-    for (const id of ids) this.#store.logins.revoke(id, now);
+  async revokeAll(userId: string, exceptLoginId?: string, now = Date.now()): Promise<string[]> {
+    const ids = (await this.#store.users.liveSignInIds(userId, now)).filter((id) => id !== exceptLoginId);
+    for (const id of ids) await this.#store.logins.revoke(id, now);
     return ids;
   }
 
-  end(login: WebLogin, now = Date.now()): void {
-    this.#store.logins.revoke(login.id, now);
+  async end(login: WebLogin, now = Date.now()): Promise<void> {
+    await this.#store.logins.revoke(login.id, now);
   }
 }
 

@@ -11,9 +11,11 @@ import type { ExportOptions } from '../../shared/export/options.ts';
 import { isPeriscopeError, type ErrorCode } from '../../shared/errors.ts';
 import { exportDiffFlamegraph } from '../../shared/export/diff-flamegraph.ts';
 import type { Profile } from '../../shared/profile/model.ts';
+import type { RenderSource } from '../store/contract.ts';
 
 export interface StoredCapture {
-  path: string;
+  /** A chunk file (the embedded store) or the chunks themselves (read from PostgreSQL). */
+  source: RenderSource;
   /** Only the first `chunks` records: what the relay had stored when the download was asked for. */
   chunks: number;
   startedAt: number;
@@ -31,7 +33,11 @@ export interface RenderJob extends StoredCapture {
 export type RenderResult = { ok: true; body: Rendered; fileName: string } | { ok: false; code: ErrorCode; message: string };
 
 function readProfile(source: StoredCapture): Profile {
-  const log = new ChunkLog(source.path, false);
+  if ('payloads' in source.source) {
+    const payloads = source.source.payloads.slice(0, source.chunks);
+    return profileFromChunks(payloads.map((p) => decodeStoredChunk(p)));
+  }
+  const log = new ChunkLog(source.source.path, false);
   try {
     const count = Math.min(source.chunks, log.count);
     const chunks = function* () {

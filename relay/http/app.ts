@@ -16,12 +16,15 @@ import { captureRoutes } from './routes/capture-routes.ts';
 import { opsRoutes } from './routes/ops-routes.ts';
 import { installRoutes } from './routes/install-routes.ts';
 import { staticFiles } from './static-files.ts';
+import { relayLog } from '../log.ts';
+import { requestId } from './request-id.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
 export const WEB_DIST = join(import.meta.dirname, '..', '..', 'web', 'dist');
 
 export function createApp(s: RelayServices, webDist = WEB_DIST): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  app.use('*', requestId());
   app.use('*', securityHeaders(s.secure));
   app.use(
     '/api/*',
@@ -45,9 +48,11 @@ export function createApp(s: RelayServices, webDist = WEB_DIST): Hono<AppEnv> {
     const status = isPeriscopeError(err) ? httpStatusOf(err.code) : undefined;
     if (isPeriscopeError(err) && status !== undefined) {
       const headers: Record<string, string> = err.retryAfterSeconds === undefined ? {} : { 'Retry-After': String(err.retryAfterSeconds) };
+      // The relay's own trouble (a database or Redis out of reach) is the operator's to see; a client's mistake is not.
+      if (status >= 500) relayLog().warn(`${err.code} on ${c.req.method} ${c.req.path}: ${err.message}`, { request: c.get('requestId') });
       return c.json(errorBody(err.code, err.message), status, headers);
     }
-    console.error(`periscope relay: internal error on ${c.req.method} ${c.req.path}: ${err.stack ?? String(err)}`);
+    relayLog().error(`internal error on ${c.req.method} ${c.req.path}`, { err, request: c.get('requestId') });
     return c.json(errorBody('INTERNAL', 'the relay hit an internal error; it has been logged. Try again, and report it if it persists'), 500);
   });
   return app;

@@ -11,6 +11,8 @@ import type { UiHub } from '../ws/ui-hub.ts';
 import type { SupportSessions } from '../sessions/support-sessions.ts';
 import type { Presence } from '../sessions/presence.ts';
 import type { Metrics } from '../metrics.ts';
+import type { AgentRouter } from '../cluster/agent-router.ts';
+import type { ClusterBus } from '../cluster/bus.ts';
 
 export interface RelayServices {
   store: Store;
@@ -22,7 +24,12 @@ export interface RelayServices {
   captures: CaptureService;
   renderer: CaptureRenderer;
   agentHub: AgentHub;
+  /** Reaches an agent on whichever relay holds it. */
+  agents: AgentRouter;
   uiHub: UiHub;
+  bus: ClusterBus;
+  /** A browser sign-in ended: its live views close, on every relay. */
+  closeLogin: (loginId: string) => void;
   metrics: Metrics;
   /** Known once the server listens (PORT=0 picks the port then). */
   publicUrl: () => string;
@@ -34,5 +41,5 @@ export interface RelayServices {
 
 export interface AppEnv {
   Bindings: HttpBindings;
-  Variables: { auth: Authenticated };
+  Variables: { auth: Authenticated; requestId: string };
 }

@@ -16,11 +16,18 @@
 // audit log and capture history.
 //
 // A session's presence is loaded from the store the first time it is needed
-// and kept while it holds anyone. Every agent connects through connected(),
-// which loads the session first, so an agent online is always in memory.
+// (`load`, before any of the synchronous calls) and kept while it holds
+// anyone.
+//
+// With several relays, an agent is online on exactly one of them. Each relay
+// knows every agent online anywhere (`#online`, fed by its own agents and by
+// the others' announcements on the cluster bus) so any relay can tell whether
+// an agent is online and which relay to route to; a relay that stops beating
+// takes its agents offline with it.
 import type { AgentEndReason, ProcessInfo, UiAgentState, UiSessionAgents } from '../../shared/protocol.ts';
 import type { Store } from '../store/index.ts';
 import type { AgentRecord } from '../store/agents.ts';
+import type { ClusterEvent } from '../cluster/events.ts';
 
 /** How often changes are sent to viewers at most (per session). */
 export const FLUSH_MS = 200;
@@ -50,6 +57,10 @@ export interface Slot {
 
 export interface PresenceOptions {
   store: Store;
+  /** This relay's id, as the cluster knows it. */
+  relayId: string;
+  /** Tells the other relays of this relay's agents coming, going and their process lists. */
+  announce?: (event: ClusterEvent) => void;
   maxAgents: number;
   retentionMs: number;
   /** Receives the coalesced changes of one session. */
@@ -60,6 +71,9 @@ export interface PresenceOptions {
 export class Presence {
   #o: PresenceOptions;
   #sessions = new Map<string, SessionPresence>();
+  #loading = new Map<string, Promise<void>>();
+  /** Every agent online on any relay: which relay holds it, and its session. */
+  #online = new Map<string, { relay: string; sessionId: string }>();
   #dirty = new Set<string>();
   #flushTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -104,18 +118,104 @@ export class Presence {
     };
   }
 
-  /** An agent said hello (new, or back): it is online with what the store has for it. */
+  /** Reads the session's agents from the store unless they are in memory; the synchronous calls below need it done. */
+  load(sessionId: string): Promise<void> {
+    if (this.#sessions.has(sessionId)) return Promise.resolve();
+    let loading = this.#loading.get(sessionId);
+    if (!loading) {
+      loading = this.#read(sessionId).finally(() => this.#loading.delete(sessionId));
+      this.#loading.set(sessionId, loading);
+    }
+    return loading;
+  }
+
+  async #read(sessionId: string): Promise<void> {
+    const records = await this.#o.store.agents.forSession(sessionId);
+    if (this.#sessions.has(sessionId)) return;
+    const cutoff = Date.now() - this.#o.retentionMs;
+    const s: SessionPresence = { entries: new Map(), reserved: 0, changed: new Set(), removed: new Set() };
+    for (const record of records) {
+      const online = this.#online.has(record.id);
+      if (online || record.lastSeen > cutoff) s.entries.set(record.id, { record, online, leftAt: online ? 0 : record.lastSeen });
+    }
+    this.#sessions.set(sessionId, s);
+  }
+
+  /** The relay holding the agent's connection, or undefined when it is connected nowhere. */
+  relayOf(agentId: string): string | undefined {
+    return this.#online.get(agentId)?.relay;
+  }
+
+  /** Agents connected to this relay (what it tells a relay that asks). */
+  localAgents(): { id: string; sessionId: string }[] {
+    const agents: { id: string; sessionId: string }[] = [];
+    for (const [id, where] of this.#online) if (where.relay === this.#o.relayId) agents.push({ id, sessionId: where.sessionId });
+    return agents;
+  }
+
+  /** An agent said hello (new, or back) here: it is online with what the store has for it. */
   connected(record: AgentRecord, slot?: Slot): void {
-    const s = this.#session(record.sessionId);
-    s.entries.set(record.id, { record, online: true, leftAt: 0 });
+    this.#setOnline(record, this.#o.relayId);
     // After the entry is in: releasing the last slot of an empty session would forget the session.
     slot?.release();
+    this.#o.announce?.({ type: 'agent_online', record });
+  }
+
+  /** The agent's connection here closed; `ended` says why when it is gone for good (it closed with AgentExit, or the session was closed). */
+  disconnected(sessionId: string, agentId: string, lastSeen: number, ended: AgentEndReason | null = null): void {
+    if (this.#online.get(agentId)?.relay !== this.#o.relayId) return;
+    this.#setOffline(sessionId, agentId, lastSeen, ended);
+    this.#o.announce?.({ type: 'agent_offline', sessionId, agentId, lastSeen, ended });
+  }
+
+  processes(sessionId: string, agentId: string, processes: ProcessInfo[], now: number): void {
+    this.#setProcesses(sessionId, agentId, processes, now);
+    this.#o.announce?.({ type: 'agent_processes', sessionId, agentId, processes, at: now });
+  }
+
+  // ---- what other relays announce --------------------------------------------
+
+  remoteOnline(record: AgentRecord, relay: string): void {
+    this.#setOnline(record, relay);
+  }
+
+  remoteOffline(relay: string, sessionId: string, agentId: string, lastSeen: number, ended: AgentEndReason | null): void {
+    // Only the relay holding it can take it offline: a late offline from its previous relay must not.
+    if (this.#online.get(agentId)?.relay !== relay) return;
+    this.#setOffline(sessionId, agentId, lastSeen, ended);
+  }
+
+  remoteProcesses(sessionId: string, agentId: string, processes: ProcessInfo[], at: number): void {
+    this.#setProcesses(sessionId, agentId, processes, at);
+  }
+
+  /** A relay went away (stopped beating): its agents are offline until they connect somewhere again. */
+  relayGone(relay: string, lastSeen: number): void {
+    for (const [agentId, where] of [...this.#online]) if (where.relay === relay) this.#setOffline(where.sessionId, agentId, lastSeen, null);
+  }
+
+  /** A relay's whole list: whoever it no longer holds is offline, whoever it holds is online there. */
+  async relayAgents(relay: string, agents: { id: string; sessionId: string }[]): Promise<void> {
+    const held = new Set(agents.map((a) => a.id));
+    for (const [agentId, where] of [...this.#online]) if (where.relay === relay && !held.has(agentId)) this.#setOffline(where.sessionId, agentId, Date.now(), null);
+    for (const a of agents) {
+      if (this.#online.get(a.id)?.relay === relay) continue;
+      const record = await this.#o.store.agents.byId(a.id);
+      if (record) this.#setOnline(record, relay);
+    }
+  }
+
+  #setOnline(record: AgentRecord, relay: string): void {
+    this.#online.set(record.id, { relay, sessionId: record.sessionId });
+    const s = this.#sessions.get(record.sessionId);
+    if (!s) return;
+    s.entries.set(record.id, { record, online: true, leftAt: 0 });
     s.removed.delete(record.id);
     this.#changed(record.sessionId, s, record.id);
   }
 
-  /** The agent's connection closed; `ended` says why when it is gone for good (it closed with AgentExit, or the session was closed). */
-  disconnected(sessionId: string, agentId: string, lastSeen: number, ended: AgentEndReason | null = null): void {
+  #setOffline(sessionId: string, agentId: string, lastSeen: number, ended: AgentEndReason | null): void {
+    this.#online.delete(agentId);
     const s = this.#sessions.get(sessionId);
     const e = s?.entries.get(agentId);
     if (!s || !e) return;
@@ -125,7 +225,7 @@ export class Presence {
     this.#changed(sessionId, s, agentId);
   }
 
-  processes(sessionId: string, agentId: string, processes: ProcessInfo[], now: number): void {
+  #setProcesses(sessionId: string, agentId: string, processes: ProcessInfo[], now: number): void {
     const s = this.#sessions.get(sessionId);
     const e = s?.entries.get(agentId);
     if (!s || !e) return;
@@ -162,16 +262,10 @@ export class Presence {
 
   // ---- internals -------------------------------------------------------------------
 
+  /** A loaded session (see load); one that is not is a bug in the caller. */
   #session(sessionId: string): SessionPresence {
-    let s = this.#sessions.get(sessionId);
-    if (s) return s;
-    const cutoff = Date.now() - this.#o.retentionMs;
-    s = { entries: new Map(), reserved: 0, changed: new Set(), removed: new Set() };
-    // Nobody in a session that is not loaded is online (see the top of the file): all these left at lastSeen.
-    for (const record of this.#o.store.agents.forSession(sessionId)) {
-      if (record.lastSeen > cutoff) s.entries.set(record.id, { record, online: false, leftAt: record.lastSeen });
-    }
-    this.#sessions.set(sessionId, s);
+    const s = this.#sessions.get(sessionId);
+    if (!s) throw new Error(`presence of session ${sessionId} was used before load()`);
     return s;
   }
 

@@ -6,13 +6,13 @@ import { isOpen, type SupportSession } from '../store/sessions.ts';
 import type { User } from '../store/users.ts';
 import type { JoinToken } from '../store/join-tokens.ts';
 import { newId } from '../store/ids.ts';
-import { transaction } from '../store/database.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import { generateJoinCode } from '../auth/join-codes.ts';
 import { PeriscopeError, isPeriscopeError } from '../../shared/errors.ts';
 import type { CaptureService } from '../captures/capture-service.ts';
 import { joinCommands } from './join-commands.ts';
 import type { SessionView } from '../../shared/http-views.ts';
+import { relayLog } from '../log.ts';
 
 export const DEFAULT_TTL_HOURS = 24;
 export const MAX_TTL_HOURS = 7 * 24;
@@ -66,11 +66,11 @@ export class SupportSessions {
       closeReason: null,
     };
     const joinToken = await this.#mintJoinToken(session, now);
-    transaction(this.#store.db, () => {
-      this.#store.sessions.insert(session);
-      this.#store.sessions.addMember(session.id, user.id, user.id, now);
-      this.#store.joinTokens.insert(joinToken);
-      this.#store.audit.record(user.username, 'session.created', session.id, { name: session.name, expiresAt: new Date(session.expiresAt).toISOString() });
+    await this.#store.transaction(async (tx) => {
+      await tx.sessions.insert(session);
+      await tx.sessions.addMember(session.id, user.id, user.id, now);
+      await tx.joinTokens.insert(joinToken);
+      await tx.audit.record(user.username, 'session.created', session.id, { name: session.name, expiresAt: new Date(session.expiresAt).toISOString() });
     });
     return this.view(session);
   }
@@ -79,7 +79,7 @@ export class SupportSessions {
     const jti = newId();
     const token = await this.#tokens.signJoin({ sessionId: session.id, jti }, session.expiresAt);
     let code = generateJoinCode();
-    while (this.#store.joinTokens.codeExists(code)) code = generateJoinCode();
+    while (await this.#store.joinTokens.codeExists(code)) code = generateJoinCode();
     return { jti, sessionId: session.id, code, token, createdAt: now, expiresAt: session.expiresAt, revokedAt: null };
   }
 
@@ -92,17 +92,17 @@ export class SupportSessions {
     this.requireOpen(session);
     const now = Date.now();
     const joinToken = await this.#mintJoinToken(session, now);
-    transaction(this.#store.db, () => {
-      this.#store.joinTokens.revokeForSession(session.id, now);
-      this.#store.joinTokens.insert(joinToken);
-      this.#store.audit.record(by, 'session.join_token_rotated', session.id, {});
+    await this.#store.transaction(async (tx) => {
+      await tx.joinTokens.revokeForSession(session.id, now);
+      await tx.joinTokens.insert(joinToken);
+      await tx.audit.record(by, 'session.join_token_rotated', session.id, {});
     });
     return this.view(session);
   }
 
   /** The session if `user` is a member; 404 otherwise, exactly as for a session that does not exist. */
-  forMember(sessionId: string, user: User): SupportSession {
-    const session = this.#store.sessions.forMember(sessionId, user.id);
+  async forMember(sessionId: string, user: User): Promise<SupportSession> {
+    const session = await this.#store.sessions.forMember(sessionId, user.id);
     if (!session) throw new PeriscopeError('NOT_FOUND', 'no support session with that id is visible to you; check the id, or ask a member to add you');
     return session;
   }
@@ -111,32 +111,33 @@ export class SupportSessions {
     if (!isOpen(session, Date.now())) throw new PeriscopeError('SESSION_CLOSED', 'the support session has ended; create a new one');
   }
 
-  close(session: SupportSession, by: string, reason: 'closed' | 'expired'): void {
+  /** Closes the session once, whichever relay (or expiry sweep) gets there first. */
+  async close(session: SupportSession, by: string, reason: 'closed' | 'expired'): Promise<void> {
     const now = Date.now();
-    const changed = transaction(this.#store.db, () => {
-      if (!this.#store.sessions.close(session.id, now, reason === 'closed' ? by : null, reason)) return false;
-      this.#store.joinTokens.revokeForSession(session.id, now);
-      this.#store.audit.record(by, reason === 'closed' ? 'session.closed' : 'session.expired', session.id, {});
+    const changed = await this.#store.transaction(async (tx) => {
+      if (!(await tx.sessions.close(session.id, now, reason === 'closed' ? by : null, reason))) return false;
+      await tx.joinTokens.revokeForSession(session.id, now);
+      await tx.audit.record(by, reason === 'closed' ? 'session.closed' : 'session.expired', session.id, {});
       return true;
     });
     if (!changed) return;
-    this.#captures.sessionClosed(session.id, by);
+    await this.#captures.sessionClosed(session.id, by);
     this.#hooks?.disconnectAgents(session.id);
     this.#hooks?.sessionChanged(session.id);
   }
 
-  addMember(session: SupportSession, by: User, username: unknown): boolean {
+  async addMember(session: SupportSession, by: User, username: unknown): Promise<boolean> {
     if (typeof username !== 'string' || username === '') throw new PeriscopeError('BAD_ARGUMENT', 'send {"username": "..."} naming an existing account');
-    const user = this.#store.users.byUsername(username);
+    const user = await this.#store.users.byUsername(username);
     if (!user) throw new PeriscopeError('USER_NOT_FOUND', `there is no account named ${username}; an admin can create it with POST /api/users`);
-    const added = this.#store.sessions.addMember(session.id, user.id, by.id, Date.now());
-    if (added) this.#store.audit.record(by.username, 'session.member_added', session.id, { username: user.username });
+    const added = await this.#store.sessions.addMember(session.id, user.id, by.id, Date.now());
+    if (added) await this.#store.audit.record(by.username, 'session.member_added', session.id, { username: user.username });
     return added;
   }
 
-  view(session: SupportSession): SessionView {
+  async view(session: SupportSession): Promise<SessionView> {
     const now = Date.now();
-    const creator = this.#store.users.byId(session.createdBy);
+    const creator = await this.#store.users.byId(session.createdBy);
     const open = isOpen(session, now);
     const view: SessionView = {
       id: session.id,
@@ -147,9 +148,9 @@ export class SupportSessions {
       expiresAt: new Date(session.expiresAt).toISOString(),
       closedAt: session.closedAt === null ? null : new Date(session.closedAt).toISOString(),
       closedBy: session.closedBy,
-      members: this.#store.sessions.members(session.id).map((m) => ({ username: m.username, addedAt: new Date(m.addedAt).toISOString() })),
+      members: (await this.#store.sessions.members(session.id)).map((m) => ({ username: m.username, addedAt: new Date(m.addedAt).toISOString() })),
     };
-    const join = open ? this.#store.joinTokens.activeForSession(session.id) : undefined;
+    const join = open ? await this.#store.joinTokens.activeForSession(session.id) : undefined;
     if (join) {
       view.code = join.code;
       view.joinToken = join.token;
@@ -161,16 +162,16 @@ export class SupportSessions {
 
   /** Closes sessions whose time is up, now and every 30 s. */
   startExpirySweeper(): void {
-    const sweep = () => {
+    const sweep = async () => {
       try {
-        for (const s of this.#store.sessions.expired(Date.now())) this.close(s, 'relay', 'expired');
+        for (const s of await this.#store.sessions.expired(Date.now())) await this.close(s, 'relay', 'expired');
       } catch (err) {
         // A timer must not take the relay down; the next sweep tries again (a full disk is on /healthz already).
-        if (!isPeriscopeError(err, 'DISK_FULL')) console.error(`periscope relay: closing expired sessions failed: ${(err as Error).stack ?? String(err)}`);
+        if (!isPeriscopeError(err, 'DISK_FULL')) relayLog().error(`closing expired sessions failed`, { err });
       }
     };
-    sweep();
-    this.#sweeper = setInterval(sweep, EXPIRY_SWEEP_MS);
+    void sweep();
+    this.#sweeper = setInterval(() => void sweep(), EXPIRY_SWEEP_MS);
     this.#sweeper.unref();
   }
 

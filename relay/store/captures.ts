@@ -3,6 +3,7 @@ import type { CaptureSpec, DumpTasks } from '../../shared/protocol.ts';
 import { ACTIVE_CAPTURE_STATUSES, isActiveStatus, zeroStats, type CaptureKind, type CaptureStatsWire, type CaptureStatus, type EndReason } from '../../shared/capture-states.ts';
 import type { CaptureFields } from '../../shared/http-views.ts';
 import { HeldRows, type StorageHealth } from './storage-health.ts';
+import type { CaptureEnd } from './contract.ts';
 
 /** `status IN (...)` for the active statuses; constants, not input. */
 const ACTIVE_SQL = `status IN (${ACTIVE_CAPTURE_STATUSES.map((s) => `'${s}'`).join(', ')})`;
@@ -133,6 +134,60 @@ export class Captures {
           r.id,
         ),
     );
+  }
+
+  /** See CapturesStore.progress: single-process, so checking then writing is atomic here. */
+  progress(c: CaptureRecord): boolean {
+    const stored = this.byId(c.id);
+    if (!stored || !isActiveStatus(stored.status)) return false;
+    this.save({ ...c, stopRequestedBy: c.stopRequestedBy ?? stored.stopRequestedBy });
+    return true;
+  }
+
+  finish(c: CaptureRecord): boolean {
+    const stored = this.byId(c.id);
+    if (!stored || !isActiveStatus(stored.status)) return false;
+    this.save({ ...c, stopRequestedBy: c.stopRequestedBy ?? stored.stopRequestedBy });
+    this.#lease(`UPDATE captures SET owner = NULL, deadline = NULL WHERE id = ?`, [c.id], `the end of capture ${c.id}`);
+    return true;
+  }
+
+  requestStop(id: string, by: string): boolean {
+    const stored = this.byId(id);
+    if (!stored || !isActiveStatus(stored.status)) return false;
+    this.save({ ...stored, stopRequestedBy: by });
+    return true;
+  }
+
+  hold(id: string, owner: string | null, deadline: number): void {
+    this.#lease('UPDATE captures SET owner = ?, deadline = ? WHERE id = ?', [owner, deadline, id], `the lease of capture ${id}`);
+  }
+
+  renew(owner: string, deadline: number): void {
+    this.#lease(`UPDATE captures SET deadline = ? WHERE owner = ? AND ${ACTIVE_SQL}`, [deadline, owner], 'renewing capture leases');
+  }
+
+  release(agentId: string, owner: string, deadline: number): void {
+    this.#lease(`UPDATE captures SET owner = NULL, deadline = ? WHERE agent_id = ? AND owner = ? AND ${ACTIVE_SQL}`, [deadline, agentId, owner], `the grace period of agent ${agentId}'s captures`);
+  }
+
+  expireOverdue(now: number, end: CaptureEnd): CaptureRecord[] {
+    const rows = this.#db.prepare(`SELECT id FROM captures WHERE ${ACTIVE_SQL} AND deadline IS NOT NULL AND deadline < ?`).all(now) as { id: string }[];
+    const ended: CaptureRecord[] = [];
+    for (const { id } of rows) {
+      const c = this.byId(id);
+      if (!c) continue;
+      const done: CaptureRecord = { ...c, status: end.status, endReason: end.reason, error: end.error, endedAt: now };
+      if (this.finish(done)) ended.push(done);
+    }
+    return ended;
+  }
+
+  /** Lease columns are not part of CaptureRecord (held rows never carry them): written directly, held on a full disk. */
+  #lease(sql: string, params: (string | number | null)[], what: string): void {
+    this.#health.deferrable(`captures:lease:${what}`, what, () => {
+      this.#db.prepare(sql).run(...params);
+    });
   }
 
   #merge(rows: CaptureRow[]): CaptureRecord[] {

@@ -15,6 +15,7 @@ import { PeriscopeError } from '../../shared/errors.ts';
 // what the reader would reject, so nothing is stored that cannot be read.
 import { MAX_STORED_CHUNK_BYTES } from '../captures/chunk-codec.ts';
 import { FILE_MODE } from './data-dir.ts';
+import { relayLog } from '../log.ts';
 
 const HEADER_BYTES = 8;
 const READER_CACHE_SIZE = 64;
@@ -174,7 +175,7 @@ export class ChunkLog {
     try {
       this.sync();
     } catch (err) {
-      console.error(`periscope relay: could not sync ${this.path} while closing it: ${(err as Error).message}`);
+      relayLog().error(`could not sync ${this.path} while closing it: ${(err as Error).message}`);
     } finally {
       closeSync(this.#fd);
       this.#fd = -1;

@@ -35,6 +35,9 @@ const MIGRATIONS: string[] = [
    ALTER TABLE agents ADD COLUMN ended TEXT;`,
   // 4: a dump's asyncio tasks (DumpTasks in shared/protocol.ts), beside its threads in result.
   `ALTER TABLE captures ADD COLUMN tasks TEXT;`,
+  // 5: the relay holding an active capture's agent, and when the capture times out unless renewed (contract.ts CapturesStore.hold).
+  `ALTER TABLE captures ADD COLUMN owner TEXT;
+   ALTER TABLE captures ADD COLUMN deadline INTEGER;`,
 ];
 export const SCHEMA_VERSION = BASE_SCHEMA_VERSION + MIGRATIONS.length;
 
@@ -249,31 +252,7 @@ function emptyDatabase(path: string, dataDir: string, state: string, leftovers: 
   );
 }
 
-const healthOf = new WeakMap<DatabaseSync, StorageHealth>();
-
-/** Lets transaction() classify a full disk for the relay's storage health. */
+/** Lets the storage health hold or refuse writes by whether a transaction is open (storage-health.ts). */
 export function registerHealth(db: DatabaseSync, health: StorageHealth): void {
-  healthOf.set(db, health);
   health.attach(db);
-}
-
-/**
- * Runs `fn` in one transaction, so a crash never leaves half an operation behind.
- * On a full disk it throws DiskFullError (HTTP 507) and nothing is changed.
- */
-export function transaction<T>(db: DatabaseSync, fn: () => T): T {
-  const run = () => {
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = fn();
-      db.exec('COMMIT');
-      return result;
-    } catch (err) {
-      // SQLite may already have rolled back (it does on SQLITE_FULL); a second ROLLBACK would hide the cause.
-      if (db.isTransaction) db.exec('ROLLBACK');
-      throw err;
-    }
-  };
-  const health = healthOf.get(db);
-  return health ? health.required('the change', run) : run();
 }

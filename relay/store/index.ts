@@ -1,54 +1,19 @@
-// Everything the relay keeps across restarts, opened in one place.
-import type { DatabaseSync } from 'node:sqlite';
-import { join } from 'node:path';
-import { openDatabase, registerHealth } from './database.ts';
-import { DiskFullError, StorageHealth, isDiskFull } from './storage-health.ts';
-import { ensureDataDir } from './data-dir.ts';
-import { Users } from './users.ts';
-import { WebLogins } from './web-logins.ts';
-import { Sessions } from './sessions.ts';
-import { JoinTokens } from './join-tokens.ts';
-import { Agents } from './agents.ts';
-import { Captures } from './captures.ts';
-import { AuditLog } from './audit-log.ts';
-import { ChunkFiles } from './chunk-files.ts';
+// Everything the relay keeps across restarts, opened in one place: the
+// embedded store in the data dir, or PostgreSQL when PERISCOPE_DATABASE_URL
+// says so. Both answer the one contract in contract.ts.
+import { openSqliteStore } from './sqlite-store.ts';
+import type { Store } from './contract.ts';
 
-export interface Store {
-  db: DatabaseSync;
+export type { Store } from './contract.ts';
+
+export interface StoreConfig {
   dataDir: string;
-  users: Users;
-  logins: WebLogins;
-  sessions: Sessions;
-  joinTokens: JoinTokens;
-  agents: Agents;
-  captures: Captures;
-  audit: AuditLog;
-  chunks: ChunkFiles;
-  /** Whether the data dir has room; holds writes a full disk refused. */
-  health: StorageHealth;
+  /** postgres://… ; unset: the embedded store in dataDir. */
+  databaseUrl: string | undefined;
 }
 
-export function openStore(dataDir: string): Store {
-  try {
-    ensureDataDir(dataDir);
-  } catch (err) {
-    if (isDiskFull(err)) throw new DiskFullError(dataDir, 'the data dir itself', { cause: err, atStart: true });
-    throw err;
-  }
-  const health = new StorageHealth(dataDir);
-  const db = openDatabase(dataDir);
-  registerHealth(db, health);
-  return {
-    db,
-    dataDir,
-    users: new Users(db, health),
-    logins: new WebLogins(db, health),
-    sessions: new Sessions(db, health),
-    joinTokens: new JoinTokens(db, health),
-    agents: new Agents(db, health),
-    captures: new Captures(db, health),
-    audit: new AuditLog(db, health),
-    chunks: new ChunkFiles(join(dataDir, 'captures')),
-    health,
-  };
+export async function openStore(config: StoreConfig): Promise<Store> {
+  if (config.databaseUrl === undefined) return openSqliteStore(config.dataDir);
+  const { openPostgresStore } = await import('./postgres/index.ts');
+  return openPostgresStore(config.databaseUrl);
 }

@@ -15,6 +15,7 @@ import { statfsSync } from 'node:fs';
 import type { DatabaseSync } from 'node:sqlite';
 import { PeriscopeError } from '../../shared/errors.ts';
 import { MAX_STORED_CHUNK_BYTES } from '../captures/chunk-codec.ts';
+import { relayLog } from '../log.ts';
 
 export const DISK_FULL = 'DISK_FULL' as const;
 
@@ -110,7 +111,7 @@ export class StorageHealth {
     this.#lastWhat = what;
     if (this.#fullSince === undefined) {
       this.#fullSince = Date.now();
-      console.error(`periscope relay: ${DISK_FULL}: the data dir ${this.dataDir} is full (${what} could not be saved); serving reads and sign-ins, refusing new captures until there is room. Free space on that volume or make it larger`);
+      relayLog().error(`${DISK_FULL}: the data dir ${this.dataDir} is full (${what} could not be saved); serving reads and sign-ins, refusing new captures until there is room. Free space on that volume or make it larger`);
       this.#timer = setInterval(() => this.#recheck(), RECHECK_MS);
       this.#timer.unref();
     }
@@ -159,7 +160,7 @@ export class StorageHealth {
     this.#timer = undefined;
     this.#flush();
     const lost = this.#held.size;
-    if (lost > 0) console.error(`periscope relay: ${DISK_FULL}: ${lost} held database writes could not be saved before shutting down (the data dir ${this.dataDir} is still full); they are lost`);
+    if (lost > 0) relayLog().error(`${DISK_FULL}: ${lost} held database writes could not be saved before shutting down (the data dir ${this.dataDir} is still full); they are lost`);
     return lost;
   }
 
@@ -170,7 +171,7 @@ export class StorageHealth {
   #hold(key: string, what: string, write: () => void): void {
     if (this.#held.has(key)) this.#held.delete(key);
     else if (this.#held.size >= MAX_HELD_WRITES) {
-      if (this.writesDropped++ === 0) console.error(`periscope relay: ${DISK_FULL}: more than ${MAX_HELD_WRITES} writes are waiting for space; dropping new ones (first dropped: ${what})`);
+      if (this.writesDropped++ === 0) relayLog().error(`${DISK_FULL}: more than ${MAX_HELD_WRITES} writes are waiting for space; dropping new ones (first dropped: ${what})`);
       return;
     }
     this.#held.set(key, { what, write });
@@ -184,7 +185,7 @@ export class StorageHealth {
       } catch (err) {
         if (isDiskFull(err)) return false;
         // Not a space problem: retrying will not help, and it must not block the rest.
-        console.error(`periscope relay: a held write (${held.what}) failed and is dropped: ${(err as Error).message}`);
+        relayLog().error(`a held write (${held.what}) failed and is dropped: ${(err as Error).message}`);
       }
       this.#held.delete(key);
     }
@@ -195,14 +196,14 @@ export class StorageHealth {
     try {
       if (!this.#flush() || !this.#roomAgain()) return;
     } catch (err) {
-      console.error(`periscope relay: checking the data dir for free space failed: ${(err as Error).message}`);
+      relayLog().error(`checking the data dir for free space failed: ${(err as Error).message}`);
       return;
     }
     const since = this.#fullSince ?? Date.now();
     this.#fullSince = undefined;
     clearInterval(this.#timer);
     this.#timer = undefined;
-    console.log(`periscope relay: the data dir ${this.dataDir} has room again after ${Math.round((Date.now() - since) / 1000)} s; held writes are saved and new captures are accepted`);
+    relayLog().info(`the data dir ${this.dataDir} has room again after ${Math.round((Date.now() - since) / 1000)} s; held writes are saved and new captures are accepted`);
   }
 
   /** Whether there is room again; on a small volume a tenth of it counts as room. */

@@ -21,12 +21,14 @@ import { isOpen } from '../store/sessions.ts';
 import { newId } from '../store/ids.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { Metrics } from '../metrics.ts';
-import type { AgentLink, CaptureService } from '../captures/capture-service.ts';
+import type { CaptureService } from '../captures/capture-service.ts';
 import type { Presence } from '../sessions/presence.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { closeAll, rawBytes, refuseFrame, truncateReason } from './frames.ts';
 import { SlicedQueue } from './sliced-queue.ts';
 import type { AgentView } from '../../shared/http-views.ts';
+import { isPeriscopeError } from '../../shared/errors.ts';
+import { relayLog } from '../log.ts';
 
 export const HELLO_TIMEOUT_MS = 10_000;
 
@@ -56,12 +58,13 @@ export interface AgentHubDeps {
   presence: Presence;
 }
 
-export class AgentHub implements AgentLink {
+/** The agents connected to this relay (agents elsewhere in the cluster are reached through cluster/agent-router.ts). */
+export class AgentHub {
   #deps: AgentHubDeps;
   #connections = new Set<Connection>();
   #byAgent = new Map<string, Connection>();
   /** Store writes for agents that left, in slices: a crowd leaving at once must not stall the relay. */
-  #leaves = new SlicedQueue((err) => console.error(`periscope relay: recording an agent's departure failed: ${(err as Error).stack ?? String(err)}`));
+  #leaves = new SlicedQueue((err) => relayLog().error(`recording an agent's departure failed`, { err }));
 
   constructor(deps: AgentHubDeps) {
     this.#deps = deps;
@@ -71,8 +74,9 @@ export class AgentHub implements AgentLink {
     return this.#byAgent.size;
   }
 
-  isOnline(agentId: string): boolean {
-    return this.#byAgent.has(agentId);
+  /** Ids and sessions of the agents connected here. */
+  *agents(): Iterable<{ id: string; sessionId: string }> {
+    for (const [id, conn] of this.#byAgent) yield { id, sessionId: conn.sessionId };
   }
 
   send(agentId: string, message: RelayToAgent): boolean {
@@ -82,25 +86,23 @@ export class AgentHub implements AgentLink {
     return true;
   }
 
-  requestProcesses(agentId: string): boolean {
-    return this.send(agentId, { type: 'list_processes' });
-  }
-
   view(agent: AgentRecord): AgentView {
     const conn = this.#byAgent.get(agent.id);
+    // Online here or on another relay of the cluster.
+    const online = conn !== undefined || this.#deps.presence.relayOf(agent.id) !== undefined;
     const view: AgentView = {
       id: agent.id,
       host: agent.host,
       containerId: agent.containerId,
       arch: agent.arch,
       agentVersion: agent.agentVersion,
-      online: conn !== undefined,
+      online,
       connectedAt: new Date(agent.connectedAt).toISOString(),
       lastSeen: new Date(conn ? conn.heartbeat.lastSeen : agent.lastSeen).toISOString(),
       processes: agent.processes,
     };
     if (agent.user) view.user = agent.user;
-    if (!conn && agent.ended) view.ended = agent.ended;
+    if (!online && agent.ended) view.ended = agent.ended;
     return view;
   }
 
@@ -117,7 +119,7 @@ export class AgentHub implements AgentLink {
   async shutdown(graceMs = 2000): Promise<void> {
     await closeAll([...this.#connections].map((c) => c.ws), graceMs);
     // Before the store closes.
-    this.#leaves.drain();
+    await this.#leaves.drain();
   }
 
   accept(ws: WebSocket, auth: AgentAuth): void {
@@ -163,8 +165,14 @@ export class AgentHub implements AgentLink {
         refuseFrame(conn.ws, err.message, (ws, b) => this.#send(ws, b));
         return;
       }
+      if (isPeriscopeError(err, 'DATABASE_UNREACHABLE')) {
+        // Nothing was acknowledged: the agent keeps its chunks, reconnects (to any relay) and resends them.
+        relayLog().warn(`closing an agent's connection until the database answers again: ${err.message}`, { agent: conn.agentId, session: conn.sessionId });
+        if (conn.ws.readyState === conn.ws.OPEN) conn.ws.close(CloseCode.Restarting, 'the relay cannot reach its database; reconnect shortly');
+        return;
+      }
       // A bug on our side must not take the relay down with it; this connection ends.
-      console.error(`periscope relay: internal error handling an agent message: ${(err as Error).stack ?? String(err)}`);
+      relayLog().error(`internal error handling an agent message`, { err });
       if (conn.ws.readyState === conn.ws.OPEN) conn.ws.close(1011, 'internal error in the relay');
     }
   }
@@ -184,19 +192,19 @@ export class AgentHub implements AgentLink {
         throw new ProtocolError('hello was already received on this connection');
       case 'processes': {
         const now = Date.now();
-        this.#deps.store.agents.setProcesses(agentId, m.processes, now);
+        await this.#deps.store.agents.setProcesses(agentId, m.processes, now);
         this.#deps.presence.processes(conn.sessionId, agentId, m.processes, now);
         return;
       }
       case 'chunk':
-        return reply(this.#deps.captures.chunk(agentId, m));
+        return reply(await this.#deps.captures.chunk(agentId, m));
       case 'capture_ended':
-        return reply(this.#deps.captures.ended(agentId, m));
+        return reply(await this.#deps.captures.ended(agentId, m));
       case 'dump_result':
-        return reply(this.#deps.captures.dumpResult(agentId, m));
+        return reply(await this.#deps.captures.dumpResult(agentId, m));
       case 'error':
-        if (m.captureId !== undefined) this.#deps.captures.agentError(agentId, m);
-        else this.#deps.store.audit.record(`agent:${agentId}`, 'agent.error', conn.sessionId, { code: m.code, message: m.message });
+        if (m.captureId !== undefined) await this.#deps.captures.agentError(agentId, m);
+        else await this.#deps.store.audit.record(`agent:${agentId}`, 'agent.error', conn.sessionId, { code: m.code, message: m.message });
         return;
     }
   }
@@ -211,17 +219,18 @@ export class AgentHub implements AgentLink {
       return;
     }
     const now = Date.now();
-    const session = store.sessions.byId(conn.sessionId);
+    const session = await store.sessions.byId(conn.sessionId);
     if (!session || !isOpen(session, now)) {
       conn.ws.close(CloseCode.SessionClosed, 'the support session was closed');
       return;
     }
-    if (conn.auth.kind === 'join' && store.joinTokens.byJti(conn.auth.jti)?.revokedAt !== null) {
+    if (conn.auth.kind === 'join' && (await store.joinTokens.byJti(conn.auth.jti))?.revokedAt !== null) {
       conn.ws.close(CloseCode.BadAuth, 'the join token was revoked; ask the support engineer for a new command');
       return;
     }
     const info = { host: hello.host, containerId: hello.containerId, arch: hello.arch, agentVersion: hello.agentVersion, protocol: hello.protocol, user: hello.user ?? '' };
     const { presence } = this.#deps;
+    await presence.load(session.id);
     let agentId: string;
     let credential: string | undefined;
     if (conn.auth.kind === 'join') {
@@ -238,16 +247,24 @@ export class AgentHub implements AgentLink {
       // Gone while signing: register nothing.
       if (conn.ws.readyState !== conn.ws.OPEN) return slot.release();
       const record: AgentRecord = { id: agentId, sessionId: session.id, ...info, createdAt: now, connectedAt: now, lastSeen: now, processes: [] };
-      store.agents.insert(record);
+      try {
+        await store.agents.insert(record);
+      } catch (err) {
+        slot.release();
+        throw err;
+      }
+      if (conn.ws.readyState !== conn.ws.OPEN) return slot.release();
       presence.connected(record, slot);
     } else {
       agentId = conn.auth.agentId;
       // Its departure is written before its return.
-      this.#leaves.settle(agentId);
+      await this.#leaves.settle(agentId);
+      await presence.load(session.id);
       // An agent still counted (online, or gone less than the retention) always comes back; a pruned one needs a free place.
       if (!presence.hasRoom(session.id, agentId)) return this.#refuseFull(conn);
-      store.agents.reconnected(agentId, info, now);
-      const record = store.agents.byId(agentId);
+      await store.agents.reconnected(agentId, info, now);
+      const record = await store.agents.byId(agentId);
+      if (conn.ws.readyState !== conn.ws.OPEN) return;
       if (record) presence.connected(record);
       const previous = this.#byAgent.get(agentId);
       if (previous && previous !== conn) {
@@ -260,7 +277,7 @@ export class AgentHub implements AgentLink {
     }
     conn.agentId = agentId;
     this.#byAgent.set(agentId, conn);
-    store.audit.record(`agent:${agentId}`, 'agent.connected', session.id, {
+    await store.audit.record(`agent:${agentId}`, 'agent.connected', session.id, {
       agentId,
       host: hello.host,
       containerId: hello.containerId,
@@ -268,7 +285,7 @@ export class AgentHub implements AgentLink {
       agentVersion: hello.agentVersion,
       via: conn.auth.kind === 'join' ? 'join_token' : 'agent_credential',
     });
-    const { resume, followUps } = this.#deps.captures.agentConnected(agentId, hello.captures);
+    const { resume, followUps } = await this.#deps.captures.agentConnected(agentId, hello.captures);
     this.#send(conn.ws, encode({ type: 'welcome', protocol: PROTOCOL_VERSION, agentId, sessionId: session.id, ...(credential ? { credential } : {}), resume }));
     for (const m of followUps) this.#send(conn.ws, encode(m));
     this.#send(conn.ws, encode({ type: 'list_processes' }));
@@ -294,11 +311,13 @@ export class AgentHub implements AgentLink {
     const ended: AgentEndReason | null = code === CloseCode.AgentExit ? 'customer' : (conn.sentAway ?? null);
     presence.disconnected(conn.sessionId, agentId, lastSeen, ended);
     // Nothing else can act on this agent before it is back (it is offline above), and a hello from it settles this first.
-    this.#leaves.add(agentId, () => {
-      store.agents.seen(agentId, lastSeen, ended);
-      store.audit.record(`agent:${agentId}`, 'agent.disconnected', conn.sessionId, { agentId, code, reason, ...(ended ? { ended } : {}) }, at);
-      if (ended === 'customer') captures.agentExited(agentId);
-      else captures.agentDisconnected(agentId);
+    this.#leaves.add(agentId, async () => {
+      // After whatever it sent last has been handled (a chunk being stored must not race its writer's closing).
+      await conn.queue;
+      await store.agents.seen(agentId, lastSeen, ended);
+      await store.audit.record(`agent:${agentId}`, 'agent.disconnected', conn.sessionId, { agentId, code, reason, ...(ended ? { ended } : {}) }, at);
+      if (ended === 'customer') await captures.agentExited(agentId);
+      else await captures.agentDisconnected(agentId);
     });
   }
 }

@@ -9,12 +9,17 @@
 //
 // Tasks are keyed (by agent id): settle(key) runs a key's task at once, for
 // the moment something depends on it having happened (that agent is back).
+// A task may be asynchronous (store writes are): the slice starts it, and
+// settle(key) waits for it to finish.
 
 /** Longest stretch spent on queued tasks before the event loop gets a turn. */
 export const SLICE_MS = 5;
 
 export class SlicedQueue {
-  #tasks = new Map<string, () => void>();
+  #tasks = new Map<string, () => void | Promise<void>>();
+  #slicing = false;
+  /** Started tasks not finished yet, by key. */
+  #running = new Map<string, Promise<void>>();
   #immediate: NodeJS.Immediate | undefined;
   #onError: (err: unknown) => void;
 
@@ -27,46 +32,72 @@ export class SlicedQueue {
   }
 
   /** Queues `task` under `key`; a task already queued under that key runs first. */
-  add(key: string, task: () => void): void {
-    this.settle(key);
+  add(key: string, task: () => void | Promise<void>): void {
+    void this.settle(key);
     this.#tasks.set(key, task);
-    this.#immediate ??= setImmediate(() => this.#slice());
+    // A running slice picks it up, or schedules the next one.
+    if (!this.#slicing) this.#immediate ??= setImmediate(() => void this.#slice());
   }
 
-  /** Runs the task queued under `key`, if any, now. */
-  settle(key: string): void {
+  /** Runs the task queued under `key`, if any, now; resolves once the key's task has finished. */
+  settle(key: string): Promise<void> {
     const task = this.#tasks.get(key);
-    if (!task) return;
-    this.#tasks.delete(key);
-    this.#run(task);
+    if (task) {
+      this.#tasks.delete(key);
+      this.#run(key, task);
+    }
+    return this.#running.get(key) ?? Promise.resolve();
   }
 
-  /** Runs everything still queued, now (shutdown). */
-  drain(): void {
+  /** Runs everything still queued, now (shutdown); resolves once all of it has finished. */
+  async drain(): Promise<void> {
     if (this.#immediate) clearImmediate(this.#immediate);
     this.#immediate = undefined;
     for (const [key, task] of this.#tasks) {
       this.#tasks.delete(key);
-      this.#run(task);
+      this.#run(key, task);
     }
+    await Promise.all(this.#running.values());
   }
 
-  #slice(): void {
+  /**
+   * Runs queued tasks one after another for up to SLICE_MS, then lets the
+   * event loop in. Each task is awaited inside the slice: with the embedded
+   * store its writes settle at once, and an asynchronous task's work must
+   * count against this slice, not pile up behind it.
+   */
+  async #slice(): Promise<void> {
     this.#immediate = undefined;
-    const until = performance.now() + SLICE_MS;
-    for (const [key, task] of this.#tasks) {
-      if (performance.now() >= until) break;
-      this.#tasks.delete(key);
-      this.#run(task);
+    this.#slicing = true;
+    try {
+      const until = performance.now() + SLICE_MS;
+      for (const [key, task] of this.#tasks) {
+        if (performance.now() >= until) break;
+        this.#tasks.delete(key);
+        this.#run(key, task);
+        await this.#running.get(key);
+      }
+    } finally {
+      this.#slicing = false;
     }
-    if (this.#tasks.size > 0) this.#immediate = setImmediate(() => this.#slice());
+    if (this.#tasks.size > 0) this.#immediate = setImmediate(() => void this.#slice());
   }
 
-  #run(task: () => void): void {
-    try {
-      task();
-    } catch (err) {
-      this.#onError(err);
-    }
+  #run(key: string, task: () => void | Promise<void>): void {
+    const start = (): Promise<void> => {
+      try {
+        return Promise.resolve(task());
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+    // After the key's previous task (one agent's leave and return are written in order); at once when there is none, inside this slice.
+    const previous = this.#running.get(key);
+    const done: Promise<void> = (previous ? previous.then(start) : start())
+      .catch((err: unknown) => this.#onError(err))
+      .finally(() => {
+        if (this.#running.get(key) === done) this.#running.delete(key);
+      });
+    this.#running.set(key, done);
   }
 }

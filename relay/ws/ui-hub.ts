@@ -17,6 +17,7 @@ import { type CaptureListener, type CaptureService, statsOf } from '../captures/
 import { Heartbeat } from './heartbeat.ts';
 import { closeAll, rawBytes, refuseFrame } from './frames.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
+import { relayLog } from '../log.ts';
 
 export const QUEUE_LIMIT_BYTES = 4 * 1024 * 1024;
 /** Above this much unsent data in the socket, new frames wait in the queue instead. */
@@ -47,6 +48,11 @@ interface Viewer {
   queue: Uint8Array[];
   queueBytes: number;
   pumpTimer: NodeJS.Timeout | undefined;
+  /** A pump is running (it awaits the store); another waits for it. */
+  pumping: boolean;
+  pumpAgain: boolean;
+  /** Browser messages are handled one at a time, in order. */
+  inbox: Promise<void>;
   heartbeat: Heartbeat;
 }
 
@@ -56,9 +62,9 @@ export interface UiHubDeps {
   metrics: Metrics;
   heartbeatMs: number;
   /** The whole presence of a session (a viewer's snapshot); changes after it come through presenceChanged. */
-  sessionState: (sessionId: string) => UiSessionState;
+  sessionState: (sessionId: string) => Promise<UiSessionState>;
   /** Re-checks a sign-in (logout or expiry since the socket opened). */
-  stillSignedIn: (login: WebLogin) => boolean;
+  stillSignedIn: (login: WebLogin) => Promise<boolean>;
 }
 
 export class UiHub implements CaptureListener {
@@ -84,13 +90,16 @@ export class UiHub implements CaptureListener {
       queue: [],
       queueBytes: 0,
       pumpTimer: undefined,
+      pumping: false,
+      pumpAgain: false,
+      inbox: Promise.resolve(),
       heartbeat: new Heartbeat(ws, this.#deps.heartbeatMs),
     };
     this.#viewers.add(viewer);
     ws.on('message', (data, isBinary) => {
       const bytes = rawBytes(data);
       this.#deps.metrics.bytesIn += bytes.length;
-      this.#onFrame(viewer, bytes, isBinary);
+      viewer.inbox = viewer.inbox.then(() => this.#onFrame(viewer, bytes, isBinary));
     });
     ws.on('error', () => {});
     ws.on('close', () => {
@@ -180,9 +189,9 @@ export class UiHub implements CaptureListener {
 
   // ---- messages from browsers -------------------------------------------------
 
-  #onFrame(v: Viewer, bytes: Buffer, isBinary: boolean): void {
+  async #onFrame(v: Viewer, bytes: Buffer, isBinary: boolean): Promise<void> {
     if (v.ws.readyState !== v.ws.OPEN) return;
-    if (!this.#deps.stillSignedIn(v.login)) {
+    if (!(await this.#deps.stillSignedIn(v.login))) {
       v.ws.close(CloseCode.BadAuth, 'the sign-in has ended; sign in again');
       return;
     }
@@ -195,18 +204,18 @@ export class UiHub implements CaptureListener {
       return refuseFrame(v.ws, reason, (ws, b) => this.#sendNow(ws, b));
     }
     try {
-      this.#handle(v, message);
+      await this.#handle(v, message);
     } catch (err) {
-      console.error(`periscope relay: internal error handling a browser message: ${(err as Error).stack ?? String(err)}`);
+      relayLog().error(`internal error handling a browser message`, { err });
       if (v.ws.readyState === v.ws.OPEN) v.ws.close(1011, 'internal error in the relay');
     }
   }
 
-  #handle(v: Viewer, m: UiToRelay): void {
+  async #handle(v: Viewer, m: UiToRelay): Promise<void> {
     const { store, captures } = this.#deps;
     switch (m.type) {
       case 'subscribe_session': {
-        if (!store.sessions.isMember(m.sessionId, v.user.id)) return this.#error(v, 'NOT_FOUND', `no support session ${m.sessionId} is visible to you`);
+        if (!(await store.sessions.isMember(m.sessionId, v.user.id))) return this.#error(v, 'NOT_FOUND', `no support session ${m.sessionId} is visible to you`);
         if (!v.subscriptions.has(m.sessionId) && v.subscriptions.size >= MAX_SUBSCRIPTIONS) {
           return this.#error(v, 'TOO_MANY_SUBSCRIPTIONS', `a connection can follow at most ${MAX_SUBSCRIPTIONS} sessions; open another connection`);
         }
@@ -214,8 +223,8 @@ export class UiHub implements CaptureListener {
         return this.#schedulePump(v, 0);
       }
       case 'watch_capture': {
-        const capture = captures.get(m.captureId);
-        if (!capture || !store.sessions.isMember(capture.sessionId, v.user.id)) return this.#error(v, 'NOT_FOUND', `no capture ${m.captureId} is visible to you`);
+        const capture = await captures.get(m.captureId);
+        if (!capture || !(await store.sessions.isMember(capture.sessionId, v.user.id))) return this.#error(v, 'NOT_FOUND', `no capture ${m.captureId} is visible to you`);
         if (!v.watches.has(m.captureId) && v.watches.size >= MAX_WATCHES) {
           return this.#error(v, 'TOO_MANY_WATCHES', `a connection can watch at most ${MAX_WATCHES} captures; unwatch one first`);
         }
@@ -272,11 +281,31 @@ export class UiHub implements CaptureListener {
     }
     v.pumpTimer = setTimeout(() => {
       v.pumpTimer = undefined;
-      this.#pump(v);
+      void this.#pumpOnce(v);
     }, delayMs);
   }
 
-  #pump(v: Viewer): void {
+  /** One pump at a time per viewer: a resync awaits the store, and two would send chunks twice. */
+  async #pumpOnce(v: Viewer): Promise<void> {
+    if (v.pumping) {
+      v.pumpAgain = true;
+      return;
+    }
+    v.pumping = true;
+    try {
+      do {
+        v.pumpAgain = false;
+        await this.#pump(v);
+      } while (v.pumpAgain && v.ws.readyState === v.ws.OPEN);
+    } catch (err) {
+      relayLog().error(`internal error sending to a browser`, { err });
+      if (v.ws.readyState === v.ws.OPEN) v.ws.close(1011, 'internal error in the relay');
+    } finally {
+      v.pumping = false;
+    }
+  }
+
+  async #pump(v: Viewer): Promise<void> {
     const ws = v.ws;
     if (ws.readyState !== ws.OPEN) return;
     const room = () => ws.bufferedAmount < SOCKET_HIGH_WATER;
@@ -295,19 +324,19 @@ export class UiHub implements CaptureListener {
         break;
       }
       s.dirty = false;
-      this.#sendNow(ws, encode(this.#deps.sessionState(sessionId)));
+      this.#sendNow(ws, encode(await this.#deps.sessionState(sessionId)));
     }
-    for (const w of v.watches.values()) {
-      if (w.mode !== 'resync') continue;
-      if (!this.#resync(v, w, room)) more = true;
+    for (const w of [...v.watches.values()]) {
+      if (w.mode !== 'resync' || v.watches.get(w.captureId) !== w) continue;
+      if (!(await this.#resync(v, w, room))) more = true;
     }
     if (more) this.#schedulePump(v, PUMP_RETRY_MS);
   }
 
   /** Sends the next stored chunks of a resyncing watch; true when it has caught up and gone live. */
-  #resync(v: Viewer, w: Watch, room: () => boolean): boolean {
+  async #resync(v: Viewer, w: Watch, room: () => boolean): Promise<boolean> {
     const { captures } = this.#deps;
-    const capture = captures.get(w.captureId);
+    const capture = await captures.get(w.captureId);
     if (!capture) {
       v.watches.delete(w.captureId);
       return true;
@@ -322,14 +351,20 @@ export class UiHub implements CaptureListener {
       w.stateChanged = false;
       this.#sendNow(v.ws, encode(captureStateMessage(capture)));
     }
-    const stored = captures.storedChunks(w.captureId);
+    const stored = await captures.storedChunks(w.captureId);
     while (w.cursor < stored && room()) {
-      this.#sendNow(v.ws, encodeCaptureChunk(w.captureId, w.cursor, captures.readChunk(w.captureId, w.cursor)));
+      const payload = await captures.readChunk(w.captureId, w.cursor);
+      this.#sendNow(v.ws, encodeCaptureChunk(w.captureId, w.cursor, payload));
       w.cursor++;
     }
     if (w.cursor < stored) return false;
     w.mode = 'live';
-    const current = captures.get(w.captureId) ?? capture;
+    // Chunks stored while the store was being read reached nobody (the watch was not live): look once more, now that new ones come live.
+    if ((await captures.storedChunks(w.captureId)) > w.cursor && w.mode === 'live') {
+      w.mode = 'resync';
+      return false;
+    }
+    const current = (await captures.get(w.captureId)) ?? capture;
     if (w.stateChanged) {
       w.stateChanged = false;
       this.#enqueue(v, encode(captureStateMessage(current)));

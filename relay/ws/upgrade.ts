@@ -17,7 +17,9 @@ import type { AgentAuth, AgentHub } from './agent-hub.ts';
 import type { UiHub } from './ui-hub.ts';
 import type { Presence } from '../sessions/presence.ts';
 import { readCookie, untrustedOriginMessage } from '../http/origin.ts';
-import type { ErrorCode } from '../../shared/errors.ts';
+import { isPeriscopeError, type ErrorCode } from '../../shared/errors.ts';
+import { httpStatusOf } from '../http/error-status.ts';
+import { relayLog } from '../log.ts';
 
 export interface UpgradeDeps {
   wss: WebSocketServer;
@@ -73,17 +75,17 @@ export async function authenticateAgent(deps: Pick<UpgradeDeps, 'store' | 'token
   try {
     if (verified.audience === AUD_JOIN) {
       const claims = joinClaims(verified.payload);
-      const row = deps.store.joinTokens.byJti(claims.jti);
+      const row = await deps.store.joinTokens.byJti(claims.jti);
       if (!row || row.sessionId !== claims.sessionId) throw bad();
-      const session = deps.store.sessions.byId(row.sessionId);
+      const session = await deps.store.sessions.byId(row.sessionId);
       if (!session || !isOpen(session, now)) throw closed();
       if (row.revokedAt !== null) throw new Refusal(401, 'TOKEN_REVOKED', 'the join token was revoked; ask the support engineer for a new command');
       return { kind: 'join', sessionId: row.sessionId, jti: row.jti };
     }
     const claims = agentClaims(verified.payload);
-    const agent = deps.store.agents.byId(claims.agentId);
+    const agent = await deps.store.agents.byId(claims.agentId);
     if (!agent || agent.sessionId !== claims.sessionId) throw bad();
-    const session = deps.store.sessions.byId(agent.sessionId);
+    const session = await deps.store.sessions.byId(agent.sessionId);
     if (!session || !isOpen(session, now)) throw closed();
     return { kind: 'agent', sessionId: agent.sessionId, agentId: agent.id };
   } catch (err) {
@@ -112,6 +114,7 @@ export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, 
           }
           const auth = await authenticateAgent(deps, req.headers.authorization);
           // Cheap early refusal for a crowd on one code: no WebSocket, no hello. The hello re-checks (and holds the place).
+          await deps.presence.load(auth.sessionId);
           if (!deps.presence.hasRoom(auth.sessionId, auth.kind === 'agent' ? auth.agentId : undefined)) {
             throw new Refusal(409, 'SESSION_FULL', deps.presence.fullMessage);
           }
@@ -135,7 +138,10 @@ export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, 
           if (err.status === 401 || err.status === 403 || err.code === 'TOKEN_IN_URL') deps.metrics.authFailures++;
           return refuse(socket, err);
         }
-        console.error(`periscope relay: upgrade failed: ${(err as Error).stack ?? String(err)}`);
+        // The relay's own trouble with a reason (its database out of reach): say so, with the status that means "try again".
+        const status = isPeriscopeError(err) ? httpStatusOf(err.code) : undefined;
+        if (isPeriscopeError(err) && status !== undefined) return refuse(socket, new Refusal(status, err.code, err.message));
+        relayLog().error(`upgrade failed`, { err });
         refuse(socket, new Refusal(500, 'INTERNAL', 'the relay failed to handle the connection; try again'));
       }
     })();

@@ -12,7 +12,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { ADMIN_PASSWORD, Client, adminClient, connectUi, removeDataDir, startRelay, tempDataDir, userClient, type RelayProcess } from '../helpers/relay.ts';
 import { PASSWORD_RULES, passwordRulesText } from '../../shared/accounts.ts';
 import type { AccountView } from '../../shared/http-views.ts';
-import { openStore } from '../../relay/store/index.ts';
+import { openSqliteStore } from '../../relay/store/sqlite-store.ts';
 import { BASE_SCHEMA, BASE_SCHEMA_VERSION, SCHEMA_VERSION } from '../../relay/store/database.ts';
 import { hashPassword } from '../../relay/auth/passwords.ts';
 import { setDisabled } from '../../relay/auth/accounts.ts';
@@ -197,21 +197,20 @@ describe('disabling and enabling', () => {
 
   test('the last enabled admin cannot be disabled: 409 LAST_ADMIN', async () => {
     const dataDir = tempDataDir();
-    const store = openStore(dataDir);
+    const store = openSqliteStore(dataDir);
     try {
-      store.users.insert({ id: 'a1', username: 'root', passwordHash: 'x', admin: true, createdAt: 1 }, null);
-      store.users.insert({ id: 'a2', username: 'second', passwordHash: 'x', admin: true, createdAt: 2 }, null);
-      store.users.insert({ id: 'u1', username: 'someone', passwordHash: 'x', admin: false, createdAt: 3 }, null);
-      const root = store.users.byId('a1')!;
-      assert.equal(setDisabled(store, root, 'a2', true).changed, true, 'one of two admins can go');
+      await store.users.insert({ id: 'a1', username: 'root', passwordHash: 'x', admin: true, createdAt: 1 }, null);
+      await store.users.insert({ id: 'a2', username: 'second', passwordHash: 'x', admin: true, createdAt: 2 }, null);
+      await store.users.insert({ id: 'u1', username: 'someone', passwordHash: 'x', admin: false, createdAt: 3 }, null);
+      const root = (await store.users.byId('a1'))!;
+      assert.equal((await setDisabled(store, root, 'a2', true)).changed, true, 'one of two admins can go');
       // Whoever asks (here an engineer who is not an admin, as no HTTP caller could be), the last enabled admin stays.
-      const someone = store.users.byId('u1')!;
-      assert.throws(() => setDisabled(store, someone, 'a1', true), (err) => isPeriscopeError(err, 'LAST_ADMIN'));
-      assert.equal(store.users.byId('a1')!.disabledAt, null);
-      assert.equal(setDisabled(store, root, 'u1', true).changed, true, 'engineers who are not admins can all go');
+      const someone = (await store.users.byId('u1'))!;
+      await assert.rejects(setDisabled(store, someone, 'a1', true), (err) => isPeriscopeError(err, 'LAST_ADMIN'));
+      assert.equal((await store.users.byId('a1'))!.disabledAt, null);
+      assert.equal((await setDisabled(store, root, 'u1', true)).changed, true, 'engineers who are not admins can all go');
     } finally {
-      store.health.close();
-      store.db.close();
+      await store.close();
       removeDataDir(dataDir);
     }
   });

@@ -25,15 +25,15 @@ export function accountRoutes(s: RelayServices): Hono<AppEnv> {
   };
 
   /** Signs `userId` out everywhere but `except`: their next request is 401, their live views close. */
-  const signOut = (userId: string, except?: string): number => {
-    const ids = s.webSessions.revokeAll(userId, except);
-    for (const id of ids) s.uiHub.closeLogin(id);
+  const signOut = async (userId: string, except?: string): Promise<number> => {
+    const ids = await s.webSessions.revokeAll(userId, except);
+    for (const id of ids) s.closeLogin(id);
     return ids.length;
   };
 
-  app.get('/api/users', authed, (c) => {
+  app.get('/api/users', authed, async (c) => {
     admin(c, 'list accounts');
-    const body: AccountListView = { users: s.store.users.all().map(accountView) };
+    const body: AccountListView = { users: (await s.store.users.all()).map(accountView) };
     return c.json(body);
   });
 
@@ -45,16 +45,16 @@ export function accountRoutes(s: RelayServices): Hono<AppEnv> {
       throw new PeriscopeError('BAD_ARGUMENT', 'send {"username": "...", "password": "...", "admin": false}');
     }
     const created = await createUser(s.store, { username, password, admin: isAdmin === true }, user.id);
-    s.store.audit.record(user.username, 'user.created', null, { username: created.username, admin: created.admin });
+    await s.store.audit.record(user.username, 'user.created', null, { username: created.username, admin: created.admin });
     return c.json({ user: publicUser(created) }, 201);
   });
 
   for (const action of ['disable', 'enable'] as const) {
-    app.post(`/api/users/:id/${action}`, authed, (c) => {
+    app.post(`/api/users/:id/${action}`, authed, async (c) => {
       const actor = admin(c, `${action} accounts`);
-      const { user, changed } = setDisabled(s.store, actor, c.req.param('id'), action === 'disable');
-      const signInsRevoked = changed && action === 'disable' ? signOut(user.id) : 0;
-      if (changed) s.store.audit.record(actor.username, `user.${action}d`, null, action === 'disable' ? { username: user.username, signInsRevoked } : { username: user.username });
+      const { user, changed } = await setDisabled(s.store, actor, c.req.param('id'), action === 'disable');
+      const signInsRevoked = changed && action === 'disable' ? await signOut(user.id) : 0;
+      if (changed) await s.store.audit.record(actor.username, `user.${action}d`, null, action === 'disable' ? { username: user.username, signInsRevoked } : { username: user.username });
       const view: AccountChangedView = { user: accountView(user), signInsRevoked };
       return c.json(view);
     });
@@ -62,13 +62,13 @@ export function accountRoutes(s: RelayServices): Hono<AppEnv> {
 
   app.post('/api/users/:id/password', authed, async (c) => {
     const actor = admin(c, "reset another engineer's password");
-    const target = accountById(s.store, c.req.param('id'));
+    const target = await accountById(s.store, c.req.param('id'));
     if (target.id === actor.id) throw new PeriscopeError('BAD_ARGUMENT', 'to change your own password use POST /api/me/password, with your current one');
     const { password } = await jsonBody(c);
     if (typeof password !== 'string') throw new PeriscopeError('BAD_ARGUMENT', 'send {"password": "the new password"}');
     const user = await setPassword(s.store, target.id, password);
-    const signInsRevoked = signOut(user.id);
-    s.store.audit.record(actor.username, 'user.password_reset', null, { username: user.username, signInsRevoked });
+    const signInsRevoked = await signOut(user.id);
+    await s.store.audit.record(actor.username, 'user.password_reset', null, { username: user.username, signInsRevoked });
     const view: AccountChangedView = { user: accountView(user), signInsRevoked };
     return c.json(view);
   });
@@ -90,13 +90,13 @@ export function accountRoutes(s: RelayServices): Hono<AppEnv> {
     }
     if (!(await verifyPassword(currentPassword, user.passwordHash))) {
       s.metrics.authFailures++;
-      s.store.audit.record(user.username, 'user.password_change_failed', null, { ip });
+      await s.store.audit.record(user.username, 'user.password_change_failed', null, { ip });
       throw new PeriscopeError('WRONG_PASSWORD', 'the current password is wrong; your password is unchanged');
     }
     s.limiter.succeeded(ip, user.username);
     await setPassword(s.store, user.id, newPassword);
-    const signInsRevoked = signOut(user.id, login.id);
-    s.store.audit.record(user.username, 'user.password_changed', null, { signInsRevoked });
+    const signInsRevoked = await signOut(user.id, login.id);
+    await s.store.audit.record(user.username, 'user.password_changed', null, { signInsRevoked });
     const view: PasswordChangedView = { ok: true, signInsRevoked };
     return c.json(view);
   });

@@ -9,6 +9,7 @@ import { SESSION_COOKIE } from '../../auth/web-sessions.ts';
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../../auth/passwords.ts';
 import { publicUser } from '../../auth/accounts.ts';
 import { accountRoutes } from './account-routes.ts';
+import { relayLog } from '../../log.ts';
 
 export function authRoutes(s: RelayServices): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -28,17 +29,17 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
       const seconds = Math.ceil(wait / 1000);
       throw new PeriscopeError('TOO_MANY_ATTEMPTS', `too many failed sign-ins for ${username} from this address; try again in ${seconds} s`, { retryAfterSeconds: seconds });
     }
-    const user = s.store.users.byUsername(username);
+    const user = await s.store.users.byUsername(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
     if (!user || !ok) {
       s.metrics.authFailures++;
-      s.store.audit.record(username, 'login.failed', null, { ip });
+      await s.store.audit.record(username, 'login.failed', null, { ip });
       throw new PeriscopeError('BAD_CREDENTIALS', 'wrong username or password');
     }
     // Only once the password is proven, so the refusal tells nothing to someone guessing it.
     if (user.disabledAt !== null) {
       s.metrics.authFailures++;
-      s.store.audit.record(username, 'login.refused', null, { ip, reason: 'disabled' });
+      await s.store.audit.record(username, 'login.refused', null, { ip, reason: 'disabled' });
       throw new PeriscopeError('ACCOUNT_DISABLED', `the account ${username} is disabled; ask an admin to enable it`);
     }
     s.limiter.succeeded(ip, username);
@@ -51,17 +52,17 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
       path: '/',
       expires: new Date(login.expiresAt),
     });
-    s.store.users.recordSignIn(user.id, login.createdAt);
-    s.store.audit.record(user.username, 'login', null, { ip });
+    await s.store.users.recordSignIn(user.id, login.createdAt);
+    await s.store.audit.record(user.username, 'login', null, { ip });
     return c.json({ user: publicUser(user), csrfToken: login.csrfToken });
   });
 
-  app.post('/api/logout', authed, (c) => {
+  app.post('/api/logout', authed, async (c) => {
     const { user, login } = currentAuth(c);
-    s.webSessions.end(login);
-    s.uiHub.closeLogin(login.id);
+    await s.webSessions.end(login);
+    s.closeLogin(login.id);
     deleteCookie(c, SESSION_COOKIE, { path: '/', secure: s.secure, httpOnly: true, sameSite: 'Strict' });
-    s.store.audit.record(user.username, 'logout', null, {});
+    await s.store.audit.record(user.username, 'logout', null, {});
     return c.json({ ok: true });
   });
 
@@ -70,11 +71,11 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
     return c.json({ user: publicUser(user), csrfToken: login.csrfToken });
   });
 
-  app.get('/api/audit', authed, (c) => {
+  app.get('/api/audit', authed, async (c) => {
     const { user } = currentAuth(c);
     if (!user.admin) throw new PeriscopeError('FORBIDDEN', 'only an admin can read the relay-wide audit log; use /api/sessions/:id/audit');
     const { limit, before } = pageParams(c.req.query('limit'), c.req.query('before'));
-    return c.json({ entries: s.store.audit.all(limit, before).map(auditView) });
+    return c.json({ entries: (await s.store.audit.all(limit, before)).map(auditView) });
   });
 
   app.route('/', accountRoutes(s));
@@ -84,9 +85,9 @@ export function authRoutes(s: RelayServices): Hono<AppEnv> {
 /** A hash from before the current scrypt cost is replaced now that the password is proven; the sign-in goes on if that fails. */
 async function upgradeHash(s: RelayServices, userId: string, password: string): Promise<void> {
   try {
-    s.store.users.setPasswordHash(userId, await hashPassword(password));
+    await s.store.users.setPasswordHash(userId, await hashPassword(password));
   } catch (err) {
-    console.error(`periscope relay: could not upgrade a password hash (the old one keeps working): ${(err as Error).message}`);
+    relayLog().error(`could not upgrade a password hash (the old one keeps working): ${(err as Error).message}`);
   }
 }
 

@@ -21,8 +21,8 @@ export function installRoutes(s: RelayServices, binaries = new AgentBinaries()):
     const code = c.req.param('code').toUpperCase();
     const refuse = (why: string) => c.body(refusalScript(why), 200, SCRIPT_HEADERS);
     if (!JOIN_CODE_RE.test(code)) return refuse('this join code is not valid; ask your support engineer for the current command');
-    const join = s.store.joinTokens.byCode(code);
-    const session = join && s.store.sessions.byId(join.sessionId);
+    const join = await s.store.joinTokens.byCode(code);
+    const session = join && (await s.store.sessions.byId(join.sessionId));
     if (!join || !session) return refuse('this join code is not valid; ask your support engineer for the current command');
     // Expiry first: the relay's sweep closes an expired session (closeReason
     // 'expired') and revokes its token, which must still read as expired.
@@ -35,7 +35,7 @@ export function installRoutes(s: RelayServices, binaries = new AgentBinaries()):
     }
     const binary = await binaries.get();
     if (!binary) return refuse('the relay has no agent binary to offer; its operator must run npm run build');
-    s.store.audit.record('customer', 'join.script_served', session.id, { code });
+    await s.store.audit.record('customer', 'join.script_served', session.id, { code });
     return c.body(installScript({ relayUrl: s.publicUrl(), joinToken: join.token, sha256: binary.sha256, expiresAt: join.expiresAt }), 200, SCRIPT_HEADERS);
   });
 

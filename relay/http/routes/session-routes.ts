@@ -17,57 +17,60 @@ export function sessionRoutes(s: RelayServices): Hono<AppEnv> {
     return c.json(await s.sessions.create(user, body), 201);
   });
 
-  app.get('/api/sessions', (c) => {
+  app.get('/api/sessions', async (c) => {
     const { user } = currentAuth(c);
-    const sessions = s.store.sessions.listForMember(user.id).map((session) => {
-      const { code: _c, joinToken: _t, commands: _m, publicUrl: _u, ...summary } = s.sessions.view(session);
-      return summary;
-    });
+    const sessions = [];
+    for (const session of await s.store.sessions.listForMember(user.id)) {
+      const { code: _c, joinToken: _t, commands: _m, publicUrl: _u, ...summary } = await s.sessions.view(session);
+      sessions.push(summary);
+    }
     return c.json({ sessions });
   });
 
-  app.get('/api/sessions/:id', (c) => {
-    const session = s.sessions.forMember(c.req.param('id'), currentAuth(c).user);
-    return c.json(s.sessions.view(session));
+  app.get('/api/sessions/:id', async (c) => {
+    const session = await s.sessions.forMember(c.req.param('id'), currentAuth(c).user);
+    return c.json(await s.sessions.view(session));
   });
 
-  app.post('/api/sessions/:id/close', (c) => {
+  app.post('/api/sessions/:id/close', async (c) => {
     const { user } = currentAuth(c);
-    const session = s.sessions.forMember(c.req.param('id'), user);
-    s.sessions.close(session, user.username, 'closed');
-    return c.json(s.sessions.view(s.sessions.forMember(session.id, user)));
+    const session = await s.sessions.forMember(c.req.param('id'), user);
+    await s.sessions.close(session, user.username, 'closed');
+    return c.json(await s.sessions.view(await s.sessions.forMember(session.id, user)));
   });
 
   app.post('/api/sessions/:id/join-token', async (c) => {
     const { user } = currentAuth(c);
-    const session = s.sessions.forMember(c.req.param('id'), user);
+    const session = await s.sessions.forMember(c.req.param('id'), user);
     return c.json(await s.sessions.rotateJoinToken(session, user.username));
   });
 
   app.post('/api/sessions/:id/members', async (c) => {
     const { user } = currentAuth(c);
-    const session = s.sessions.forMember(c.req.param('id'), user);
+    const session = await s.sessions.forMember(c.req.param('id'), user);
     const body = await jsonBody(c);
-    const added = s.sessions.addMember(session, user, body.username);
-    return c.json({ added, members: s.sessions.view(session).members });
+    const added = await s.sessions.addMember(session, user, body.username);
+    return c.json({ added, members: (await s.sessions.view(session)).members });
   });
 
-  app.get('/api/sessions/:id/agents', (c) => {
-    const session = s.sessions.forMember(c.req.param('id'), currentAuth(c).user);
+  app.get('/api/sessions/:id/agents', async (c) => {
+    const session = await s.sessions.forMember(c.req.param('id'), currentAuth(c).user);
     // What engineers see live: agents that left long ago are pruned (relay/sessions/presence.ts).
+    await s.presence.load(session.id);
     return c.json({ agents: s.presence.records(session.id).map((a) => s.agentHub.view(a)) });
   });
 
-  app.get('/api/sessions/:id/captures', (c) => {
-    const session = s.sessions.forMember(c.req.param('id'), currentAuth(c).user);
-    const captures = s.store.captures.forSession(session.id).map((r) => captureView(s.captures.get(r.id) ?? r));
+  app.get('/api/sessions/:id/captures', async (c) => {
+    const session = await s.sessions.forMember(c.req.param('id'), currentAuth(c).user);
+    const captures = [];
+    for (const r of await s.store.captures.forSession(session.id)) captures.push(captureView((await s.captures.get(r.id)) ?? r));
     return c.json({ captures });
   });
 
-  app.get('/api/sessions/:id/audit', (c) => {
-    const session = s.sessions.forMember(c.req.param('id'), currentAuth(c).user);
+  app.get('/api/sessions/:id/audit', async (c) => {
+    const session = await s.sessions.forMember(c.req.param('id'), currentAuth(c).user);
     const { limit, before } = pageParams(c.req.query('limit'), c.req.query('before'));
-    return c.json({ entries: s.store.audit.forSession(session.id, limit, before).map(auditView) });
+    return c.json({ entries: (await s.store.audit.forSession(session.id, limit, before)).map(auditView) });
   });
 
   return app;
