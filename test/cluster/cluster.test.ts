@@ -1,11 +1,16 @@
 // Three relays behind nginx, sharing one PostgreSQL and one Redis, all real
-// and on loopback: an engineer whose requests land on any relay works with an
+// and on loopback: the customer's one-liner, fetched through nginx, connects
+// an agent; an engineer whose requests land on any relay works with an
 // agent connected to another; the relay holding the agent dies mid-record and
 // the capture completes on another with nothing lost; PostgreSQL and Redis
 // restart under a running record and the relays recover by themselves.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureAgentBinary } from '../../scripts/build-agent/index.ts';
 import { Client, adminClient, connectUi, createSession, eventually, metric, onlineAgent, sleep, startRelay, type RelayProcess } from '../helpers/relay.ts';
 import { AgentProcess, getCapture, sampleLoss, startCapture, storedProfile, waitCapture } from '../e2e/harness.ts';
 import { startTarget, type Target } from '../helpers/targets.ts';
@@ -61,6 +66,8 @@ describe('relays that scale out: three relays, nginx, PostgreSQL, Redis', { skip
     for (let i = 0; i < 3; i++) c.relays.push(await startRelay({ env: relayEnv() }));
     c.nginx = await startNginx(c.relays.map((r) => ({ host: '127.0.0.1', port: Number(new URL(r.url).port) })), { port });
     target = await startTarget(newestPython()!, 'top_hot.py', { args: ['600'] });
+    // The single binary the one-liner downloads (built once, cached in dist/).
+    await ensureAgentBinary((line) => console.log(`# build: ${line}`));
   });
 
   after(async () => {
@@ -86,17 +93,21 @@ describe('relays that scale out: three relays, nginx, PostgreSQL, Redis', { skip
       return undefined;
     }, 20_000, 'the relay holding the agent');
 
-  const joined = async (t: TestContext) => {
+  /** Signed in through nginx, a new session, and an agent connected through nginx: the customer's curl one-liner, or the CLI's connect. */
+  const joined = async (t: TestContext, oneLiner = false) => {
     const eng = await adminClient({ url: c.front.url, origin: c.front.origin, adminPassword: c.relays[0]!.adminPassword });
     const session = await createSession(eng, t.name.slice(0, 60));
-    // The customer's agent dials the load balancer, like the one-liner's.
-    const agent = new AgentProcess(t, c.front.url, session.joinToken, ['--pids', String(target.pid)]);
+    const tmp = mkdtempSync(join(tmpdir(), 'periscope-cluster-customer-'));
+    t.after(() => rmSync(tmp, { recursive: true, force: true }));
+    const agent = oneLiner
+      ? new AgentProcess(t, c.front.url, '', [], { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', TMPDIR: tmp }, session.commands.curl)
+      : new AgentProcess(t, c.front.url, session.joinToken, ['--pids', String(target.pid)]);
     const online = await onlineAgent(eng, session.id, [target.pid], () => agent.output, 30_000);
     return { eng, session, agent, agentId: online.id as string };
   };
 
   test('an engineer on any relay works with an agent on another: processes, dump, live top, record; every relay serves the same bytes', async (t) => {
-    const { eng, session, agent, agentId } = await joined(t);
+        const { eng, session, agent, agentId } = await joined(t, true);
     const home = await holder();
     const others = c.relays.filter((r) => r !== home);
     const engB = onRelay(eng, others[0]!);

@@ -66,10 +66,16 @@ export class AgentProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #out = '';
 
-  constructor(t: TestContext, relayUrl: string, token: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, PERISCOPE_TOKEN: token, ...env };
-    this.child = spawn(PERISCOPE, ['connect', relayUrl, ...args], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    if (this.child.pid === undefined) throw new Error('could not start bin/periscope connect');
+  /**
+   * `bin/periscope connect relayUrl` with the token in the environment; or,
+   * with `shell`, that command line run by sh as the customer would (the
+   * one-liner), with `env` as its whole environment.
+   */
+  constructor(t: TestContext, relayUrl: string, token: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, shell?: string) {
+    this.child = shell
+      ? spawn('sh', ['-c', shell], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+      : spawn(PERISCOPE, ['connect', relayUrl, ...args], { cwd: ROOT, env: { ...process.env, PERISCOPE_TOKEN: token, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    if (this.child.pid === undefined) throw new Error(`could not start ${shell ?? 'bin/periscope connect'}`);
     this.pid = this.child.pid;
     this.child.stdout!.on('data', (b: Buffer) => (this.#out += b.toString('utf8')));
     this.child.stderr!.on('data', (b: Buffer) => (this.#out += b.toString('utf8')));
