@@ -5,6 +5,7 @@
       "sources": [
         "src/addon.cc",
         "src/remote_memory.cc",
+        "src/proc_mem.cc",
         "src/proc.cc",
         "src/elf.cc",
         "src/interpreter.cc",

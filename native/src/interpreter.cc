@@ -16,7 +16,7 @@
 namespace periscope {
 
 std::string permission_fix_hint() {
-  return "Periscope reads the target's memory with process_vm_readv, which needs ptrace permission over it. "
+  return "Periscope reads the target's memory with process_vm_readv (or /proc/PID/mem), which needs ptrace permission over it. "
          "Run the agent as the same user as the target (or root). In Docker, start the container with "
          "--cap-add SYS_PTRACE; in Kubernetes add SYS_PTRACE to securityContext.capabilities.add. "
          "If /proc/sys/kernel/yama/ptrace_scope is 1 or more, run as root or set it to 0.";
@@ -106,6 +106,7 @@ void PythonProcess::check_alive() const {
   if (mem_.permission_denied())
     throw ReaderError(kPermissionDenied, "permission denied reading the memory of pid " + std::to_string(pid_) + ". " +
                                              permission_fix_hint());
+  if (mem_.unreadable()) throw ReaderError(kMemoryUnreadable, mem_.unreadable_reason());
   if (mem_.process_gone() || !process_exists(pid_))
     throw ReaderError(kProcessExited, "process " + std::to_string(pid_) + " exited while it was being read");
 }
