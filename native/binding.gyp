@@ -11,6 +11,7 @@
         "src/interpreter.cc",
         "src/debug_offsets.cc",
         "src/layout.cc",
+        "src/arch_offsets.cc",
         "src/line_table.cc",
         "src/python_strings.cc",
         "src/code_cache.cc",
