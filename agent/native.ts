@@ -54,6 +54,8 @@ export interface NativeTargetInfo {
   freeThreaded: boolean;
   /** False when no thread can ever hold a GIL (a free-threaded build running without one). */
   gilEnabled: boolean;
+  /** How the target's memory is read: process_vm_readv, or /proc/PID/mem where that syscall is refused (or PERISCOPE_MEMORY_READER=procmem). */
+  memoryReader: 'process_vm_readv' | '/proc/PID/mem';
 }
 
 export interface NativeTarget {

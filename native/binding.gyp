@@ -5,11 +5,13 @@
       "sources": [
         "src/addon.cc",
         "src/remote_memory.cc",
+        "src/proc_mem.cc",
         "src/proc.cc",
         "src/elf.cc",
         "src/interpreter.cc",
         "src/debug_offsets.cc",
         "src/layout.cc",
+        "src/arch_offsets.cc",
         "src/line_table.cc",
         "src/python_strings.cc",
         "src/code_cache.cc",

@@ -5,6 +5,7 @@
 import { ensureNativeBuilt } from './build-native.ts';
 import { buildWeb } from './build-web.ts';
 import { ensureAgentBinary } from './build-agent/index.ts';
+import { missingCrossTools } from './build-agent/cross.ts';
 
 const log = (line: string) => console.log(`prepare: ${line}`);
 ensureNativeBuilt();
@@ -13,3 +14,13 @@ await buildWeb();
 log('web client built');
 await ensureAgentBinary(log);
 log('agent binary ready');
+// The arm64 agent needs Debian's cross compiler and qemu; npm install does
+// not install system packages (npm run build does, as root), so without them
+// the relay serves x64 only and says so for arm64.
+const missing = missingCrossTools();
+if (missing.length === 0) {
+  await ensureAgentBinary(log, 'arm64');
+  log('arm64 agent binary ready');
+} else {
+  log(`arm64 agent binary not built: it needs Debian's ${missing.join(' and ')} (\`npm run build\` installs them as root)`);
+}

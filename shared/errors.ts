@@ -89,6 +89,7 @@ export const ERROR_CODES = {
   UNSUPPORTED_VERSION: 'the Python version is not one the reader supports',
   PROCESS_EXITED: 'the target process exited',
   READ_FAILED: "reading the target's memory failed",
+  MEMORY_UNREADABLE: "neither process_vm_readv nor /proc/PID/mem can be used to read the target's memory (a kernel, sandbox or PERISCOPE_MEMORY_READER setting rules both out)",
   NATIVE_MISSING: 'the native reader addon is not built',
   OUTPUT_FAILED: 'the CLI could not write its output file, nor a copy in the temp dir (path, permissions or a full disk)',
   ERROR: 'an agent-side failure with no code of its own',

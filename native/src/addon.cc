@@ -46,6 +46,7 @@ Napi::Object process_info(Napi::Env env, const PythonProcess& p) {
   out.Set("locatedBy", p.locate_method());
   out.Set("freeThreaded", p.layout().features.free_threaded);
   out.Set("gilEnabled", p.gil_enabled());
+  out.Set("memoryReader", p.memory().method());
   return out;
 }
 

@@ -36,6 +36,7 @@ ElfFile ElfFile::open(const std::string& path) {
   ElfFile f;
   f.path_ = path;
   f.is_dyn_ = eh.e_type == ET_DYN;
+  f.machine_ = eh.e_machine;
 
   std::vector<Elf64_Phdr> ph(eh.e_phnum);
   if (eh.e_phnum > 0 && eh.e_phnum < 256 && read_at(in, eh.e_phoff, ph.data(), ph.size() * sizeof(Elf64_Phdr))) {

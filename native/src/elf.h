@@ -27,6 +27,8 @@ class ElfFile {
   // Contents of a PROGBITS section (empty for NOBITS or on failure).
   std::string section_bytes(const ElfSection& s, size_t max_bytes) const;
   bool has_symtab() const { return has_symtab_; }
+  // e_machine (EM_X86_64, EM_AARCH64, ...): whose struct layouts apply.
+  uint16_t machine() const { return machine_; }
 
  private:
   std::string path_;
@@ -36,6 +38,7 @@ class ElfFile {
   uint64_t first_load_vaddr_ = 0;
   bool is_dyn_ = false;
   bool has_symtab_ = false;
+  uint16_t machine_ = 0;
 };
 
 }  // namespace periscope

@@ -23,6 +23,8 @@ inline constexpr const char* kPermissionDenied = "PERMISSION_DENIED";
 inline constexpr const char* kUnsupportedVersion = "UNSUPPORTED_VERSION";
 inline constexpr const char* kProcessExited = "PROCESS_EXITED";
 inline constexpr const char* kReadFailed = "READ_FAILED";
+inline constexpr const char* kMemoryUnreadable = "MEMORY_UNREADABLE";
+inline constexpr const char* kBadArgument = "BAD_ARGUMENT";
 
 std::string permission_fix_hint();
 

@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "arch_offsets.h"
 #include "debug_offsets.h"
 #include "elf.h"
 #include "errors.h"
@@ -16,7 +17,7 @@
 namespace periscope {
 
 std::string permission_fix_hint() {
-  return "Periscope reads the target's memory with process_vm_readv, which needs ptrace permission over it. "
+  return "Periscope reads the target's memory with process_vm_readv (or /proc/PID/mem), which needs ptrace permission over it. "
          "Run the agent as the same user as the target (or root). In Docker, start the container with "
          "--cap-add SYS_PTRACE; in Kubernetes add SYS_PTRACE to securityContext.capabilities.add. "
          "If /proc/sys/kernel/yama/ptrace_scope is 1 or more, run as root or set it to 0.";
@@ -106,6 +107,7 @@ void PythonProcess::check_alive() const {
   if (mem_.permission_denied())
     throw ReaderError(kPermissionDenied, "permission denied reading the memory of pid " + std::to_string(pid_) + ". " +
                                              permission_fix_hint());
+  if (mem_.unreadable()) throw ReaderError(kMemoryUnreadable, mem_.unreadable_reason());
   if (mem_.process_gone() || !process_exists(pid_))
     throw ReaderError(kProcessExited, "process " + std::to_string(pid_) + " exited while it was being read");
 }
@@ -196,7 +198,9 @@ bool PythonProcess::scan_for_interp_head(uint64_t start, uint64_t size) {
   // Look for a word that points at an interpreter whose first thread points
   // back at it: that word is the interpreter list head.
   std::vector<Mapping> maps = read_maps(pid_);
-  std::vector<uint64_t> words(size / 8);
+  // Rounded up: a section's size need not be a multiple of 8 (arm64
+  // Debian's python3.11 has such a .bss), and every byte of it is read in.
+  std::vector<uint64_t> words((size + 7) / 8);
   constexpr uint64_t kChunk = 1 << 20;
   for (uint64_t off = 0; off < size; off += kChunk) {
     uint64_t n = std::min(kChunk, size - off);
@@ -235,11 +239,13 @@ void PythonProcess::locate(const AttachOptions& opts) {
       if (m.path == path && m.offset == 0) { candidates.push_back({path, m.start}); return; }
   };
   for (auto& m : maps) if (is_libpython(m.path)) add(m.path);
-  if (!exe_.empty()) add(exe_);
+  // A mapped python* file before the executable: under an emulator such as
+  // qemu-user the executable is the emulator, and the interpreter's code is
+  // mapped without 'x' (qemu translates it; the host never runs it).
   for (auto& m : maps)
-    if (!m.path.empty() && m.perms.find('x') != std::string::npos && m.path[0] == '/' && !is_libpython(m.path) &&
-        base_name(m.path).rfind("python", 0) == 0)
+    if (!m.path.empty() && m.path[0] == '/' && !is_libpython(m.path) && base_name(m.path).rfind("python", 0) == 0)
       add(m.path);
+  if (!exe_.empty()) add(exe_);
 
   std::string tried;
   for (auto& cand : candidates) {
@@ -326,6 +332,7 @@ void PythonProcess::locate(const AttachOptions& opts) {
         throw ReaderError(kUnsupportedVersion, "Python " + text + " has no offsets table in this agent; supported: "
                                                "2.7, 3.6-3.12 from tables and 3.13+ from the interpreter itself");
       static_cast<PyOffsets&>(layout_) = *table;
+      apply_arch_offsets(elf.machine(), &layout_);
       layout_.features = features_for(*traits, false, layout_.dbg);
       if (traits->locate == Locate::kRuntime) {
         if (runtime_sym) {

@@ -1,6 +1,8 @@
-// Reads another process's memory with process_vm_readv. The target keeps
-// running while we read, so every read may fail or return torn data; callers
-// treat a false return as "this pointer is garbage", never as fatal.
+// Reads another process's memory with process_vm_readv, or with pread() on
+// /proc/PID/mem where that syscall is missing or filtered (see proc_mem.h and
+// reader_mode below). The target keeps running while we read, so every read
+// may fail or return torn data; callers treat a false return as "this pointer
+// is garbage", never as fatal.
 #pragma once
 #include <sys/types.h>
 #include <cstdint>
@@ -10,11 +12,23 @@
 #include <memory>
 #include <vector>
 
+#include "proc_mem.h"
+
 namespace periscope {
+
+// How to read: PERISCOPE_MEMORY_READER=auto (the default: process_vm_readv,
+// and /proc/PID/mem when the syscall is refused in a way the file may not
+// be), process_vm_readv (never fall back) or procmem (only /proc/PID/mem;
+// tests use it to prove that path). Read at every attach, so a test can
+// switch it in-process. Throws ReaderError BAD_ARGUMENT for another value.
+enum class ReaderMode { kAuto, kVmReadv, kProcMem };
+ReaderMode reader_mode_from_env();
 
 class RemoteMemory {
  public:
-  explicit RemoteMemory(pid_t pid) : pid_(pid) {}
+  explicit RemoteMemory(pid_t pid);
+  RemoteMemory(const RemoteMemory&) = delete;
+  RemoteMemory& operator=(const RemoteMemory&) = delete;
   pid_t pid() const { return pid_; }
 
   // Reads exactly len bytes or returns false (errno-derived state kept).
@@ -30,12 +44,38 @@ class RemoteMemory {
   // True once a read failed because the process no longer exists.
   bool process_gone() const { return gone_; }
   bool permission_denied() const { return denied_; }
+  // True when neither reader can be used for a reason other than permission
+  // or the process being gone; unreadable_reason() says why (both errnos).
+  bool unreadable() const { return unreadable_; }
+  std::string unreadable_reason() const;
   uint64_t syscalls() const { return syscalls_; }
+  // "process_vm_readv" or "/proc/PID/mem": the reader in use (reported by
+  // the addon's info(), so tests and bug reports can tell).
+  const char* method() const { return via_procmem_ ? "/proc/PID/mem" : "process_vm_readv"; }
 
  private:
+  // process_vm_readv of exactly len bytes; false with the failing errno in
+  // *err (0 for a short read that made no progress).
+  bool read_vm(uint64_t addr, void* out, size_t len, int* err) const;
+  bool read_procmem(uint64_t addr, void* out, size_t len) const;
+  // After process_vm_readv failed with vm_errno: true when reads should now
+  // go through /proc/PID/mem (and it could be opened).
+  bool fall_back(int vm_errno) const;
+  bool open_procmem() const;
+  // Records what a process_vm_readv failure says about the process.
+  void note_vm_failure(int err) const;
+  void read_each(std::vector<Range>& ranges, size_t from) const;
+
   pid_t pid_;
+  ReaderMode mode_;
+  mutable ProcMemFile procmem_;
+  mutable bool via_procmem_ = false;
+  mutable bool procmem_failed_ = false;  // open() failed: do not retry on every read
+  mutable int vm_errno_ = 0;             // what made us leave process_vm_readv
+  mutable int procmem_errno_ = 0;        // why /proc/PID/mem could not be opened
   mutable bool gone_ = false;
   mutable bool denied_ = false;
+  mutable bool unreadable_ = false;
   mutable uint64_t syscalls_ = 0;
 };
 

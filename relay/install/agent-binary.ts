@@ -1,6 +1,7 @@
-// The agent binary the one-liner downloads: dist/periscope-agent-linux-x64
-// (from `npm run build`), served gzipped with its SHA-256 so the install
-// script can refuse a tampered or truncated download.
+// The agent binaries the one-liner downloads: dist/periscope-agent-linux-x64
+// and dist/periscope-agent-linux-arm64 (from `npm run build`), named by what
+// `uname -m` says on each machine, served gzipped with their SHA-256 so the
+// install script can refuse a tampered or truncated download.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,14 @@ import { gzip } from 'node:zlib';
 
 const gzipAsync = promisify(gzip);
 
-export const AGENT_ARCHES = ['x86_64'] as const;
+/** Machines by `uname -m`, and the dist/ file built for each. */
+export const AGENT_ARCHES = ['x86_64', 'aarch64'] as const;
+export type AgentMachine = (typeof AGENT_ARCHES)[number];
+const DIST_NAMES: Record<AgentMachine, string> = { x86_64: 'periscope-agent-linux-x64', aarch64: 'periscope-agent-linux-arm64' };
+
+export function isAgentMachine(value: string): value is AgentMachine {
+  return (AGENT_ARCHES as readonly string[]).includes(value);
+}
 export const DIST_DIR = join(import.meta.dirname, '..', '..', 'dist');
 
 export interface AgentBinary {
@@ -19,14 +27,14 @@ export interface AgentBinary {
 
 export class AgentBinaries {
   #dir: string;
-  #cached: { mtimeMs: number; size: number; binary: Promise<AgentBinary> } | undefined;
+  #cached = new Map<AgentMachine, { mtimeMs: number; size: number; binary: Promise<AgentBinary> }>();
 
   constructor(dir = DIST_DIR) {
     this.#dir = dir;
   }
 
-  path(): string {
-    return join(this.#dir, 'periscope-agent-linux-x64');
+  path(machine: AgentMachine = 'x86_64'): string {
+    return join(this.#dir, DIST_NAMES[machine]);
   }
 
   /**
@@ -36,17 +44,28 @@ export class AgentBinaries {
    * chunks: with zlib's default 16 KiB, the event loop would run ~6,000
    * completion callbacks (~0.7 s of its time, seen as /healthz stalls).
    */
-  get(): Promise<AgentBinary> | undefined {
-    const path = this.path();
+  get(machine: AgentMachine = 'x86_64'): Promise<AgentBinary> | undefined {
+    const path = this.path(machine);
     if (!existsSync(path)) return undefined;
     const st = statSync(path);
-    if (this.#cached && this.#cached.mtimeMs === st.mtimeMs && this.#cached.size === st.size) return this.#cached.binary;
+    const cached = this.#cached.get(machine);
+    if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached.binary;
     const binary = gzipAsync(readFileSync(path), { level: 6, chunkSize: 8 << 20 }).then((gz) => ({
       gz,
       sha256: createHash('sha256').update(gz).digest('hex'),
     }));
-    this.#cached = { mtimeMs: st.mtimeMs, size: st.size, binary };
-    binary.catch(() => (this.#cached = undefined));
+    this.#cached.set(machine, { mtimeMs: st.mtimeMs, size: st.size, binary });
+    binary.catch(() => this.#cached.delete(machine));
     return binary;
+  }
+
+  /** The checksum of every machine's binary that is built; {} when none is. */
+  async checksums(): Promise<Partial<Record<AgentMachine, string>>> {
+    const out: Partial<Record<AgentMachine, string>> = {};
+    for (const machine of AGENT_ARCHES) {
+      const binary = await this.get(machine);
+      if (binary) out[machine] = binary.sha256;
+    }
+    return out;
   }
 }

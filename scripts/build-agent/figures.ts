@@ -40,8 +40,10 @@ export function medianWallMs(command: string, args: string[], runs: number): num
   return times[Math.floor(times.length / 2)]!;
 }
 
-export async function measure(binary: string, runs = 7): Promise<Figures> {
+/** `run` turns the arguments into the command to time (an arm64 binary runs under qemu). */
+export async function measure(binary: string, runs = 7, run: (args: string[]) => [string, string[]] = (args) => [binary, args]): Promise<Figures> {
   const rawBytes = statSync(binary).size;
   const gzipBytes = await gzipSize(binary);
-  return { rawBytes, rawMiB: rawBytes / MiB, gzipBytes, gzipMiB: gzipBytes / MiB, versionMs: medianWallMs(binary, ['--version'], runs), runs };
+  const [command, args] = run(['--version']);
+  return { rawBytes, rawMiB: rawBytes / MiB, gzipBytes, gzipMiB: gzipBytes / MiB, versionMs: medianWallMs(command, args, runs), runs };
 }

@@ -17,6 +17,13 @@ function run(what: string, command: string, args: string[], fix = '', cwd = ROOT
   }
 }
 
+/**
+ * How to run the Node that makes the blob: the blob holds V8's code cache,
+ * which only the Node (and the CPU architecture) that will load it accepts,
+ * so the arm64 blob is made by the arm64 Node under qemu.
+ */
+export type NodeRunner = (args: string[]) => [string, string[]];
+
 export interface BlobInputs {
   main: string; // CommonJS main script, in workDir
   assets: Record<string, string>; // asset key -> file in workDir
@@ -29,7 +36,7 @@ export interface BlobInputs {
  * (The blob still differs between builds: V8's code cache is not
  * deterministic.)
  */
-export function makeBlob(workDir: string, inputs: BlobInputs): string {
+export function makeBlob(workDir: string, inputs: BlobInputs, node: NodeRunner = (args) => [PINNED_NODE, args]): string {
   const blob = join(workDir, 'sea-prep.blob');
   const config = {
     main: relative(workDir, inputs.main),
@@ -53,15 +60,19 @@ export function makeBlob(workDir: string, inputs: BlobInputs): string {
   };
   const configPath = join(workDir, 'sea-config.json');
   writeFileSync(configPath, JSON.stringify(config, null, 2));
-  run('making the SEA blob', PINNED_NODE, [`--experimental-sea-config=${configPath}`], '', workDir);
+  run('making the SEA blob', ...node([`--experimental-sea-config=${configPath}`]), '', workDir);
   return blob;
 }
 
-/** Copies the pinned Node to `dest` without its debug info (about 126 MB -> 108 MB). */
-export function strippedNode(dest: string): void {
-  copyFileSync(PINNED_NODE, dest);
+/**
+ * Copies a Node to `dest` without its debug info (x64: about 126 MB -> 108
+ * MB). The host's strip only knows x86 ELF files: the arm64 Node takes
+ * binutils-aarch64-linux-gnu's.
+ */
+export function strippedNode(dest: string, node = PINNED_NODE, strip = 'strip'): void {
+  copyFileSync(node, dest);
   chmodSync(dest, 0o755);
-  run('strip', 'strip', ['--strip-all', dest], 'strip comes from binutils: apt-get install binutils');
+  run('strip', strip, ['--strip-all', dest], `${strip} comes from binutils (arm64: binutils-aarch64-linux-gnu)`);
 }
 
 /** Injects the blob into the copied Node as the NODE_SEA_BLOB note. */

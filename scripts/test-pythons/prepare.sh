@@ -8,6 +8,8 @@
 #                               (patchelf) to run from there
 #   $CACHE/pythons/3.13t/       a free-threaded CPython 3.13 (--disable-gil),
 #                               built from Debian trixie's python3.13 source
+#   $CACHE/arm64/root/          an arm64 Debian root with python3.11, for the
+#                               arm64 agent under qemu (arm64-root.sh)
 #
 # CACHE is $PERISCOPE_CACHE or ~/.cache/periscope. Everything comes from the
 # Debian mirror the machine's apt already uses, through a private apt
@@ -17,7 +19,7 @@
 # test/helpers/pythons.ts finds what this leaves; a missing one is skipped
 # there with a printed reason.
 #
-#   bash scripts/test-pythons/prepare.sh [--only sid|3.13t]
+#   bash scripts/test-pythons/prepare.sh [--only sid|3.13t|arm64]
 set -euo pipefail
 
 CACHE=${PERISCOPE_CACHE:-$HOME/.cache/periscope}
@@ -136,6 +138,9 @@ prepare_313t() {
   log "ready: $("$prefix/bin/python3.13t" -c 'import sys, sysconfig; print(sys.version.split()[0], "free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "WITH A GIL")') at $prefix/bin/python3.13t"
 }
 
+# shellcheck source=arm64-root.sh
+. "$(dirname "$0")/arm64-root.sh"
+
 mkdir -p "$PYTHONS"
 need patchelf:patchelf dpkg-deb:dpkg xz:xz-utils cc:build-essential make:make pkg-config:pkg-config
 [ -f /usr/include/ffi.h ] || [ -f /usr/include/x86_64-linux-gnu/ffi.h ] || need "missing-ffi:libffi-dev"
@@ -143,5 +148,6 @@ apt_setup
 status=0
 if [ -z "$ONLY" ] || [ "$ONLY" = sid ]; then prepare_sid || status=1; fi
 if [ -z "$ONLY" ] || [ "$ONLY" = 3.13t ]; then prepare_313t || status=1; fi
+if [ -z "$ONLY" ] || [ "$ONLY" = arm64 ]; then prepare_arm64 || status=1; fi
 log "took $(($(date +%s) - started)) s"
 exit $status

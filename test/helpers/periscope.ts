@@ -22,6 +22,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Prefix the command (e.g. ['setpriv', '--reuid=65534', ...,'--']). */
   wrapper?: string[];
+  /** Variables added to this process's environment for the run. */
+  env?: NodeJS.ProcessEnv;
 }
 
 const running = new Set<number>();
@@ -45,7 +47,8 @@ export function runPeriscope(args: string[], options: RunOptions = {}): Promise<
     });
   }
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = options.env ? { ...process.env, ...options.env } : process.env;
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;

@@ -4,7 +4,7 @@
 import { Hono } from 'hono';
 import type { AppEnv, RelayServices } from '../context.ts';
 import { JOIN_CODE_RE } from '../../auth/join-codes.ts';
-import { AgentBinaries } from '../../install/agent-binary.ts';
+import { AGENT_ARCHES, AgentBinaries, isAgentMachine } from '../../install/agent-binary.ts';
 import { installScript, refusalScript } from '../../install/install-script.ts';
 import { PeriscopeError } from '../../../shared/errors.ts';
 
@@ -13,7 +13,7 @@ const SCRIPT_HEADERS = { 'Content-Type': 'text/x-shellscript; charset=utf-8', 'C
 export function installRoutes(s: RelayServices, binaries = new AgentBinaries()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   // Ready before the first customer pastes the command.
-  void binaries.get()?.catch(() => undefined);
+  for (const machine of AGENT_ARCHES) void binaries.get(machine)?.catch(() => undefined);
 
   // Refusals are served as 200 with a script that prints the reason: with
   // `curl -f`, an HTTP error would only show curl's own terse message.
@@ -33,15 +33,20 @@ export function installRoutes(s: RelayServices, binaries = new AgentBinaries()):
     if (join.revokedAt !== null || session.closedAt !== null) {
       return refuse('this support session has been closed or its command replaced; ask your support engineer for a new command');
     }
-    const binary = await binaries.get();
-    if (!binary) return refuse('the relay has no agent binary to offer; its operator must run npm run build');
+    const sha256 = await binaries.checksums();
+    if (Object.keys(sha256).length === 0) return refuse('the relay has no agent binary to offer; its operator must run npm run build');
     await s.store.audit.record('customer', 'join.script_served', session.id, { code });
-    return c.body(installScript({ relayUrl: s.publicUrl(), joinToken: join.token, sha256: binary.sha256, expiresAt: join.expiresAt }), 200, SCRIPT_HEADERS);
+    return c.body(installScript({ relayUrl: s.publicUrl(), joinToken: join.token, sha256, expiresAt: join.expiresAt }), 200, SCRIPT_HEADERS);
   });
 
-  app.get('/agent/periscope-agent-linux-x86_64.gz', async (c) => {
-    const binary = await binaries.get();
-    if (!binary) throw noAgentBinary();
+  // One file per machine, named by `uname -m` (x86_64, aarch64).
+  app.get('/agent/:file', async (c) => {
+    const m = /^periscope-agent-linux-([a-z0-9_]+)\.gz(\.sha256)?$/.exec(c.req.param('file'));
+    const machine = m?.[1] ?? '';
+    if (!isAgentMachine(machine)) throw new PeriscopeError('NOT_FOUND', `no agent for ${machine || 'that machine'}; agents exist for ${AGENT_ARCHES.join(' and ')}`);
+    const binary = await binaries.get(machine);
+    if (!binary) throw noAgentBinary(machine);
+    if (m?.[2]) return c.text(`${binary.sha256}  periscope-agent-linux-${machine}.gz\n`);
     return c.body(new Uint8Array(binary.gz), 200, {
       'Content-Type': 'application/gzip',
       'Content-Length': String(binary.gz.length),
@@ -49,12 +54,8 @@ export function installRoutes(s: RelayServices, binaries = new AgentBinaries()):
       'Cache-Control': 'no-cache',
     });
   });
-  app.get('/agent/periscope-agent-linux-x86_64.gz.sha256', async (c) => {
-    const binary = await binaries.get();
-    if (!binary) throw noAgentBinary();
-    return c.text(`${binary.sha256}  periscope-agent-linux-x86_64.gz\n`);
-  });
   return app;
 }
 
-const noAgentBinary = (): PeriscopeError => new PeriscopeError('NO_AGENT_BINARY', 'the agent binary is not built; run npm run build on the relay');
+const noAgentBinary = (machine: string): PeriscopeError =>
+  new PeriscopeError('NO_AGENT_BINARY', `the agent binary for ${machine} is not built; run npm run build on the relay`);
