@@ -1,6 +1,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { AgentEndReason, ProcessInfo } from '../../shared/protocol.ts';
 import { HeldRows, type StorageHealth } from './storage-health.ts';
+import { agentValues, toAgent, type AgentRow } from './rows.ts';
 
 export interface AgentRecord {
   id: string;
@@ -19,40 +20,6 @@ export interface AgentRecord {
   user?: string;
   /** Why it is gone for good; null or missing while it is online or may come back. */
   ended?: AgentEndReason | null;
-}
-
-interface AgentRow {
-  id: string;
-  session_id: string;
-  host: string;
-  container_id: string;
-  arch: string;
-  agent_version: string;
-  protocol: number;
-  created_at: number;
-  connected_at: number;
-  last_seen: number;
-  processes: string;
-  user: string;
-  ended: string | null;
-}
-
-function toAgent(row: AgentRow): AgentRecord {
-  return {
-    id: row.id,
-    sessionId: row.session_id,
-    host: row.host,
-    containerId: row.container_id,
-    arch: row.arch,
-    agentVersion: row.agent_version,
-    protocol: row.protocol,
-    createdAt: row.created_at,
-    connectedAt: row.connected_at,
-    lastSeen: row.last_seen,
-    processes: JSON.parse(row.processes) as ProcessInfo[],
-    user: row.user,
-    ended: row.ended as AgentEndReason | null,
-  };
 }
 
 export class Agents {
@@ -110,7 +77,7 @@ export class Agents {
              protocol = excluded.protocol, connected_at = excluded.connected_at, last_seen = excluded.last_seen, processes = excluded.processes,
              user = excluded.user, ended = excluded.ended`,
         )
-        .run(r.id, r.sessionId, r.host, r.containerId, r.arch, r.agentVersion, r.protocol, r.createdAt, r.connectedAt, r.lastSeen, JSON.stringify(r.processes), r.user ?? '', r.ended ?? null),
+        .run(...agentValues(r)),
     );
   }
 }

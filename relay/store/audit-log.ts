@@ -1,5 +1,6 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { StorageHealth } from './storage-health.ts';
+import { toAuditEntry, type AuditRow } from './rows.ts';
 
 export interface AuditEntry {
   id: number;
@@ -34,26 +35,13 @@ export class AuditLog {
     const rows = this.#db
       .prepare('SELECT * FROM audit WHERE session_id = ? AND id < ? ORDER BY id DESC LIMIT ?')
       .all(sessionId, before ?? Number.MAX_SAFE_INTEGER, limit) as unknown as AuditRow[];
-    return rows.map(toEntry);
+    return rows.map(toAuditEntry);
   }
 
   all(limit: number, before?: number): AuditEntry[] {
     const rows = this.#db
       .prepare('SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?')
       .all(before ?? Number.MAX_SAFE_INTEGER, limit) as unknown as AuditRow[];
-    return rows.map(toEntry);
+    return rows.map(toAuditEntry);
   }
-}
-
-interface AuditRow {
-  id: number;
-  ts: number;
-  actor: string;
-  session_id: string | null;
-  action: string;
-  detail: string;
-}
-
-function toEntry(row: AuditRow): AuditEntry {
-  return { id: row.id, ts: row.ts, actor: row.actor, sessionId: row.session_id, action: row.action, detail: JSON.parse(row.detail) as Record<string, unknown> };
 }

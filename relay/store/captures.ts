@@ -1,12 +1,13 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { CaptureSpec, DumpTasks } from '../../shared/protocol.ts';
-import { ACTIVE_CAPTURE_STATUSES, isActiveStatus, zeroStats, type CaptureKind, type CaptureStatsWire, type CaptureStatus, type EndReason } from '../../shared/capture-states.ts';
+import { isActiveStatus } from '../../shared/capture-states.ts';
 import type { CaptureFields } from '../../shared/http-views.ts';
 import { HeldRows, type StorageHealth } from './storage-health.ts';
 import type { CaptureEnd } from './contract.ts';
+import { ACTIVE_CAPTURE_SQL as ACTIVE_SQL, CAPTURE_STATE_COLUMNS, captureStartValues, captureStateValues, toCapture, type CaptureRow } from './rows.ts';
 
-/** `status IN (...)` for the active statuses; constants, not input. */
-const ACTIVE_SQL = `status IN (${ACTIVE_CAPTURE_STATUSES.map((s) => `'${s}'`).join(', ')})`;
+/** SET for the columns that change after a capture starts (rows.ts captureStateValues), then stop_requested_by. */
+const SAVE_SQL = `UPDATE captures SET ${CAPTURE_STATE_COLUMNS.map((c) => `${c} = ?`).join(', ')}, stop_requested_by = ? WHERE id = ?`;
 
 /** A capture as stored: the shared fields (times in epoch ms), the whole spec, and a dump's threads. */
 export interface CaptureRecord extends CaptureFields<number> {
@@ -15,50 +16,6 @@ export interface CaptureRecord extends CaptureFields<number> {
   result: unknown[] | null;
   /** Dump captures: their asyncio tasks, as `periscope dump --async --json` (null: none sent). */
   tasks: DumpTasks | null;
-}
-
-interface CaptureRow {
-  id: string;
-  session_id: string;
-  agent_id: string;
-  requested_by: string;
-  kind: string;
-  pid: number;
-  options: string;
-  status: string;
-  samples: number;
-  chunks: number;
-  stats: string | null;
-  started_at: number;
-  ended_at: number | null;
-  end_reason: string | null;
-  error: string | null;
-  result: string | null;
-  tasks: string | null;
-  stop_requested_by: string | null;
-}
-
-function toCapture(row: CaptureRow): CaptureRecord {
-  return {
-    id: row.id,
-    sessionId: row.session_id,
-    agentId: row.agent_id,
-    requestedBy: row.requested_by,
-    kind: row.kind as CaptureKind,
-    pid: row.pid,
-    options: JSON.parse(row.options) as CaptureSpec,
-    status: row.status as CaptureStatus,
-    samples: row.samples,
-    chunks: row.chunks,
-    stats: row.stats ? (JSON.parse(row.stats) as CaptureStatsWire) : zeroStats(),
-    startedAt: row.started_at,
-    endedAt: row.ended_at,
-    endReason: row.end_reason as EndReason | null,
-    error: row.error ? (JSON.parse(row.error) as { code: string; message: string }) : null,
-    result: row.result ? (JSON.parse(row.result) as unknown[]) : null,
-    tasks: row.tasks ? (JSON.parse(row.tasks) as DumpTasks) : null,
-    stopRequestedBy: row.stop_requested_by,
-  };
 }
 
 export class Captures {
@@ -80,7 +37,7 @@ export class Captures {
         .prepare(
           'INSERT INTO captures (id, session_id, agent_id, requested_by, kind, pid, options, status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
         )
-        .run(c.id, c.sessionId, c.agentId, c.requestedBy, c.kind, c.pid, JSON.stringify(c.options), c.status, c.startedAt),
+        .run(...captureStartValues(c)),
     );
   }
 
@@ -115,25 +72,7 @@ export class Captures {
    * written once there is room (byId and the lists already show it).
    */
   save(c: CaptureRecord): void {
-    this.#held.save(c.id, `the state of capture ${c.id}`, c, (r) =>
-      this.#db
-        .prepare(
-          'UPDATE captures SET status = ?, samples = ?, chunks = ?, stats = ?, ended_at = ?, end_reason = ?, error = ?, result = ?, tasks = ?, stop_requested_by = ? WHERE id = ?',
-        )
-        .run(
-          r.status,
-          r.samples,
-          r.chunks,
-          JSON.stringify(r.stats),
-          r.endedAt,
-          r.endReason,
-          r.error ? JSON.stringify(r.error) : null,
-          r.result ? JSON.stringify(r.result) : null,
-          r.tasks ? JSON.stringify(r.tasks) : null,
-          r.stopRequestedBy,
-          r.id,
-        ),
-    );
+    this.#held.save(c.id, `the state of capture ${c.id}`, c, (r) => this.#db.prepare(SAVE_SQL).run(...captureStateValues(r), r.stopRequestedBy, r.id));
   }
 
   /** See CapturesStore.progress: single-process, so checking then writing is atomic here. */

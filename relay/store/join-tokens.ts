@@ -1,5 +1,6 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { StorageHealth } from './storage-health.ts';
+import { joinTokenValues, toJoinToken, type JoinTokenRow } from './rows.ts';
 
 export interface JoinToken {
   jti: string;
@@ -11,28 +12,6 @@ export interface JoinToken {
   createdAt: number;
   expiresAt: number;
   revokedAt: number | null;
-}
-
-interface JoinTokenRow {
-  jti: string;
-  session_id: string;
-  code: string;
-  token: string;
-  created_at: number;
-  expires_at: number;
-  revoked_at: number | null;
-}
-
-function toJoinToken(row: JoinTokenRow): JoinToken {
-  return {
-    jti: row.jti,
-    sessionId: row.session_id,
-    code: row.code,
-    token: row.token,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-  };
 }
 
 export class JoinTokens {
@@ -47,7 +26,7 @@ export class JoinTokens {
     this.#health.required('the join token', () =>
       this.#db
         .prepare('INSERT INTO join_tokens (jti, session_id, code, token, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(t.jti, t.sessionId, t.code, t.token, t.createdAt, t.expiresAt),
+        .run(...joinTokenValues(t)),
     );
   }
 

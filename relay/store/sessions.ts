@@ -1,6 +1,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { SessionFields } from '../../shared/http-views.ts';
 import type { StorageHealth } from './storage-health.ts';
+import { sessionValues, toSession, type SessionRow } from './rows.ts';
 
 /** A session as stored: the shared fields (times in epoch ms) and why it closed. */
 export interface SupportSession extends SessionFields<number> {
@@ -12,30 +13,6 @@ export interface Member {
   userId: string;
   username: string;
   addedAt: number;
-}
-
-interface SessionRow {
-  id: string;
-  name: string;
-  created_by: string;
-  created_at: number;
-  expires_at: number;
-  closed_at: number | null;
-  closed_by: string | null;
-  close_reason: string | null;
-}
-
-function toSession(row: SessionRow): SupportSession {
-  return {
-    id: row.id,
-    name: row.name,
-    createdBy: row.created_by,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    closedAt: row.closed_at,
-    closedBy: row.closed_by,
-    closeReason: row.close_reason,
-  };
 }
 
 export function isOpen(session: SupportSession, now: number): boolean {
@@ -54,7 +31,7 @@ export class Sessions {
     this.#health.required('the new support session', () =>
       this.#db
         .prepare('INSERT INTO sessions (id, name, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
-        .run(session.id, session.name, session.createdBy, session.createdAt, session.expiresAt),
+        .run(...sessionValues(session)),
     );
   }
 

@@ -1,5 +1,6 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { StorageHealth } from './storage-health.ts';
+import { toUser, type UserRow } from './rows.ts';
 
 export interface User {
   id: string;
@@ -15,28 +16,6 @@ export interface User {
 
 /** A new account: enabled and never signed in unless said otherwise. */
 export type NewUser = Omit<User, 'disabledAt' | 'lastSignInAt'> & Partial<Pick<User, 'disabledAt' | 'lastSignInAt'>>;
-
-interface UserRow {
-  id: string;
-  username: string;
-  password_hash: string;
-  admin: number;
-  created_at: number;
-  disabled_at: number | null;
-  last_sign_in_at: number | null;
-}
-
-function toUser(row: UserRow): User {
-  return {
-    id: row.id,
-    username: row.username,
-    passwordHash: row.password_hash,
-    admin: row.admin === 1,
-    createdAt: row.created_at,
-    disabledAt: row.disabled_at,
-    lastSignInAt: row.last_sign_in_at,
-  };
-}
 
 export class Users {
   #db: DatabaseSync;

@@ -1,5 +1,6 @@
 import type { DatabaseSync } from 'node:sqlite';
 import { HeldRows, type StorageHealth } from './storage-health.ts';
+import { toWebLogin, webLoginValues, type WebLoginRow } from './rows.ts';
 
 /** A browser sign-in: the cookie's JWT names it by id, so revoking the row logs the browser out. */
 export interface WebLogin {
@@ -9,15 +10,6 @@ export interface WebLogin {
   createdAt: number;
   expiresAt: number;
   revokedAt: number | null;
-}
-
-interface WebLoginRow {
-  id: string;
-  user_id: string;
-  csrf_token: string;
-  created_at: number;
-  expires_at: number;
-  revoked_at: number | null;
 }
 
 export class WebLogins {
@@ -40,15 +32,7 @@ export class WebLogins {
     const held = this.#held.get(id);
     if (held) return { ...held };
     const row = this.#db.prepare('SELECT * FROM web_logins WHERE id = ?').get(id) as WebLoginRow | undefined;
-    if (!row) return undefined;
-    return {
-      id: row.id,
-      userId: row.user_id,
-      csrfToken: row.csrf_token,
-      createdAt: row.created_at,
-      expiresAt: row.expires_at,
-      revokedAt: row.revoked_at,
-    };
+    return row && toWebLogin(row);
   }
 
   revoke(id: string, now: number): void {
@@ -71,7 +55,7 @@ export class WebLogins {
         .prepare(
           'INSERT INTO web_logins (id, user_id, csrf_token, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET revoked_at = excluded.revoked_at',
         )
-        .run(l.id, l.userId, l.csrfToken, l.createdAt, l.expiresAt, l.revokedAt),
+        .run(...webLoginValues(l)),
     );
   }
 }

@@ -10,12 +10,12 @@
 // Every response carries X-Upstream: nginx's $upstream_addr, the relay (or,
 // after a retry, the relays "A, B") that answered, so tests can see where a
 // request went.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { killOnExit, removeDataDir, sleep, tempDataDir } from './relay.ts';
-import { MissingEngineError, findProgram, freePort } from './redis.ts';
+import { removeDataDir } from './relay.ts';
+import { MissingEngineError, findProgram, launchServer, startOnFreePort, stopServer, type ServerProcess } from './servers.ts';
 
 export { MissingEngineError };
 
@@ -31,9 +31,6 @@ export interface NginxServer {
   /** SIGTERM (fast shutdown: open WebSockets are cut, not waited for), SIGKILL after 5 s; removes its temp dir. */
   stop(): Promise<void>;
 }
-
-const START_TIMEOUT_MS = 10_000;
-const STOP_GRACE_MS = 5_000;
 
 /** The nginx binary (Debian puts it in /usr/sbin, often not on a user's PATH). */
 function findNginx(): string {
@@ -141,15 +138,8 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-class AddressInUse extends Error {}
-
-interface Running {
-  child: ChildProcess;
-  exited: Promise<void>;
-}
-
 /** Writes the config for `port`, checks it with nginx -t, starts nginx and waits until it listens. */
-async function launch(exe: string, dir: string, port: number, upstreams: Upstream[]): Promise<Running> {
+async function launch(exe: string, dir: string, port: number, upstreams: Upstream[]): Promise<ServerProcess> {
   const conf = join(dir, 'nginx.conf');
   const errorLog = join(dir, 'error.log');
   writeFileSync(conf, nginxConfig(dir, port, upstreams));
@@ -159,45 +149,17 @@ async function launch(exe: string, dir: string, port: number, upstreams: Upstrea
   const check = spawnSync(exe, ['-t', ...args], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx -t refused the generated config ${conf} (exit ${check.status}):\n${check.stderr}${readIfThere(errorLog)}`);
 
-  const child = spawn(exe, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  killOnExit(child);
-  let out = '';
-  const append = (b: Buffer) => {
-    out = (out + b.toString()).slice(-4000);
-  };
-  child.stdout!.on('data', append);
-  child.stderr!.on('data', append);
-  let gone = false;
-  let spawnError: Error | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('close', () => resolve());
-    child.once('error', (err) => {
-      spawnError = err;
-      resolve();
-    });
-  }).then(() => {
-    gone = true;
-  });
-  const why = () => `${spawnError ? `${spawnError.message}\n` : ''}${out}${readIfThere(errorLog)}`;
-
   // nginx writes its pid file only after binding its listening socket, so our
   // pid in it means the port is ours (not someone else's who took it first).
   const pidFile = join(dir, 'nginx.pid');
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    if (!gone && readIfThere(pidFile).trim() === String(child.pid) && (await accepts(port))) return { child, exited };
-    if (gone) {
-      const text = why();
-      if (/Address already in use/i.test(text)) throw new AddressInUse(text);
-      throw new Error(`nginx exited before listening on 127.0.0.1:${port}:\n${text}`);
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      await exited;
-      throw new Error(`nginx did not listen on 127.0.0.1:${port} within ${START_TIMEOUT_MS / 1000} s:\n${why()}`);
-    }
-    await sleep(25);
-  }
+  return launchServer({
+    name: 'nginx',
+    exe,
+    args,
+    until: `listening on 127.0.0.1:${port}`,
+    ready: async (child) => readIfThere(pidFile).trim() === String(child.pid) && (await accepts(port)),
+    log: () => readIfThere(errorLog),
+  });
 }
 
 /**
@@ -207,37 +169,13 @@ async function launch(exe: string, dir: string, port: number, upstreams: Upstrea
 export async function startNginx(upstreams: Upstream[], options: { port?: number } = {}): Promise<NginxServer> {
   if (upstreams.length === 0) throw new Error('startNginx: give at least one upstream (the relays to balance)');
   const exe = findNginx();
-  const dir = tempDataDir();
-  mkdirSync(dir, { recursive: true });
-
-  // The free port may be taken between finding and binding it: try a few.
-  let running: Running | undefined;
-  let port = 0;
-  for (let attempt = 1; running === undefined; attempt++) {
-    // A given port (the relays' public URL names it) is not retried elsewhere.
-    port = options.port ?? (await freePort());
-    try {
-      running = await launch(exe, dir, port, upstreams);
-    } catch (err) {
-      if (!(err instanceof AddressInUse) || attempt >= 5 || options.port !== undefined) {
-        removeDataDir(dir);
-        throw err;
-      }
-    }
-  }
-
-  const { child, exited } = running;
+  // A given port (the relays' public URL names it) is not retried elsewhere.
+  const { port, dir, server } = await startOnFreePort((port, dir) => launch(exe, dir, port, upstreams), options.port);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-      await exited;
+      await stopServer(server);
       removeDataDir(dir);
     },
   };

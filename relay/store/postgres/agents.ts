@@ -4,40 +4,10 @@
 import type { AgentEndReason, ProcessInfo } from '../../../shared/protocol.ts';
 import type { AgentHello, AgentRecord, AgentsStore } from '../contract.ts';
 import type { Db } from './connection.ts';
+import { agentValues, toAgent, type AgentRow } from '../rows.ts';
 
-interface AgentRow {
-  id: string;
-  session_id: string;
-  host: string;
-  container_id: string;
-  arch: string;
-  agent_version: string;
-  protocol: number;
-  created_at: number;
-  connected_at: number;
-  last_seen: number;
-  processes: string;
-  os_user: string;
-  ended: string | null;
-}
-
-function toAgent(row: AgentRow): AgentRecord {
-  return {
-    id: row.id,
-    sessionId: row.session_id,
-    host: row.host,
-    containerId: row.container_id,
-    arch: row.arch,
-    agentVersion: row.agent_version,
-    protocol: row.protocol,
-    createdAt: row.created_at,
-    connectedAt: row.connected_at,
-    lastSeen: row.last_seen,
-    processes: JSON.parse(row.processes) as ProcessInfo[],
-    user: row.os_user,
-    ended: row.ended as AgentEndReason | null,
-  };
-}
+/** An agent's row as rows.ts reads it: the column os_user under the embedded schema's name. */
+const SELECT_AGENTS = 'SELECT *, os_user AS "user" FROM agents';
 
 export class PgAgents implements AgentsStore {
   #db: Db;
@@ -53,17 +23,17 @@ export class PgAgents implements AgentsStore {
        ON CONFLICT (id) DO UPDATE SET host = excluded.host, container_id = excluded.container_id, arch = excluded.arch, agent_version = excluded.agent_version,
          protocol = excluded.protocol, connected_at = excluded.connected_at, last_seen = excluded.last_seen, processes = excluded.processes,
          os_user = excluded.os_user, ended = excluded.ended`,
-      [a.id, a.sessionId, a.host, a.containerId, a.arch, a.agentVersion, a.protocol, a.createdAt, a.connectedAt, a.lastSeen, JSON.stringify(a.processes), a.user ?? '', a.ended ?? null],
+      agentValues(a),
     );
   }
 
   async byId(id: string): Promise<AgentRecord | undefined> {
-    const row = await this.#db.one<AgentRow>('SELECT * FROM agents WHERE id = $1', [id]);
+    const row = await this.#db.one<AgentRow>(`${SELECT_AGENTS} WHERE id = $1`, [id]);
     return row && toAgent(row);
   }
 
   async forSession(sessionId: string): Promise<AgentRecord[]> {
-    return (await this.#db.rows<AgentRow>('SELECT * FROM agents WHERE session_id = $1 ORDER BY created_at, id', [sessionId])).map(toAgent);
+    return (await this.#db.rows<AgentRow>(`${SELECT_AGENTS} WHERE session_id = $1 ORDER BY created_at, id`, [sessionId])).map(toAgent);
   }
 
   async reconnected(id: string, hello: AgentHello, now: number): Promise<void> {

@@ -2,19 +2,7 @@
 // come from one sequence, so paging by id works across relays.
 import type { AuditEntry, AuditStore } from '../contract.ts';
 import type { Db } from './connection.ts';
-
-interface AuditRow {
-  id: number;
-  ts: number;
-  actor: string;
-  session_id: string | null;
-  action: string;
-  detail: string;
-}
-
-function toEntry(row: AuditRow): AuditEntry {
-  return { id: row.id, ts: row.ts, actor: row.actor, sessionId: row.session_id, action: row.action, detail: JSON.parse(row.detail) as Record<string, unknown> };
-}
+import { toAuditEntry, type AuditRow } from '../rows.ts';
 
 export class PgAudit implements AuditStore {
   #db: Db;
@@ -32,11 +20,11 @@ export class PgAudit implements AuditStore {
       before ?? Number.MAX_SAFE_INTEGER,
       limit,
     ]);
-    return rows.map(toEntry);
+    return rows.map(toAuditEntry);
   }
 
   async all(limit: number, before?: number): Promise<AuditEntry[]> {
     const rows = await this.#db.rows<AuditRow>('SELECT * FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2', [before ?? Number.MAX_SAFE_INTEGER, limit]);
-    return rows.map(toEntry);
+    return rows.map(toAuditEntry);
   }
 }

@@ -1,28 +1,7 @@
 // Join tokens (the customer's one-liner) in PostgreSQL: the calls of relay/store/join-tokens.ts.
 import type { JoinToken, JoinTokensStore } from '../contract.ts';
 import type { Db } from './connection.ts';
-
-interface JoinTokenRow {
-  jti: string;
-  session_id: string;
-  code: string;
-  token: string;
-  created_at: number;
-  expires_at: number;
-  revoked_at: number | null;
-}
-
-function toJoinToken(row: JoinTokenRow): JoinToken {
-  return {
-    jti: row.jti,
-    sessionId: row.session_id,
-    code: row.code,
-    token: row.token,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-  };
-}
+import { joinTokenValues, toJoinToken, type JoinTokenRow } from '../rows.ts';
 
 export class PgJoinTokens implements JoinTokensStore {
   #db: Db;
@@ -31,14 +10,7 @@ export class PgJoinTokens implements JoinTokensStore {
   }
 
   async insert(t: JoinToken): Promise<void> {
-    await this.#db.run('INSERT INTO join_tokens (jti, session_id, code, token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)', [
-      t.jti,
-      t.sessionId,
-      t.code,
-      t.token,
-      t.createdAt,
-      t.expiresAt,
-    ]);
+    await this.#db.run('INSERT INTO join_tokens (jti, session_id, code, token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)', joinTokenValues(t));
   }
 
   async codeExists(code: string): Promise<boolean> {

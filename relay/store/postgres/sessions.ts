@@ -2,30 +2,7 @@
 // close and addMember are conditional, so with several relays exactly one wins.
 import type { Member, SessionsStore, SupportSession } from '../contract.ts';
 import type { Db } from './connection.ts';
-
-interface SessionRow {
-  id: string;
-  name: string;
-  created_by: string;
-  created_at: number;
-  expires_at: number;
-  closed_at: number | null;
-  closed_by: string | null;
-  close_reason: string | null;
-}
-
-function toSession(row: SessionRow): SupportSession {
-  return {
-    id: row.id,
-    name: row.name,
-    createdBy: row.created_by,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    closedAt: row.closed_at,
-    closedBy: row.closed_by,
-    closeReason: row.close_reason,
-  };
-}
+import { sessionValues, toSession, type SessionRow } from '../rows.ts';
 
 export class PgSessions implements SessionsStore {
   #db: Db;
@@ -34,13 +11,7 @@ export class PgSessions implements SessionsStore {
   }
 
   async insert(session: SupportSession): Promise<void> {
-    await this.#db.run('INSERT INTO sessions (id, name, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)', [
-      session.id,
-      session.name,
-      session.createdBy,
-      session.createdAt,
-      session.expiresAt,
-    ]);
+    await this.#db.run('INSERT INTO sessions (id, name, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)', sessionValues(session));
   }
 
   async byId(id: string): Promise<SupportSession | undefined> {

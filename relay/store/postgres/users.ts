@@ -1,28 +1,7 @@
 // Accounts in PostgreSQL: the calls of relay/store/users.ts, over the pool or a transaction.
 import type { NewUser, User, UsersStore } from '../contract.ts';
 import type { Db } from './connection.ts';
-
-interface UserRow {
-  id: string;
-  username: string;
-  password_hash: string;
-  admin: boolean;
-  created_at: number;
-  disabled_at: number | null;
-  last_sign_in_at: number | null;
-}
-
-function toUser(row: UserRow): User {
-  return {
-    id: row.id,
-    username: row.username,
-    passwordHash: row.password_hash,
-    admin: row.admin,
-    createdAt: row.created_at,
-    disabledAt: row.disabled_at,
-    lastSignInAt: row.last_sign_in_at,
-  };
-}
+import { toUser, type UserRow } from '../rows.ts';
 
 export class PgUsers implements UsersStore {
   #db: Db;

@@ -1,15 +1,7 @@
 // Browser sign-ins in PostgreSQL: the calls of relay/store/web-logins.ts.
 import type { WebLogin, WebLoginsStore } from '../contract.ts';
 import type { Db } from './connection.ts';
-
-interface WebLoginRow {
-  id: string;
-  user_id: string;
-  csrf_token: string;
-  created_at: number;
-  expires_at: number;
-  revoked_at: number | null;
-}
+import { toWebLogin, webLoginValues, type WebLoginRow } from '../rows.ts';
 
 export class PgWebLogins implements WebLoginsStore {
   #db: Db;
@@ -21,14 +13,13 @@ export class PgWebLogins implements WebLoginsStore {
     // An upsert, as the embedded store writes it: the same sign-in saved again keeps its newest revocation.
     await this.#db.run(
       'INSERT INTO web_logins (id, user_id, csrf_token, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at',
-      [login.id, login.userId, login.csrfToken, login.createdAt, login.expiresAt, login.revokedAt],
+      webLoginValues(login),
     );
   }
 
   async byId(id: string): Promise<WebLogin | undefined> {
     const row = await this.#db.one<WebLoginRow>('SELECT * FROM web_logins WHERE id = $1', [id]);
-    if (!row) return undefined;
-    return { id: row.id, userId: row.user_id, csrfToken: row.csrf_token, createdAt: row.created_at, expiresAt: row.expires_at, revokedAt: row.revoked_at };
+    return row && toWebLogin(row);
   }
 
   async revoke(id: string, now: number): Promise<void> {
