@@ -136,6 +136,41 @@ export function runQueueWaitSeconds(pid: number): number {
   }
 }
 
+/**
+ * utime+stime of a process, plus what its reaped children used (cutime+cstime),
+ * plus the same for each live descendant, in seconds: the CPU of a server that
+ * forks workers (PostgreSQL's postmaster and its backends). NaN when it is gone.
+ */
+export function processTreeCpuSeconds(root: number): number {
+  const ticks = new Map<number, number>();
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // fields[1] is ppid (field 4); utime, stime, cutime, cstime are fields 14–17.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pid = Number(name);
+    const ppid = Number(f[1]);
+    ticks.set(pid, Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]));
+    const siblings = children.get(ppid);
+    if (siblings) siblings.push(pid);
+    else children.set(ppid, [pid]);
+  }
+  if (!ticks.has(root)) return Number.NaN;
+  let total = 0;
+  for (const stack = [root]; stack.length; ) {
+    const pid = stack.pop()!;
+    total += ticks.get(pid) ?? 0;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return total / clockTicks();
+}
+
 export interface MemStatus {
   rssBytes: number;
   hwmBytes: number;
@@ -151,6 +186,17 @@ export function memStatus(pid: number): MemStatus {
   };
   const threads = Number(/^Threads:\s+(\d+)/m.exec(text)?.[1] ?? Number.NaN);
   return { rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM'), rssAnonBytes: kb('RssAnon'), threads };
+}
+
+/** VmRSS settles for a while after a burst of connections (V8 finishing what they left): the last of readings every 500 ms for `ms`. */
+export async function settledRss(pid: number, ms: number): Promise<MemStatus> {
+  const deadline = nowMs() + ms;
+  let m = memStatus(pid);
+  while (nowMs() < deadline) {
+    await sleep(500);
+    m = memStatus(pid);
+  }
+  return m;
 }
 
 export function openFds(pid: number): number {
@@ -294,6 +340,14 @@ export class Inspector {
   /** A full, synchronous GC in the relay. */
   async gc(): Promise<void> {
     await this.call('HeapProfiler.collectGarbage');
+  }
+
+  /** The VmRSS of process `pid` (the inspected one) right after two full GCs: what live objects hold, garbage aside. */
+  async rssAfterGc(pid: number): Promise<MemStatus> {
+    await this.gc();
+    await this.gc();
+    await sleep(300);
+    return memStatus(pid);
   }
 
   async memoryUsage(): Promise<NodeJS.MemoryUsage> {
@@ -441,17 +495,20 @@ export function summarizeCpuProfile(prof: CpuProfile, topN = 25): ProfileSummary
  */
 export class LoadMeter {
   readonly #pids: number[];
+  readonly #cpu: (pid: number) => number;
   readonly #t0 = nowMs();
   readonly #busy0 = machineBusySeconds();
   readonly #own0: number;
 
-  constructor(pids: number[]) {
+  /** `cpu` reads one of `pids` (processTreeCpuSeconds to count servers' forked workers as ours). */
+  constructor(pids: number[], cpu: (pid: number) => number = cpuSeconds) {
     this.#pids = pids;
+    this.#cpu = cpu;
     this.#own0 = this.#own();
   }
 
   #own(): number {
-    return cpuSeconds(process.pid) + this.#pids.reduce((s, p) => s + (cpuSeconds(p) || 0), 0);
+    return cpuSeconds(process.pid) + this.#pids.reduce((s, p) => s + (this.#cpu(p) || 0), 0);
   }
 
   read(): { seconds: number; busyCores: number; ownCores: number; backgroundCores: number } {

@@ -8,7 +8,7 @@
 // held across heartbeat rounds to check none is dropped, and the relay's CPU
 // while merely holding them is measured too.
 import { adminClient, createSession, metrics } from '../../test/helpers/relay.ts';
-import { LoadMeter, cpuSeconds, memStatus, nofileLimits, nowMs, openFds, sleep, startRelay, type MemStatus, type RelayProcess } from './lib.ts';
+import { LoadMeter, cpuSeconds, memStatus, nofileLimits, nowMs, openFds, settledRss, sleep, startRelay, type MemStatus, type RelayProcess } from './lib.ts';
 import { Swarm } from './swarm-client.ts';
 
 export const MEMORY_TARGET_BYTES = 1024 ** 3;
@@ -61,22 +61,9 @@ export interface MemoryResult {
 
 async function afterGc(relay: RelayProcess): Promise<MemStatus & { heapUsedBytes: number; externalBytes: number }> {
   const inspector = relay.inspector!;
-  await inspector.gc();
-  await inspector.gc();
-  await sleep(300);
+  const status = await inspector.rssAfterGc(relay.pid);
   const u = await inspector.memoryUsage();
-  return { ...memStatus(relay.pid), heapUsedBytes: u.heapUsed, externalBytes: u.external };
-}
-
-async function settledRss(pid: number, ms: number): Promise<MemStatus> {
-  // RSS drifts while V8 finishes what the burst of handshakes left behind; take the last of a few readings.
-  const deadline = nowMs() + ms;
-  let m = memStatus(pid);
-  while (nowMs() < deadline) {
-    await sleep(500);
-    m = memStatus(pid);
-  }
-  return m;
+  return { ...status, heapUsedBytes: u.heapUsed, externalBytes: u.external };
 }
 
 export async function benchMemory(quick: boolean, log: (s: string) => void): Promise<MemoryResult> {

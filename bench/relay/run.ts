@@ -1,4 +1,5 @@
 // `node scripts/with-node.mjs bench/relay/run.ts [--quick] [--only=latency,memory,cpu] [--no-profile] [--wait-idle[=S]]`
+// `node scripts/with-node.mjs bench/relay/run.ts --cluster [--quick]`: three relays, PostgreSQL, Redis (bench/relay/cluster.ts)
 //
 // Relay performance, every figure against a real relay process (relay/main.ts)
 // on 127.0.0.1:
@@ -13,9 +14,15 @@
 // 1 when a benchmark failed to run, 3 when the time limit cut the run short.
 import { RELAY_BENCHES, relayJson, relayTables, runRelayBench, type RelayBenchName } from './bench.ts';
 
+if (process.argv.includes('--cluster')) {
+  const { clusterMain } = await import('./cluster.ts');
+  process.exit(await clusterMain(process.argv.slice(2).filter((a) => a !== '--cluster')));
+}
+
 function usage(): never {
   console.log(`usage: node scripts/with-node.mjs bench/relay/run.ts [--quick] [--only=${RELAY_BENCHES.join(',')}] [--no-profile]
   --quick       shorter windows (under 2 minutes instead of about 4)
+  --cluster     the cluster bench instead (bench/relay/cluster.ts; takes --quick)
   --only=...    run only some of the benchmarks
   --no-profile  skip the CPU profile of the relay after the CPU window
   --wait-idle[=SECONDS]  before each benchmark wait (default up to 60 s) for the rest of the machine to go quiet`);
