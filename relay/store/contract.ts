@@ -196,8 +196,11 @@ export interface Store {
   audit: AuditStore;
   chunks: ChunkStore;
   /**
-   * Runs `fn` in one transaction: all of it lands or none. `fn` must only
-   * await calls on the store it is given.
+   * Runs `fn` in one transaction: all of it lands or none, as if no other
+   * relay ran at the same time (PostgreSQL: serializable, and `fn` is run
+   * again when it lost a race, so it must do nothing but calls on the store
+   * it is given). Nested calls are savepoints on PostgreSQL; the embedded
+   * store does not nest.
    */
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   /** Why a new capture's chunks would have nowhere to go now (embedded: the disk is full), or undefined. */

@@ -809,6 +809,36 @@ describe('the postgres store with several relays and an unreliable server', { sk
     assert.equal(await store.users.byId('inner'), undefined);
   });
 
+  test('two relays each disabling the other admin at the same moment: one wins, an enabled admin remains (serializable transactions)', async (t) => {
+    const fresh = await server!.newDatabase();
+    const a = await openPostgresStore(fresh, { log: (line) => pgLog.push(line) });
+    const b = await openPostgresStore(fresh, { log: (line) => pgLog.push(line) });
+    t.after(async () => {
+      await a.close();
+      await b.close();
+    });
+    const ann = user({ id: 'ann', username: 'ann', admin: true });
+    const bob = user({ id: 'bob', username: 'bob', admin: true });
+    for (const u of [ann, bob]) await a.users.insert(u, null);
+    // Both read "one other enabled admin" before either writes: only serializable transactions stop the second write.
+    let reads = 0;
+    let bothRead!: () => void;
+    const met = new Promise<void>((resolve) => (bothRead = resolve));
+    const disable = (store: Store, actor: User, target: User) =>
+      store.transaction(async (tx) => {
+        const others = await tx.users.enabledAdmins(target.id);
+        if (++reads === 2) bothRead();
+        await Promise.race([met, new Promise((r) => setTimeout(r, 2000))]);
+        if (others === 0) throw new Error('LAST_ADMIN');
+        await tx.users.setDisabled(target.id, Date.now());
+        return actor.id;
+      });
+    const results = await Promise.allSettled([disable(a, ann, bob), disable(b, bob, ann)]);
+    const enabled = (await a.users.all()).filter((u) => u.admin && u.disabledAt === null);
+    assert.equal(enabled.length, 1, `one admin stays enabled: ${JSON.stringify(results.map((r) => r.status))}`);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+  });
+
   test('chunks of a capture that is not recorded are refused UNKNOWN_CAPTURE', async (t) => {
     const store = await openPostgresStore(url, { log: (line) => pgLog.push(line) });
     t.after(() => store.close());

@@ -10,7 +10,12 @@ import type { Pool } from 'pg';
 import { isPeriscopeError } from '../../../shared/errors.ts';
 import type { StorageCounters } from '../../metrics.ts';
 import type { Store, StoreHealth } from '../contract.ts';
-import { DATABASE_UNREACHABLE, Db, Link, checkout, createPool, isConnectionError, type PoolSettings } from './connection.ts';
+import { DATABASE_UNREACHABLE, Db, Link, checkout, createPool, isConnectionError, sqlState, type PoolSettings } from './connection.ts';
+
+/** SQLSTATEs of a transaction that lost a race with another one: run it again. */
+const SERIALIZATION_FAILURE = '40001';
+const DEADLOCK_DETECTED = '40P01';
+const MAX_TRANSACTION_ATTEMPTS = 5;
 import { migrate } from './migrations.ts';
 import { PgUsers } from './users.ts';
 import { PgWebLogins } from './web-logins.ts';
@@ -104,13 +109,29 @@ class PostgresStore implements Store {
     return link.degraded ? link.unreachable(link.cause) : undefined;
   }
 
+  /**
+   * SERIALIZABLE, so a check and the write it allows (the last enabled admin,
+   * a session closed once) hold against other relays' transactions too; a
+   * transaction that lost such a race is run again.
+   */
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
     if (this.#depth > 0) return this.#savepoint(fn);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#serializable(fn);
+      } catch (err) {
+        const state = sqlState(err) ?? sqlState((err as { cause?: unknown }).cause);
+        if (attempt >= MAX_TRANSACTION_ATTEMPTS || (state !== SERIALIZATION_FAILURE && state !== DEADLOCK_DETECTED)) throw err;
+      }
+    }
+  }
+
+  async #serializable<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
     const { client, release } = await checkout(this.#shared.pool, this.#shared.link);
     const db = new Db(client, this.#shared.link);
     let broken = false;
     try {
-      await db.run('BEGIN');
+      await db.run('BEGIN ISOLATION LEVEL SERIALIZABLE');
       try {
         const result = await fn(new PostgresStore(db, this.#shared, 1));
         await db.run('COMMIT');
