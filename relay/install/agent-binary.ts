@@ -3,12 +3,48 @@
 // `uname -m` says on each machine, served gzipped with their SHA-256 so the
 // install script can refuse a tampered or truncated download.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 
 const gzipAsync = promisify(gzip);
+
+/** Where the download of `binary` is kept beside it: its gzip, and the SHA-256 of those bytes. */
+export function downloadPaths(binary: string): { gz: string; sha256: string } {
+  return { gz: `${binary}.gz`, sha256: `${binary}.gz.sha256` };
+}
+
+/**
+ * Compresses `binary` as the relay serves it and keeps the result beside it
+ * (`npm run build` does this once per build). Compressing 100 MB takes
+ * seconds of a core; done by every relay at every start it held up whatever
+ * else the machine ran. On the thread pool, in large chunks: with zlib's
+ * default 16 KiB the event loop would run ~6,000 completion callbacks.
+ */
+export async function writeDownload(binary: string, level = 9): Promise<AgentBinary> {
+  const gz = await gzipAsync(await readFile(binary), { level, chunkSize: 8 << 20 });
+  const sha256 = createHash('sha256').update(gz).digest('hex');
+  const paths = downloadPaths(binary);
+  const tmp = `.tmp-${process.pid}`;
+  // Renamed into place: a relay reading meanwhile sees the old pair or the new one.
+  await writeFile(paths.sha256 + tmp, `${sha256}\n`);
+  await writeFile(paths.gz + tmp, gz);
+  await rename(paths.gz + tmp, paths.gz);
+  await rename(paths.sha256 + tmp, paths.sha256);
+  return { gz, sha256 };
+}
+
+/** The kept download, if it was written after the binary it compresses. */
+async function keptDownload(binary: string, binaryMtimeMs: number): Promise<AgentBinary | undefined> {
+  const paths = downloadPaths(binary);
+  if (!existsSync(paths.gz) || !existsSync(paths.sha256)) return undefined;
+  if (statSync(paths.gz).mtimeMs < binaryMtimeMs || statSync(paths.sha256).mtimeMs < binaryMtimeMs) return undefined;
+  const [gz, sum] = await Promise.all([readFile(paths.gz), readFile(paths.sha256, 'utf8')]);
+  const sha256 = sum.trim();
+  return /^[0-9a-f]{64}$/.test(sha256) ? { gz, sha256 } : undefined;
+}
 
 /** Machines by `uname -m`, and the dist/ file built for each. */
 export const AGENT_ARCHES = ['x86_64', 'aarch64'] as const;
@@ -39,10 +75,9 @@ export class AgentBinaries {
 
   /**
    * undefined when the operator has not built the agent (`npm run build`).
-   * Compressing 100 MB takes seconds, so it runs on the thread pool (the
-   * event loop keeps serving) and once per build of the binary. Large
-   * chunks: with zlib's default 16 KiB, the event loop would run ~6,000
-   * completion callbacks (~0.7 s of its time, seen as /healthz stalls).
+   * Served from the download the build kept beside the binary; a binary
+   * without one (built by an older build) is compressed once, here, and its
+   * download kept for the next start.
    */
   get(machine: AgentMachine = 'x86_64'): Promise<AgentBinary> | undefined {
     const path = this.path(machine);
@@ -50,10 +85,7 @@ export class AgentBinaries {
     const st = statSync(path);
     const cached = this.#cached.get(machine);
     if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached.binary;
-    const binary = gzipAsync(readFileSync(path), { level: 6, chunkSize: 8 << 20 }).then((gz) => ({
-      gz,
-      sha256: createHash('sha256').update(gz).digest('hex'),
-    }));
+    const binary = keptDownload(path, st.mtimeMs).then((kept) => kept ?? writeDownload(path, 6));
     this.#cached.set(machine, { mtimeMs: st.mtimeMs, size: st.size, binary });
     binary.catch(() => this.#cached.delete(machine));
     return binary;

@@ -4,6 +4,7 @@
 // cross-compiled, the blob made by the arm64 Node under qemu (cross.ts).
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { writeDownload } from '../../relay/install/agent-binary.ts';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -113,6 +114,8 @@ export async function buildAgentBinary(log: (line: string) => void = () => {}, a
     const tmp = `${target}.tmp-${process.pid}`;
     copyFileSync(binary, tmp);
     renameSync(tmp, target);
+    log(`${arch}: compressing the download relays serve (gzip -9, kept beside the binary)`);
+    await writeDownload(target);
     const stamp: Stamp = { binary: sha256(target), inputs };
     writeFileSync(`${stampPath}.tmp-${process.pid}`, JSON.stringify(stamp, null, 2) + '\n');
     renameSync(`${stampPath}.tmp-${process.pid}`, stampPath);
