@@ -113,6 +113,10 @@ build_musl_root() {
   for deb in "$dir"/cache/archives/*.deb; do dpkg-deb -x "$deb" "$root.tmp" || return 1; done
   mkdir -p "$root.tmp/bin" "$root.tmp/tmp" "$root.tmp/proc" "$root.tmp/dev" "$root.tmp/etc" "$root.tmp/usr/bin"
   chmod 1777 "$root.tmp/tmp"
+  # The device nodes a shell and Node open (as debootstrap makes them).
+  mknod -m 666 "$root.tmp/dev/null" c 1 3 && mknod -m 666 "$root.tmp/dev/zero" c 1 5 &&
+    mknod -m 666 "$root.tmp/dev/full" c 1 7 && mknod -m 666 "$root.tmp/dev/random" c 1 8 &&
+    mknod -m 666 "$root.tmp/dev/urandom" c 1 9 && mknod -m 666 "$root.tmp/dev/tty" c 5 0 || return 1
   for applet in $("$root.tmp/bin/busybox" --list); do
     [ -e "$root.tmp/bin/$applet" ] || ln -s busybox "$root.tmp/bin/$applet"
   done
@@ -153,6 +157,7 @@ EOF
   src=$(apt_musl source --print-uris python3.13/trixie 2>/dev/null | grep -o "python3.13_[^' ]*orig.tar.xz" | head -n1)
   [ -n "$src" ] || { log "trixie's python3.13 source package is not listed by the mirror; 3.13-musl not prepared"; return 1; }
   build_musl_python "$src" || return 1
-  pkgs=$(apt_musl_candidate busybox-static; apt_musl_candidate musl; echo "python=$src")
+  # recipe= changes when the root is assembled differently.
+  pkgs=$(apt_musl_candidate busybox-static; apt_musl_candidate musl; echo "python=$src"; echo "recipe=2")
   build_musl_root "$pkgs"
 }
