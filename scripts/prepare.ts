@@ -6,6 +6,7 @@ import { ensureNativeBuilt } from './build-native.ts';
 import { buildWeb } from './build-web.ts';
 import { ensureAgentBinary } from './build-agent/index.ts';
 import { missingCrossTools } from './build-agent/cross.ts';
+import { ensureGlibcRuntime } from './build-agent/glibc-runtime.ts';
 
 const log = (line: string) => console.log(`prepare: ${line}`);
 ensureNativeBuilt();
@@ -14,6 +15,8 @@ await buildWeb();
 log('web client built');
 await ensureAgentBinary(log);
 log('agent binary ready');
+ensureGlibcRuntime(log);
+log('glibc runtime for machines without glibc ready');
 // The arm64 agent needs Debian's cross compiler and qemu; npm install does
 // not install system packages (npm run build does, as root), so without them
 // the relay serves x64 only and says so for arm64.

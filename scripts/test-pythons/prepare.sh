@@ -10,6 +10,8 @@
 #                               built from Debian trixie's python3.13 source
 #   $CACHE/arm64/root/          an arm64 Debian root with python3.11, for the
 #                               arm64 agent under qemu (arm64-root.sh)
+#   $CACHE/pythons/3.13-musl/   CPython 3.13 built with musl-gcc, and
+#   $CACHE/musl/root/           a root without glibc holding it (musl.sh)
 #
 # CACHE is $PERISCOPE_CACHE or ~/.cache/periscope. Everything comes from the
 # Debian mirror the machine's apt already uses, through a private apt
@@ -19,7 +21,7 @@
 # test/helpers/pythons.ts finds what this leaves; a missing one is skipped
 # there with a printed reason.
 #
-#   bash scripts/test-pythons/prepare.sh [--only sid|3.13t|arm64]
+#   bash scripts/test-pythons/prepare.sh [--only sid|3.13t|arm64|musl]
 set -euo pipefail
 
 CACHE=${PERISCOPE_CACHE:-$HOME/.cache/periscope}
@@ -140,14 +142,18 @@ prepare_313t() {
 
 # shellcheck source=arm64-root.sh
 . "$(dirname "$0")/arm64-root.sh"
+# shellcheck source=musl.sh
+. "$(dirname "$0")/musl.sh"
 
 mkdir -p "$PYTHONS"
 need patchelf:patchelf dpkg-deb:dpkg xz:xz-utils cc:build-essential make:make pkg-config:pkg-config
 [ -f /usr/include/ffi.h ] || [ -f /usr/include/x86_64-linux-gnu/ffi.h ] || need "missing-ffi:libffi-dev"
-apt_setup
+# arm64 and musl have their own private configurations.
+case "$ONLY" in arm64 | musl) ;; *) apt_setup ;; esac
 status=0
 if [ -z "$ONLY" ] || [ "$ONLY" = sid ]; then prepare_sid || status=1; fi
 if [ -z "$ONLY" ] || [ "$ONLY" = 3.13t ]; then prepare_313t || status=1; fi
 if [ -z "$ONLY" ] || [ "$ONLY" = arm64 ]; then prepare_arm64 || status=1; fi
+if [ -z "$ONLY" ] || [ "$ONLY" = musl ]; then prepare_musl || status=1; fi
 log "took $(($(date +%s) - started)) s"
 exit $status

@@ -110,3 +110,25 @@ test('relay: serves each built agent under its uname -m name, with its checksum'
   assert.deepEqual(Object.keys(await binaries.checksums()).sort(), ['aarch64', 'x86_64']);
   assert.notEqual((await app.request('/agent/periscope-agent-linux-riscv64.gz')).status, 200);
 });
+
+test('relay: serves the x86_64 glibc runtime as built (already gzipped), with its checksum; the script carries it', async () => {
+  const dist = join(work, 'dist-glibc');
+  mkdirSync(dist, { recursive: true });
+  writeFileSync(join(dist, 'periscope-agent-linux-x64'), fakeAgent('x86_64'));
+  const runtime = gzipSync(Buffer.from('not really a tar'));
+  writeFileSync(join(dist, 'periscope-glibc-linux-x64.tar.gz'), runtime);
+  const binaries = new AgentBinaries(dist);
+  const app = installRoutes({} as RelayServices, binaries);
+  const res = await app.request('/agent/periscope-glibc-linux-x86_64.tar.gz');
+  assert.equal(res.status, 200);
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), runtime, 'served byte for byte');
+  assert.equal(res.headers.get('X-Checksum-Sha256'), sha(runtime));
+  const sum = await app.request('/agent/periscope-glibc-linux-x86_64.tar.gz.sha256');
+  assert.equal(await sum.text(), `${sha(runtime)}  periscope-glibc-linux-x86_64.tar.gz\n`);
+  assert.notEqual((await app.request('/agent/periscope-glibc-linux-aarch64.tar.gz')).status, 200);
+  assert.deepEqual(await binaries.glibcChecksums(), { x86_64: sha(runtime) });
+
+  const script = installScript({ relayUrl, joinToken: 'join-token', sha256: both, glibcSha256: { x86_64: sha(runtime) }, expiresAt: Date.now() + 3600_000 });
+  assert.match(script, new RegExp(`ARCH=x86_64; SHA256='${both.x86_64}'; LOADER='/lib64/ld-linux-x86-64.so.2'; GLIBC_SHA256='${sha(runtime)}'`));
+  assert.match(script, /ARCH=aarch64; SHA256='[0-9a-f]+'; LOADER='\/lib\/ld-linux-aarch64.so.1'; GLIBC_SHA256='' ;;/);
+});

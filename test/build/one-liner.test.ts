@@ -439,7 +439,7 @@ test('an agent download altered on the way is refused and never run', { timeout:
   const session = await createSession(admin, 'tampered download');
   const script = await (await fetch(`${relay.url}/j/${session.code}`)).text();
   const published = (await (await fetch(`${relay.url}/agent/periscope-agent-linux-x86_64.gz.sha256`)).text()).split(' ')[0]!;
-  assert.ok(script.includes(`ARCH=x86_64; SHA256='${published}' ;;`), 'the script carries the digest the relay publishes for this machine');
+  assert.ok(script.includes(` ARCH=x86_64; SHA256='${published}';`), 'the script carries the digest the relay publishes for this machine');
   const relayLine = `\nRELAY='http://127.0.0.1:${port}'\n`;
   assert.equal(script.split(relayLine).length, 2, 'the script names the relay once');
 

@@ -161,3 +161,20 @@ export function newestPython(): Python | undefined {
   const all = pythons().filter((p) => !p.freeThreaded);
   return [...all].sort((a, b) => compareVersions(a.version, b.version)).at(-1);
 }
+
+/**
+ * CPython 3.13 built with musl-gcc (scripts/test-pythons/musl.sh): the
+ * interpreter of Alpine-like systems. Kept out of pythons() (the musl tests
+ * use it by name: test/native/musl.test.ts, test/build/musl.test.ts), so
+ * every other test's interpreter list stays what it was.
+ */
+export const MUSL_PYTHON_DIR = join(PYTHONS_CACHE, '3.13-musl');
+export const MUSL_PYTHON = join(MUSL_PYTHON_DIR, 'usr', 'local', 'bin', 'python3.13');
+
+/** The musl interpreter, or why it cannot be used. */
+export function muslPython(): Python | { skip: string } {
+  if (!isExecutable(MUSL_PYTHON)) return { skip: `no musl CPython at ${MUSL_PYTHON} (bash scripts/test-pythons/prepare.sh --only musl)` };
+  const before = skipped.length;
+  const py = probe('3.13-musl', MUSL_PYTHON);
+  return py ?? { skip: skipped.splice(before).map((s) => s.reason).join('; ') };
+}
