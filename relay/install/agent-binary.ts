@@ -5,6 +5,7 @@
 // runtime the x64 agent runs with where the machine has no glibc
 // (dist/periscope-glibc-linux-x64.tar.gz, already gzipped:
 // scripts/build-agent/glibc-runtime.ts).
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
@@ -27,7 +28,7 @@ export function downloadPaths(binary: string): { gz: string; sha256: string } {
  * default 16 KiB the event loop would run ~6,000 completion callbacks.
  */
 export async function writeDownload(binary: string, level = 9): Promise<AgentBinary> {
-  const gz = await gzipAsync(await readFile(binary), { level, chunkSize: 8 << 20 });
+  const gz = (level === 9 && (await gnuGzip(binary))) || (await gzipAsync(await readFile(binary), { level, chunkSize: 8 << 20 }));
   const sha256 = createHash('sha256').update(gz).digest('hex');
   const paths = downloadPaths(binary);
   const tmp = `.tmp-${process.pid}`;
@@ -37,6 +38,21 @@ export async function writeDownload(binary: string, level = 9): Promise<AgentBin
   await rename(paths.gz + tmp, paths.gz);
   await rename(paths.sha256 + tmp, paths.sha256);
   return { gz, sha256 };
+}
+
+/**
+ * GNU gzip's -9 packs the agent about 3 % smaller than zlib's level 9 (40.1
+ * against 41.3 MB): a megabyte less for every customer. Its output is plain
+ * gzip all the same. Undefined where gzip(1) is missing.
+ */
+function gnuGzip(path: string): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn('gzip', ['-9', '-n', '-c', path], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const parts: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => parts.push(b));
+    child.on('error', () => resolve(undefined));
+    child.on('close', (code) => resolve(code === 0 ? Buffer.concat(parts) : undefined));
+  });
 }
 
 /** The kept download, if it was written after the binary it compresses. */
