@@ -13,7 +13,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -22,6 +21,7 @@ import { ensureGlibcRuntime, GLIBC_LOADER } from '../../scripts/build-agent/glib
 import { ensureAgentBinary } from '../../scripts/build-agent/index.ts';
 import { binaryOf } from '../../scripts/build-agent/paths.ts';
 import { adminClient, type Client, createSession, type RelayProcess, removeDataDir, sleep, startRelay } from '../helpers/relay.ts';
+import { freePort } from '../helpers/servers.ts';
 
 const missing = missingCrossTools();
 const skip = missing.length > 0 ? `needs Debian's ${missing.join(', ')} (npm run build installs them as root)` : undefined;
@@ -30,14 +30,6 @@ let relay: RelayProcess;
 let admin: Client;
 let port = 0;
 const children = new Set<number>();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: p } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return p;
-}
 
 before(
   async () => {

@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ensureAgentBinary } from '../../scripts/build-agent/index.ts';
@@ -18,6 +17,7 @@ import { ensureGlibcRuntime } from '../../scripts/build-agent/glibc-runtime.ts';
 import { CACHE } from '../../scripts/build-agent/cross.ts';
 import { adminClient, type Client, createSession, type RelayProcess, removeDataDir, sleep, startRelay } from '../helpers/relay.ts';
 import { TARGETS_DIR } from '../helpers/targets.ts';
+import { freePort } from '../helpers/servers.ts';
 
 const MUSL_ROOT = join(CACHE, 'musl', 'root');
 const skip =
@@ -30,14 +30,6 @@ let relay: RelayProcess;
 let admin: Client;
 let port = 0;
 let shell: ChildProcess | undefined;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: p } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return p;
-}
 
 before(
   async () => {

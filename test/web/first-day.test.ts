@@ -9,7 +9,6 @@
 // readable. Agents here are light protocol peers (no Python needed).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { CloseCode, type DumpThread, type ProcessInfo, type RelayToAgent } from '../../shared/protocol.ts';
@@ -18,6 +17,7 @@ import { dateTime } from '../../web/src/format.ts';
 import { processTree } from '../../web/src/views/session.ts';
 import { AgentPeer, adminClient, agentSocket, createCapture, helloMessage, type RelayProcess, sleep } from '../helpers/relay.ts';
 import { artifactPath, chromiumMissing, launchBrowser, signIn, startWebRelay, watchPage } from './harness.ts';
+import { freePort } from '../helpers/servers.ts';
 
 const skip = chromiumMissing();
 
@@ -48,16 +48,6 @@ function proc(pid: number, ppid: number, cmdline: string, startedAt: number): Pr
   return { pid, cmdline, version: '3.12.1', user: 'app', threads: 2, ppid, startedAt };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function openSession(page: Page, relay: RelayProcess, sessionId: string): Promise<void> {
   await page.goto(`${relay.url}/#/sessions/${sessionId}`);
