@@ -19,6 +19,7 @@ export interface ClusterCounters {
   published(): number;
   received(): number;
   dropped(): number;
+  forged(): number;
 }
 
 /** What /metrics reports about the data dir (StorageHealth). */
@@ -82,6 +83,7 @@ export class Metrics {
       metric('periscope_cluster_events_published_total', 'counter', 'Events this relay published to the other relays.', cl.published());
       metric('periscope_cluster_events_received_total', 'counter', 'Events received from the other relays.', cl.received());
       metric('periscope_cluster_events_dropped_total', 'counter', 'Events not sent because the cluster bus was unreachable.', cl.dropped());
+      metric('periscope_cluster_events_forged_total', 'counter', 'Messages on the cluster channel without a valid signature, ignored.', cl.forged());
     }
     return `${lines.join('\n')}\n`;
   }

@@ -13,7 +13,7 @@ import { loadSigningKey } from './auth/signing-key.ts';
 import { newId } from './store/ids.ts';
 import { createLog, setRelayLog, type LogFields } from './log.ts';
 import { NoBus, type ClusterBus } from './cluster/bus.ts';
-import { RedisBus } from './cluster/redis-bus.ts';
+import { RedisBus, busKey } from './cluster/redis-bus.ts';
 import { AgentRouter } from './cluster/agent-router.ts';
 import { ClusterMember } from './cluster/cluster.ts';
 import { TokenService } from './auth/tokens.ts';
@@ -50,13 +50,15 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
   const say = (message: string, fields?: LogFields) => log.error(message, fields);
   const store: Store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   let bus: ClusterBus;
+  let signingKey: Uint8Array;
   try {
-    bus = config.redisUrl === undefined ? new NoBus(relayId) : await RedisBus.connect(config.redisUrl, relayId, say);
+    signingKey = await loadSigningKey(store, config.signingKeyFile);
+    bus = config.redisUrl === undefined ? new NoBus(relayId) : await RedisBus.connect(config.redisUrl, relayId, busKey(signingKey), say);
   } catch (err) {
     await store.close();
     throw err;
   }
-  const tokens = new TokenService(await loadSigningKey(store, config.signingKeyFile));
+  const tokens = new TokenService(signingKey);
   const metrics = new Metrics();
   const admin = await bootstrapAdmin(store, config.adminPassword);
   const webSessions = new WebSessions(store, tokens);
@@ -124,6 +126,7 @@ export async function startRelay(config: RelayConfig): Promise<RunningRelay> {
     published: () => bus.counters.published,
     received: () => bus.counters.received,
     dropped: () => bus.counters.dropped,
+    forged: () => bus.counters.forged,
   });
 
   const services: RelayServices = {

@@ -15,6 +15,8 @@ export interface BusCounters {
   received: number;
   /** Events not sent because the bus was unreachable (viewers catch up from the store; presence resyncs). */
   dropped: number;
+  /** Messages received without a valid signature, ignored. */
+  forged: number;
 }
 
 export interface ClusterBus {
@@ -39,7 +41,7 @@ export class NoBus implements ClusterBus {
   readonly relayId: string;
   readonly shared = false;
   readonly connected = true;
-  readonly counters: BusCounters = { published: 0, received: 0, dropped: 0 };
+  readonly counters: BusCounters = { published: 0, received: 0, dropped: 0, forged: 0 };
   constructor(relayId: string) {
     this.relayId = relayId;
   }

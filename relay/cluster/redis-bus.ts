@@ -2,11 +2,18 @@
 // reconnects and resubscribes by itself). One channel carries every event;
 // relays are few, events are small and each relay drops what is not for it.
 //
+// Every message is signed (HMAC-SHA256 with a key derived from the relays'
+// shared token-signing key): whoever can reach Redis but not the relays'
+// secrets cannot make a relay act (start a capture on a customer's agent,
+// close a session's sockets). Unsigned or altered messages are dropped and
+// counted.
+//
 // While Redis is unreachable nothing is queued: events are dropped and
 // counted. What that loses is bounded and repaired — viewers notice the gap at
 // the next chunk and catch up from the store, and presence is resynced when
 // the bus comes back (relay_sync) — whereas a queue would grow with every
 // chunk for as long as Redis is down.
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { pack, unpack } from 'msgpackr';
 import { PeriscopeError } from '../../shared/errors.ts';
@@ -14,6 +21,16 @@ import type { BusCounters, BusHealth, ClusterBus } from './bus.ts';
 import type { ClusterEvent, ClusterMessage } from './events.ts';
 
 export const CHANNEL = 'periscope:cluster';
+const MAC_BYTES = 32;
+
+/** The bus's own key, derived from the token-signing key so neither can be computed from the other's uses. */
+export function busKey(signingKey: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', signingKey, Buffer.alloc(0), 'periscope cluster bus v1', 32));
+}
+
+function mac(key: Buffer, data: Buffer): Buffer {
+  return createHmac('sha256', key).update(data).digest();
+}
 const HEALTH_TIMEOUT_MS = 1000;
 
 /** host:port of a redis:// URL, for messages (never its password). */
@@ -29,7 +46,7 @@ export function redisWhere(url: string): string {
 export class RedisBus implements ClusterBus {
   readonly relayId: string;
   readonly shared = true;
-  readonly counters: BusCounters = { published: 0, received: 0, dropped: 0 };
+  readonly counters: BusCounters = { published: 0, received: 0, dropped: 0, forged: 0 };
   #pub: Redis;
   #sub: Redis;
   #where: string;
@@ -38,9 +55,11 @@ export class RedisBus implements ClusterBus {
   #downSince: number | undefined;
   #lastError = '';
   #log: (message: string) => void;
+  #key: Buffer;
 
-  private constructor(url: string, relayId: string, log: (message: string) => void) {
+  private constructor(url: string, relayId: string, key: Buffer, log: (message: string) => void) {
     this.relayId = relayId;
+    this.#key = key;
     this.#where = redisWhere(url);
     this.#log = log;
     const options = {
@@ -61,8 +80,8 @@ export class RedisBus implements ClusterBus {
     this.#sub.on('messageBuffer', (_channel: Buffer, data: Buffer) => this.#receive(data));
   }
 
-  static async connect(url: string, relayId: string, log: (message: string) => void): Promise<RedisBus> {
-    const bus = new RedisBus(url, relayId, log);
+  static async connect(url: string, relayId: string, key: Buffer, log: (message: string) => void): Promise<RedisBus> {
+    const bus = new RedisBus(url, relayId, key, log);
     try {
       await Promise.all([bus.#pub.connect(), bus.#sub.connect()]);
       await bus.#sub.subscribe(CHANNEL);
@@ -89,7 +108,8 @@ export class RedisBus implements ClusterBus {
     }
     const message: ClusterMessage = { ...event, from: this.relayId };
     this.counters.published++;
-    this.#pub.publish(CHANNEL, pack(message)).catch((err: Error) => {
+    const body = pack(message);
+    this.#pub.publish(CHANNEL, Buffer.concat([mac(this.#key, body), body])).catch((err: Error) => {
       this.counters.dropped++;
       this.#down(err.message);
     });
@@ -134,9 +154,14 @@ export class RedisBus implements ClusterBus {
   }
 
   #receive(data: Buffer): void {
+    const body = data.subarray(MAC_BYTES);
+    if (data.length <= MAC_BYTES || !timingSafeEqual(data.subarray(0, MAC_BYTES), mac(this.#key, body))) {
+      if (this.counters.forged++ === 0) this.#log(`a message on the cluster channel without a valid signature was ignored (a relay with another signing key, or someone else writing to Redis: keep Redis private to the relays)`);
+      return;
+    }
     let message: ClusterMessage;
     try {
-      message = unpack(data) as ClusterMessage;
+      message = unpack(body) as ClusterMessage;
     } catch (err) {
       this.#log(`an unreadable message on the cluster channel was ignored: ${(err as Error).message}`);
       return;
