@@ -307,6 +307,8 @@ export class FlameView {
     if (state.zoom.length > 0) {
       this.#pendingZoom = state.zoom;
       this.#openedOnHotPath = true;
+      // The capture may have arrived whole already (a finished one, replayed at once): no further chunk would apply the zoom.
+      this.update();
     }
   }
 
