@@ -15,14 +15,7 @@
 # $CACHE/apt-arm64): the machine's apt sources, architectures and package
 # state are never touched. Skipped when the root holds the same versions.
 
-apt_arm64() {
-  local dir=$CACHE/apt-arm64
-  apt-get -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-    -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null \
-    -o Dir::State="$dir/state" -o Dir::State::status="$dir/state/status" \
-    -o Dir::Cache="$dir/cache" -o APT::Architecture=arm64 -o APT::Architectures=arm64 \
-    -o Debug::NoLocking=1 -o APT::Sandbox::User=root -q "$@"
-}
+apt_arm64() { apt_in "$CACHE/apt-arm64" arm64 apt-get "$@"; }
 
 prepare_arm64() {
   local dir=$CACHE/apt-arm64 root=$CACHE/arm64/root codename m want
@@ -30,14 +23,11 @@ prepare_arm64() {
   codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
   m=$(mirror)
   need qemu-aarch64-static:qemu-user-static
-  mkdir -p "$dir/state/lists/partial" "$dir/cache/archives/partial"
-  [ -f "$dir/state/status" ] || : >"$dir/state/status"
+  apt_dirs "$dir"
   echo "deb [arch=arm64 signed-by=$keyring] $m $codename main" >"$dir/sources.list"
   log "private apt configuration for $codename arm64 from $m"
   apt_arm64 update >/dev/null || { log "apt-get update (arm64) failed"; return 1; }
-  want=$(for p in "${pkgs[@]}"; do apt-cache -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-    -o Dir::State="$dir/state" -o Dir::State::status="$dir/state/status" -o Dir::Cache="$dir/cache" \
-    -o APT::Architecture=arm64 -o APT::Architectures=arm64 policy "$p" | awk -v p="$p" '/Candidate:/ {print p"="$2}'; done)
+  want=$(apt_candidates "$dir" arm64 "${pkgs[@]}")
   if [ -f "$root/.stamp" ] && [ "$(cat "$root/.stamp")" = "$want" ]; then
     log "arm64 root up to date ($(echo "$want" | tr '\n' ' '))"
     return

@@ -23,21 +23,7 @@
 # and package state are never touched. Each part is skipped when its stamp
 # names the same source tarball and package versions.
 
-apt_musl() {
-  local dir=$CACHE/apt-musl
-  apt-get -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-    -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null \
-    -o Dir::State="$dir/state" -o Dir::State::status="$dir/state/status" \
-    -o Dir::Cache="$dir/cache" -o APT::Architecture=amd64 -o APT::Architectures=amd64 \
-    -o Debug::NoLocking=1 -o APT::Sandbox::User=root -q "$@"
-}
-
-apt_musl_candidate() {
-  local dir=$CACHE/apt-musl
-  apt-cache -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-    -o Dir::State="$dir/state" -o Dir::State::status="$dir/state/status" -o Dir::Cache="$dir/cache" \
-    -o APT::Architecture=amd64 -o APT::Architectures=amd64 policy "$1" | awk -v p="$1" '/Candidate:/ {print p"="$2}'
-}
+apt_musl() { apt_in "$CACHE/apt-musl" amd64 apt-get "$@"; }
 
 # The interpreter: configure + make with CC=musl-gcc. musl-gcc's spec file
 # drops /usr/include and glibc's libraries, so nothing of glibc can leak in;
@@ -146,8 +132,7 @@ prepare_musl() {
   codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
   m=$(mirror)
   need musl-gcc:musl-tools readelf:binutils patchelf:patchelf
-  mkdir -p "$dir/state/lists/partial" "$dir/cache/archives/partial"
-  [ -f "$dir/state/status" ] || : >"$dir/state/status"
+  apt_dirs "$dir"
   cat >"$dir/sources.list" <<EOF
 deb [arch=amd64 signed-by=$keyring] $m $codename main
 deb-src [signed-by=$keyring] $m trixie main
@@ -158,6 +143,6 @@ EOF
   [ -n "$src" ] || { log "trixie's python3.13 source package is not listed by the mirror; 3.13-musl not prepared"; return 1; }
   build_musl_python "$src" || return 1
   # recipe= changes when the root is assembled differently.
-  pkgs=$(apt_musl_candidate busybox-static; apt_musl_candidate musl; echo "python=$src"; echo "recipe=2")
+  pkgs=$(apt_candidates "$CACHE/apt-musl" amd64 busybox-static musl; echo "python=$src"; echo "recipe=2")
   build_musl_root "$pkgs"
 }

@@ -41,19 +41,38 @@ mirror() {
   echo "${uri:-http://deb.debian.org/debian}"
 }
 
-apt_private() {
-  apt-get -o Dir::Etc::SourceList="$APT/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+# apt-get or apt-cache (TOOL) on the private configuration in DIR for ARCH:
+# its own sources list, lists, archives and an empty dpkg status, so the
+# machine's apt sources, architectures and package state are never touched.
+apt_in() {
+  local dir=$1 arch=$2 tool=$3
+  shift 3
+  "$tool" -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
     -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null \
-    -o Dir::State="$APT/state" -o Dir::State::status="$APT/state/status" \
-    -o Dir::Cache="$APT/cache" -o APT::Architecture=amd64 -o Debug::NoLocking=1 \
-    -o APT::Sandbox::User=root -q "$@"
+    -o Dir::State="$dir/state" -o Dir::State::status="$dir/state/status" \
+    -o Dir::Cache="$dir/cache" -o APT::Architecture="$arch" -o APT::Architectures="$arch" \
+    -o Debug::NoLocking=1 -o APT::Sandbox::User=root -q "$@"
 }
+
+# What a private configuration in DIR needs before its first update.
+apt_dirs() {
+  mkdir -p "$1/state/lists/partial" "$1/cache/archives/partial"
+  [ -f "$1/state/status" ] || : >"$1/state/status"
+}
+
+# PACKAGE=VERSION of each package's candidate, on the private configuration in DIR for ARCH.
+apt_candidates() {
+  local dir=$1 arch=$2 p
+  shift 2
+  for p in "$@"; do apt_in "$dir" "$arch" apt-cache policy "$p" | awk -v p="$p" '/Candidate:/ {print p"="$2}'; done
+}
+
+apt_private() { apt_in "$APT" amd64 apt-get "$@"; }
 
 apt_setup() {
   local m keyring=/usr/share/keyrings/debian-archive-keyring.gpg
   m=$(mirror)
-  mkdir -p "$APT/state/lists/partial" "$APT/cache/archives/partial"
-  [ -f "$APT/state/status" ] || : >"$APT/state/status"
+  apt_dirs "$APT"
   cat >"$APT/sources.list" <<EOF
 deb [signed-by=$keyring] $m sid main
 deb-src [signed-by=$keyring] $m sid main
@@ -77,9 +96,7 @@ need() {
 # into one root whose own ld.so and libraries they are patched to use.
 prepare_sid() {
   local pkgs=(python3.14 python3.15 austin) root=$PYTHONS/sid stamp want
-  want=$(for p in "${pkgs[@]}"; do apt-cache -o Dir::Etc::SourceList="$APT/sources.list" \
-    -o Dir::Etc::SourceParts=/dev/null -o Dir::State="$APT/state" -o Dir::State::status="$APT/state/status" \
-    -o Dir::Cache="$APT/cache" -o APT::Architecture=amd64 policy "$p" | awk -v p="$p" '/Candidate:/ {print p"="$2}'; done)
+  want=$(apt_candidates "$APT" amd64 "${pkgs[@]}")
   stamp=$root/.stamp
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     log "sid interpreters up to date ($(echo "$want" | tr '\n' ' '))"
