@@ -39,8 +39,8 @@ export interface AgentLink {
 /** What viewers (the UI hub, and through the cluster bus other relays' viewers) hear about. */
 export interface CaptureListener {
   state(capture: CaptureRecord): void;
-  /** `payload`: the chunk's bytes as the agent sent and the store holds them. */
-  chunk(capture: CaptureRecord, seq: number, payload: Uint8Array): void;
+  /** `payload`: the chunk's bytes as the agent sent and the store holds them (its state follows through state()). */
+  chunk(captureId: string, seq: number, payload: Uint8Array): void;
   /** A dump's result arrived: `capture.result` (and `capture.tasks`) hold it. */
   dumpResult(capture: CaptureRecord): void;
 }
@@ -397,7 +397,7 @@ export class CaptureService {
       return [{ type: 'ack', captureId: record.id, nextSeq: record.chunks }, { type: 'stop_capture', captureId: record.id, requestedBy: 'relay' }];
     }
     this.#metrics.chunksIn++;
-    for (const l of this.#listeners) l.chunk(record, m.seq, accepted.payload);
+    for (const l of this.#listeners) l.chunk(record.id, m.seq, accepted.payload);
     this.#emitState(record);
     const replies: RelayToAgent[] = [{ type: 'ack', captureId: record.id, nextSeq: record.chunks }];
     if (live.pendingEnd && record.chunks >= live.pendingEnd.chunks) await this.#finishPending(live, agentId);

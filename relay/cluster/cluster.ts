@@ -60,8 +60,8 @@ export class ClusterMember implements CaptureListener {
     this.#d.bus.publish({ type: 'capture_state', capture });
   }
 
-  chunk(capture: CaptureRecord, seq: number, payload: Uint8Array): void {
-    this.#d.bus.publish({ type: 'capture_chunk', capture, seq, payload });
+  chunk(captureId: string, seq: number, payload: Uint8Array): void {
+    this.#d.bus.publish({ type: 'capture_chunk', captureId, seq, payload });
   }
 
   dumpResult(capture: CaptureRecord): void {
@@ -94,7 +94,7 @@ export class ClusterMember implements CaptureListener {
         void captures.changedElsewhere(m.capture).catch((err) => this.#d.log(`updating capture ${m.capture.id} from another relay failed: ${(err as Error).message}`));
         return;
       case 'capture_chunk':
-        uiHub.chunk(m.capture, m.seq, m.payload);
+        uiHub.chunk(m.captureId, m.seq, m.payload);
         return;
       case 'dump_result':
         uiHub.dumpResult(m.capture);

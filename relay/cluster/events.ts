@@ -9,8 +9,8 @@ export type ClusterEvent =
   | { type: 'to_agent'; relay: string; agentId: string; message: RelayToAgent }
   /** A capture changed (state, counters, its end). */
   | { type: 'capture_state'; capture: CaptureRecord }
-  /** A chunk was stored: viewers elsewhere get it live. */
-  | { type: 'capture_chunk'; capture: CaptureRecord; seq: number; payload: Uint8Array }
+  /** A chunk was stored: viewers elsewhere get it live (the state with its counters follows as capture_state). */
+  | { type: 'capture_chunk'; captureId: string; seq: number; payload: Uint8Array }
   | { type: 'dump_result'; capture: CaptureRecord }
   | { type: 'agent_online'; record: AgentRecord }
   | { type: 'agent_offline'; sessionId: string; agentId: string; lastSeen: number; ended: AgentEndReason | null }

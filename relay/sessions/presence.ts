@@ -200,6 +200,11 @@ export class Presence {
     for (const [agentId, where] of [...this.#online]) if (where.relay === relay && !held.has(agentId)) this.#setOffline(where.sessionId, agentId, Date.now(), null);
     for (const a of agents) {
       if (this.#online.get(a.id)?.relay === relay) continue;
+      // Records are only needed for sessions in memory: a relay joining a cluster of 10k agents must not read each of them.
+      if (!this.#sessions.has(a.sessionId)) {
+        this.#online.set(a.id, { relay, sessionId: a.sessionId });
+        continue;
+      }
       const record = await this.#o.store.agents.byId(a.id);
       if (record) this.#setOnline(record, relay);
     }

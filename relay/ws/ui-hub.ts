@@ -158,10 +158,10 @@ export class UiHub implements CaptureListener {
     }
   }
 
-  chunk(capture: CaptureRecord, seq: number, payload: Uint8Array): void {
+  chunk(captureId: string, seq: number, payload: Uint8Array): void {
     let frame: Uint8Array | undefined;
     for (const v of this.#viewers) {
-      const w = v.watches.get(capture.id);
+      const w = v.watches.get(captureId);
       if (!w || w.mode !== 'live') continue;
       if (w.cursor !== seq) {
         // Missed something (cannot happen in order, but never send a hole): catch up from the store.
@@ -169,7 +169,7 @@ export class UiHub implements CaptureListener {
         this.#schedulePump(v, 0);
         continue;
       }
-      frame ??= encodeCaptureChunk(capture.id, seq, payload);
+      frame ??= encodeCaptureChunk(captureId, seq, payload);
       w.cursor = seq + 1;
       this.#enqueue(v, frame);
     }

@@ -162,7 +162,7 @@ async function harness(t: TestContext, dir = mkdtempSync(join(tmpdir(), 'perisco
     service.setAgentLink(link);
     service.listen({
       state: (c: CaptureRecord) => states.set(c.id, [...(states.get(c.id) ?? []), c.status]),
-      chunk: (_c: CaptureRecord, seq: number, payload: Uint8Array) => forwarded.push({ seq, payload }),
+      chunk: (_id: string, seq: number, payload: Uint8Array) => forwarded.push({ seq, payload }),
       dumpResult: () => {},
     });
     services.push(service);

@@ -11,12 +11,13 @@ export function opsRoutes(s: RelayServices): Hono<AppEnv> {
   app.get('/healthz', async (c) => {
     const [store, bus] = await Promise.all([s.store.health(), s.bus.health()]);
     const problems = [...store.problems, ...(bus.problem ? [bus.problem] : [])];
+    const databaseReachable = !store.problems.some((p) => p.code === 'DATABASE_UNREACHABLE');
     const body = {
-      status: !store.ok && store.problems.some((p) => p.code === 'DATABASE_UNREACHABLE') ? 'unavailable' : problems.length > 0 ? 'degraded' : 'ok',
+      status: !databaseReachable ? 'unavailable' : problems.length > 0 ? 'degraded' : 'ok',
       relay: s.bus.relayId,
       protocol: PROTOCOL_VERSION,
       uptimeSeconds: Math.round((Date.now() - s.startedAt) / 1000),
-      database: { engine: store.engine, reachable: !store.problems.some((p) => p.code === 'DATABASE_UNREACHABLE') },
+      database: { engine: store.engine, reachable: databaseReachable },
       redis: { configured: bus.kind !== 'none', reachable: bus.ok },
       ...(problems.length > 0 ? { problems } : {}),
     };
